@@ -1,0 +1,113 @@
+// The only place that spawns processes (DESIGN.md "External processes"): argv arrays only, always a
+// cancel signal, a timeout and a forced kill; stderr is teed to debug events; failures are ToolErrors.
+import { execa, type ResultPromise } from "execa";
+import { asAbortError } from "../errors.js";
+import { ToolError, ToolMissingError } from "./tool-error.js";
+
+export type LineSink = (stream: "stdout" | "stderr", line: string) => void;
+
+export interface RunOptions {
+  signal: AbortSignal;
+  /** Milliseconds; 0 means no timeout (only for processes whose life the caller manages). */
+  timeoutMs?: number;
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  input?: string | Buffer;
+  /** Each line of output, as it arrives (for debug events and live logs). */
+  onLine?: LineSink;
+  /** Don't throw on a non-zero exit; the caller reads `exitCode`. */
+  reject?: boolean;
+  /** Install hint used when the program is missing. */
+  installHint?: string;
+  /** Redact these substrings from any error text. */
+  secrets?: string[];
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+const STDERR_TAIL_LINES = 15;
+
+export async function run(file: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+  const child = spawnTool(file, args, opts);
+  try {
+    const r = await child;
+    const exitCode = r.exitCode ?? 0;
+    return { exitCode, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
+  } catch (err) {
+    throw toToolError(file, args, err, opts);
+  }
+}
+
+/** Starts a long-lived process (a VM). The caller owns its life; the signal still kills it. */
+export function spawnTool(file: string, args: readonly string[], opts: RunOptions): ResultPromise {
+  const child = execa(file, [...args], {
+    cancelSignal: opts.signal,
+    timeout: opts.timeoutMs && opts.timeoutMs > 0 ? opts.timeoutMs : undefined,
+    forceKillAfterDelay: 3000,
+    cwd: opts.cwd,
+    env: opts.env,
+    extendEnv: true,
+    input: opts.input,
+    reject: opts.reject === false ? false : true,
+    stripFinalNewline: false,
+    stdin: opts.input === undefined ? "ignore" : "pipe",
+    buffer: true,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (opts.onLine) attachLines(child, opts.onLine);
+  return child;
+}
+
+function attachLines(child: ResultPromise, sink: LineSink): void {
+  for (const stream of ["stdout", "stderr"] as const) {
+    const s = child[stream];
+    if (!s) continue;
+    let buf = "";
+    s.on("data", (chunk: Buffer) => {
+      buf += chunk.toString("utf8");
+      let i: number;
+      while ((i = buf.indexOf("\n")) >= 0) {
+        sink(stream, buf.slice(0, i).replace(/\r$/, ""));
+        buf = buf.slice(i + 1);
+      }
+    });
+    s.on("end", () => {
+      if (buf) sink(stream, buf);
+      buf = "";
+    });
+  }
+}
+
+export function toToolError(file: string, args: readonly string[], err: unknown, opts: Pick<RunOptions, "signal" | "installHint" | "secrets">): Error {
+  const e = err as {
+    code?: string;
+    exitCode?: number;
+    stderr?: unknown;
+    isCanceled?: boolean;
+    timedOut?: boolean;
+    shortMessage?: string;
+  };
+  if (e.isCanceled || opts.signal.aborted) return asAbortError(opts.signal.reason);
+  if (e.code === "ENOENT") {
+    return new ToolMissingError(file, opts.installHint ?? `install ${file} and make sure it is on PATH`);
+  }
+  const command = redact([file, ...args].join(" "), opts.secrets);
+  const tail = redact(tailLines(String(e.stderr ?? ""), STDERR_TAIL_LINES), opts.secrets);
+  if (e.timedOut) return new ToolError(command, undefined, tail, `${command} timed out`);
+  return new ToolError(command, e.exitCode, tail);
+}
+
+export function tailLines(text: string, n: number): string {
+  const lines = text.replace(/\s+$/, "").split("\n");
+  return lines.slice(-n).join("\n");
+}
+
+function redact(text: string, secrets: string[] | undefined): string {
+  let out = text;
+  for (const s of secrets ?? []) if (s) out = out.split(s).join("***");
+  return out;
+}

@@ -1,0 +1,110 @@
+// The library never writes to stdout: it emits typed events; reporters render them
+// (DESIGN.md "Errors and output"). Secrets are redacted in one place: `EventBus.emit`.
+
+export type Level = "debug" | "info" | "warn" | "error";
+
+export type BuildEvent =
+  | { type: "log"; level: Level; message: string; source?: string }
+  | { type: "step-start"; step: string; index: number; total: number }
+  | { type: "step-end"; step: string; ok: boolean; durationMs: number; error?: string }
+  | { type: "progress"; task: string; done: number; total: number | undefined; unit: "bytes" | "percent" }
+  | { type: "progress-end"; task: string }
+  | { type: "output"; source: string; stream: "stdout" | "stderr"; line: string }
+  | { type: "cleanup"; what: string; ok: boolean; error?: string }
+  | { type: "artifact"; name: string; path: string; size: number; sha256: string }
+  | { type: "build-end"; ok: boolean; durationMs: number; error?: string; outputDir?: string };
+
+export type EventSink = (event: BuildEvent & { time: string }) => void;
+
+export class EventBus {
+  private readonly sinks: EventSink[] = [];
+  private readonly secrets = new Set<string>();
+
+  subscribe(sink: EventSink): () => void {
+    this.sinks.push(sink);
+    return () => {
+      const i = this.sinks.indexOf(sink);
+      if (i >= 0) this.sinks.splice(i, 1);
+    };
+  }
+
+  /** Register a secret (password, private key): every event text containing it is redacted. */
+  addSecret(secret: string | undefined): void {
+    if (secret && secret.length >= 4) this.secrets.add(secret);
+  }
+
+  get secretList(): string[] {
+    return [...this.secrets];
+  }
+
+  redact(text: string): string {
+    let out = text;
+    for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join("***");
+    return out;
+  }
+
+  emit(event: BuildEvent): void {
+    const redacted = this.redactEvent(event);
+    const stamped = { ...redacted, time: new Date().toISOString() };
+    for (const sink of this.sinks) sink(stamped);
+  }
+
+  log(level: Level, message: string, source?: string): void {
+    this.emit(source === undefined ? { type: "log", level, message } : { type: "log", level, message, source });
+  }
+  debug(message: string, source?: string): void {
+    this.log("debug", message, source);
+  }
+  info(message: string, source?: string): void {
+    this.log("info", message, source);
+  }
+  warn(message: string, source?: string): void {
+    this.log("warn", message, source);
+  }
+
+  private redactEvent(event: BuildEvent): BuildEvent {
+    if (this.secrets.size === 0) return event;
+    switch (event.type) {
+      case "log":
+        return { ...event, message: this.redact(event.message) };
+      case "output":
+        return { ...event, line: this.redact(event.line) };
+      case "step-end":
+      case "build-end":
+      case "cleanup":
+        return event.error === undefined ? event : { ...event, error: this.redact(event.error) };
+      default:
+        return event;
+    }
+  }
+}
+
+/** Reports byte progress as events, throttled so a fast copy doesn't flood reporters. */
+export function progressReporter(bus: EventBus, task: string, total: number | undefined): {
+  add(n: number): void;
+  set(n: number): void;
+  end(): void;
+} {
+  let done = 0;
+  let last = 0;
+  const push = (force: boolean) => {
+    const now = Date.now();
+    if (!force && now - last < 100) return;
+    last = now;
+    bus.emit({ type: "progress", task, done, total, unit: "bytes" });
+  };
+  return {
+    add(n) {
+      done += n;
+      push(false);
+    },
+    set(n) {
+      done = n;
+      push(false);
+    },
+    end() {
+      push(true);
+      bus.emit({ type: "progress-end", task });
+    },
+  };
+}

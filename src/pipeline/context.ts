@@ -1,0 +1,80 @@
+import type { EventBus } from "../log/events.js";
+import type { BuildSpec } from "../template/spec.js";
+import type { Communicator } from "../ssh/communicator.js";
+import type { Driver, VmHandle, DiskFile } from "./driver.js";
+import type { Journal } from "./journal.js";
+
+export interface SshKeyPair {
+  /** OpenSSH private key text (never logged). */
+  privateKey: string;
+  /** `ssh-ed25519 AAAA… comment` */
+  publicKey: string;
+  /** The private key written (0600) in the build dir, for `--debug` hints and ansible. */
+  privateKeyPath: string;
+}
+
+export interface ResolvedSource {
+  path: string;
+  sha256: string;
+  format: string;
+  /** Where it came from, for the manifest. */
+  location: string;
+}
+
+export interface Artifact {
+  name: string;
+  path: string;
+  size: number;
+  sha256: string;
+  format: string;
+}
+
+export interface StepTiming {
+  step: string;
+  durationMs: number;
+  ok: boolean;
+}
+
+export interface BuildOptions {
+  force: boolean;
+  onError: "cleanup" | "abort";
+  debug: boolean;
+}
+
+export interface Undo {
+  what: string;
+  fn: () => Promise<void> | void;
+  /** Only run when the build fails (e.g. remove a half-written output dir). */
+  onlyOnFailure: boolean;
+}
+
+/** What steps read and produce, typed (no string-keyed bag). */
+export interface BuildContext {
+  readonly spec: BuildSpec;
+  readonly driver: Driver;
+  readonly events: EventBus;
+  readonly journal: Journal;
+  readonly buildId: string;
+  /** Private working directory, removed when the build ends. */
+  readonly buildDir: string;
+  readonly options: BuildOptions;
+  readonly startedAt: number;
+
+  /** Register an undo; undone in reverse order when the build ends (or only on failure). */
+  defer(what: string, fn: () => Promise<void> | void, opts?: { onlyOnFailure?: boolean }): void;
+
+  source?: ResolvedSource;
+  sshKey?: SshKeyPair;
+  cidataIso?: string;
+  vm?: VmHandle;
+  sshEndpoint?: { host: string; port: number };
+  /** SHA256 fingerprint of the guest host key pinned at first connect. */
+  hostKeyFingerprint?: string;
+  ssh?: Communicator;
+  /** The VM's disk after shutdown, ready to export. */
+  disk?: DiskFile;
+  artifacts: Artifact[];
+  timings: StepTiming[];
+  /** Extra durations (convert, pack) for the manifest. */
+  durations: Record<string, number>;
+}

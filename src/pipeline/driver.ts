@@ -1,0 +1,87 @@
+// The driver contract (DESIGN.md "The driver contract"): small, with declared capabilities.
+// Concrete drivers live in drivers/ and `satisfies Driver`; src/ reaches them only through the
+// registry the CLI wires up.
+import type { EventBus } from "../log/events.js";
+import type { BuildSpec, DriverName, Firmware } from "../template/spec.js";
+import type { Journal } from "./journal.js";
+
+export type KeyEvent =
+  | { kind: "press"; key: string } // a named key, pressed and released
+  | { kind: "down"; key: string }
+  | { kind: "up"; key: string }
+  | { kind: "wait"; ms: number };
+
+export interface VmSpec {
+  /** Unique per build: drivers name their VM after it. */
+  name: string;
+  buildId: string;
+  /** The build's private working directory (removed at the end). */
+  buildDir: string;
+  /** Boot disk source (a cloud image): the driver overlays or copies it. */
+  sourceDisk: { path: string; format: string } | undefined;
+  /** Installer ISO (later: ISO installs). */
+  installerIso: string | undefined;
+  /** NoCloud seed ISO attached read-only. */
+  cidataIso: string | undefined;
+  /** Bytes; undefined keeps the source's size. */
+  diskSize: number | undefined;
+  firmware: Firmware;
+}
+
+export interface VmHandle {
+  readonly id: string;
+  readonly driver: DriverName;
+  /** The disk the VM writes to, when the driver has it locally. */
+  readonly diskPath?: string;
+  /** Where the serial console is logged, when the driver has one. */
+  readonly consoleLog?: string;
+}
+
+export type DiskFormat = "qcow2" | "raw" | "vmdk" | "vdi";
+
+export interface ExportRequest {
+  format: DiskFormat;
+  /** Absolute path of the file to write. */
+  path: string;
+  compression: "zlib" | "zstd" | "none";
+  /** For vmdk: streamOptimized for OVF/OVA. */
+  subformat?: "streamOptimized" | "monolithicSparse";
+}
+
+export interface DiskFile {
+  path: string;
+  format: DiskFormat;
+  size: number;
+  virtualSize: number;
+}
+
+export interface DriverCapabilities {
+  sources: Array<"cloud-image" | "iso" | "clone">;
+  keystrokes: boolean;
+  exports: Array<"qcow2" | "raw" | "vmdk" | "ovf" | "ova">;
+}
+
+export interface Driver {
+  readonly name: DriverName;
+  readonly capabilities: DriverCapabilities;
+  createVm(spec: VmSpec, signal: AbortSignal): Promise<VmHandle>;
+  start(vm: VmHandle, signal: AbortSignal): Promise<void>;
+  sendKeys?(vm: VmHandle, keys: KeyEvent[], signal: AbortSignal): Promise<void>;
+  sshEndpoint(vm: VmHandle, signal: AbortSignal): Promise<{ host: string; port: number }>;
+  /** Resolves when the VM is off. Waits `timeoutMs` for a guest-initiated power-off, then asks
+   *  (ACPI), then forces. */
+  shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void>;
+  /** Rejects when the VM stops unexpectedly (crash, guest power-off) while the build still needs it. */
+  exited?(vm: VmHandle): Promise<string>;
+  exportDisk(vm: VmHandle, to: ExportRequest, signal: AbortSignal): Promise<DiskFile>;
+  /** Safe on a half-created VM; idempotent. */
+  destroyVm(vm: VmHandle): Promise<void>;
+}
+
+export interface DriverFactoryContext {
+  spec: BuildSpec;
+  events: EventBus;
+  journal: Journal;
+}
+
+export type DriverFactory = (ctx: DriverFactoryContext) => Driver;

@@ -1,0 +1,8 @@
+import type { BuildContext } from "./context.js";
+
+// Packer's multistep, typed (DESIGN.md "The step contract"). A step acquires, then registers its
+// undo right away with ctx.defer.
+export interface Step {
+  readonly name: string;
+  run(ctx: BuildContext, signal: AbortSignal): Promise<void>;
+}
