@@ -69,10 +69,13 @@ function attachLines(child: ResultPromise, sink: LineSink): void {
     let buf = "";
     s.on("data", (chunk: Buffer) => {
       buf += chunk.toString("utf8");
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        sink(stream, buf.slice(0, i).replace(/\r$/, ""));
-        buf = buf.slice(i + 1);
+      // Split on CR too: progress printers (qemu-img -p) redraw a line with a bare "\r".
+      let m: RegExpExecArray | null;
+      while ((m = /\r?\n|\r/.exec(buf)) !== null) {
+        if (m[0] === "\r" && m.index === buf.length - 1) break; // maybe the first half of CRLF
+        const line = buf.slice(0, m.index);
+        buf = buf.slice(m.index + m[0].length);
+        if (line.length > 0 || m[0] !== "\r") sink(stream, line);
       }
     });
     s.on("end", () => {

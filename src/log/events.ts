@@ -80,7 +80,7 @@ export class EventBus {
 }
 
 /** Reports byte progress as events, throttled so a fast copy doesn't flood reporters. */
-export function progressReporter(bus: EventBus, task: string, total: number | undefined): {
+export function progressReporter(bus: EventBus, task: string, total: number | undefined, unit: "bytes" | "percent" = "bytes"): {
   add(n: number): void;
   set(n: number): void;
   end(): void;
@@ -91,7 +91,7 @@ export function progressReporter(bus: EventBus, task: string, total: number | un
     const now = Date.now();
     if (!force && now - last < 100) return;
     last = now;
-    bus.emit({ type: "progress", task, done, total, unit: "bytes" });
+    bus.emit({ type: "progress", task, done, total, unit });
   };
   return {
     add(n) {

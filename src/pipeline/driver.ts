@@ -18,7 +18,7 @@ export interface VmSpec {
   /** The build's private working directory (removed at the end). */
   buildDir: string;
   /** Boot disk source (a cloud image): the driver overlays or copies it. */
-  sourceDisk: { path: string; format: string } | undefined;
+  sourceDisk: { path: string; format: string | undefined } | undefined;
   /** Installer ISO (later: ISO installs). */
   installerIso: string | undefined;
   /** NoCloud seed ISO attached read-only. */

@@ -1,0 +1,70 @@
+// Pure argv builder for qemu-system (DESIGN.md "External processes"): every flag here is checked by
+// a table test; nothing in this file touches the system.
+
+export interface QemuCmdline {
+  name: string;
+  accel: "kvm" | "tcg";
+  machine: string;
+  cpus: number;
+  memoryMiB: number;
+  disk: { path: string; format: string };
+  cidataIso?: string | undefined;
+  installerIso?: string | undefined;
+  qmpSocket: string;
+  consoleLog: string;
+  sshHostPort: number;
+  guestSshPort: number;
+  headless: boolean;
+  firmware: { kind: "bios" } | { kind: "efi"; code: string; vars: string };
+  /** Exit instead of rebooting (used to detect the end of an OS install). */
+  noReboot?: boolean;
+  extraArgs: string[];
+}
+
+export function qemuArgs(c: QemuCmdline): string[] {
+  const args: string[] = [
+    "-name", `${c.name},process=${c.name}`,
+    "-machine", `type=${c.machine}`,
+    // Only -accel: combining it with -machine accel= makes QEMU exit (reference/qemu-cloud-init.md).
+    "-accel", c.accel,
+    // -cpu host needs KVM; under TCG "max" enables every feature TCG can emulate (a stock Debian
+    // kernel needs x86-64-v2 instructions that the default qemu64 model lacks).
+    "-cpu", c.accel === "kvm" ? "host" : "max",
+    "-smp", String(c.cpus),
+    "-m", String(c.memoryMiB),
+    "-nodefaults",
+    "-no-user-config",
+  ];
+  if (c.headless) args.push("-display", "none", "-vga", "std");
+  else args.push("-vga", "std");
+  args.push(
+    "-serial", `file:${c.consoleLog}`,
+    "-qmp", `unix:${c.qmpSocket},server=on,wait=off`,
+  );
+  if (c.firmware.kind === "efi") {
+    args.push(
+      "-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${c.firmware.code}`,
+      "-drive", `if=pflash,format=raw,unit=1,file=${c.firmware.vars}`,
+    );
+  }
+  // discard=unmap + detect-zeroes=unmap let the guest's fstrim shrink the image we export.
+  args.push(
+    "-drive", `file=${escapeOpt(c.disk.path)},if=virtio,format=${c.disk.format},discard=unmap,detect-zeroes=unmap,cache=writeback`,
+  );
+  if (c.cidataIso) args.push("-drive", `file=${escapeOpt(c.cidataIso)},if=virtio,format=raw,readonly=on`);
+  if (c.installerIso) args.push("-drive", `file=${escapeOpt(c.installerIso)},media=cdrom,readonly=on`);
+  args.push(
+    "-netdev", `user,id=n0,hostfwd=tcp:127.0.0.1:${c.sshHostPort}-:${c.guestSshPort}`,
+    "-device", "virtio-net-pci,netdev=n0",
+    // Early-boot key generation (sshd host keys) stalls without entropy.
+    "-device", "virtio-rng-pci",
+  );
+  if (c.noReboot) args.push("-no-reboot");
+  args.push(...c.extraArgs);
+  return args;
+}
+
+/** QEMU option values escape a comma by doubling it. */
+export function escapeOpt(value: string): string {
+  return value.replace(/,/g, ",,");
+}

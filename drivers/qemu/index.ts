@@ -1,0 +1,344 @@
+// The QEMU driver: qemu-img for disks, qemu-system for the VM, QMP for power and keys.
+import { copyFile, mkdir, readFile, rm, stat } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { ResultPromise } from "execa";
+import { BuildError, UserError } from "../../src/errors.js";
+import { spawnTool, tailLines } from "../../src/exec/run.js";
+import type { EventBus } from "../../src/log/events.js";
+import type { Driver, DriverFactoryContext, DiskFile, ExportRequest, KeyEvent, VmHandle, VmSpec } from "../../src/pipeline/driver.js";
+import type { Journal } from "../../src/pipeline/journal.js";
+import type { QemuSpec } from "../../src/template/spec.js";
+import { sleep } from "../../src/util/abort.js";
+import { freePort } from "../../src/util/net.js";
+import { chooseAccel, isKvmCrashLine, probeAccel, type AccelChoice } from "./accel.js";
+import { qemuArgs, type QemuCmdline } from "./cmdline.js";
+import { QmpClient } from "./qmp.js";
+import { convert, createDisk, createOverlay, imageInfo, resize } from "./qemu-img.js";
+
+const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+const QEMU_HINT = "apt-get install qemu-system-x86 qemu-utils";
+
+interface Running {
+  proc: ResultPromise;
+  pid: number;
+  exit: Promise<{ code: number | undefined; signal: string | undefined }>;
+  qmp?: QmpClient;
+  stderr: string[];
+  /** We asked it to stop (shutdown/destroy/restart): its exit is not a failure. */
+  expectingExit: boolean;
+  /** SIGTERM, then SIGKILL after the exec wrapper's grace period. */
+  kill: () => void;
+}
+
+interface VmState {
+  handle: VmHandle;
+  dir: string;
+  cmdline: QemuCmdline;
+  accel: AccelChoice;
+  running?: Running;
+  fellBackToTcg: boolean;
+  /** Rejects when the VM stops while the build still needs it. */
+  unexpectedExit: Promise<string>;
+  failUnexpected: (msg: string) => void;
+}
+
+export function createQemuDriver(ctx: DriverFactoryContext): Driver {
+  const spec = ctx.spec.drivers.qemu;
+  if (!spec) throw new UserError("DRIVER_NOT_CONFIGURED", "drivers.qemu: not configured in the template");
+  return new QemuDriver(spec, ctx.spec.ssh.port, ctx.events, ctx.journal);
+}
+
+export class QemuDriver implements Driver {
+  readonly name = "qemu" as const;
+  readonly capabilities = {
+    sources: ["cloud-image", "iso"] as Array<"cloud-image" | "iso">,
+    keystrokes: true,
+    exports: ["qcow2", "raw", "vmdk", "ovf", "ova"] as Array<"qcow2" | "raw" | "vmdk" | "ovf" | "ova">,
+  };
+  private readonly vms = new Map<string, VmState>();
+
+  constructor(
+    private readonly spec: QemuSpec,
+    private readonly guestSshPort: number,
+    private readonly events: EventBus,
+    private readonly journal: Journal,
+  ) {}
+
+  async createVm(vmSpec: VmSpec, signal: AbortSignal): Promise<VmHandle> {
+    const existing = this.vms.get(vmSpec.name);
+    if (existing) return existing.handle; // idempotent per build id
+    const dir = join(vmSpec.buildDir, "qemu");
+    await mkdir(dir, { recursive: true });
+    const diskPath = join(dir, "disk.qcow2");
+    const consoleLog = join(dir, "console.log");
+
+    if (vmSpec.sourceDisk) {
+      const src = vmSpec.sourceDisk;
+      const info = await imageInfo(src.path, signal, src.format);
+      const format = src.format ?? info.format; // detected once here, then passed explicitly
+      if (vmSpec.diskSize !== undefined && vmSpec.diskSize < info.virtualSize) {
+        throw new UserError("DISK_TOO_SMALL", `drivers.qemu.disk_size: ${vmSpec.diskSize} bytes is smaller than the source image's virtual size (${info.virtualSize} bytes)`);
+      }
+      if (this.spec.diskMode === "overlay") {
+        // The overlay leaves the cached source untouched; export reads through the backing chain.
+        await createOverlay(src.path, format, diskPath, vmSpec.diskSize, signal);
+      } else {
+        await convert({ src: src.path, srcFormat: format, dst: diskPath, format: "qcow2", compression: "none" }, this.events, "copy source disk", signal);
+        if (vmSpec.diskSize !== undefined) await resize(diskPath, "qcow2", vmSpec.diskSize, signal);
+      }
+    } else {
+      if (vmSpec.diskSize === undefined) throw new UserError("DISK_SIZE_REQUIRED", "drivers.qemu.disk_size: required for an installer ISO build");
+      await createDisk(diskPath, vmSpec.diskSize, signal);
+    }
+
+    let firmware: QemuCmdline["firmware"] = { kind: "bios" };
+    if (vmSpec.firmware === "efi") {
+      if (!existsSync(OVMF_CODE)) throw new UserError("OVMF_MISSING", `firmware: efi needs ${OVMF_CODE}`, { hint: "apt-get install ovmf" });
+      const vars = join(dir, "efivars.fd");
+      await copyFile(OVMF_VARS, vars); // per-VM copy: the guest writes its boot entries there
+      firmware = { kind: "efi", code: OVMF_CODE, vars };
+    }
+
+    const accel = chooseAccel(this.spec.accelerator, probeAccel());
+    if (accel.warning) this.events.warn(accel.warning, "qemu");
+    else this.events.info(`accelerator: ${accel.accel}`, "qemu");
+
+    const handle: VmHandle = { id: vmSpec.name, driver: "qemu", diskPath, consoleLog };
+    let failUnexpected: (msg: string) => void = () => undefined;
+    const unexpectedExit = new Promise<string>((_, reject) => {
+      failUnexpected = (msg) => reject(new BuildError("VM_EXITED", msg));
+    });
+    unexpectedExit.catch(() => undefined); // observed by whoever races it
+    this.vms.set(vmSpec.name, {
+      handle,
+      dir,
+      accel,
+      fellBackToTcg: false,
+      unexpectedExit,
+      failUnexpected,
+      cmdline: {
+        name: vmSpec.name,
+        accel: accel.accel,
+        machine: this.spec.machine,
+        cpus: this.spec.cpus,
+        memoryMiB: this.spec.memory,
+        disk: { path: diskPath, format: "qcow2" },
+        cidataIso: vmSpec.cidataIso,
+        installerIso: vmSpec.installerIso,
+        qmpSocket: join(dir, "qmp.sock"),
+        consoleLog,
+        sshHostPort: 0,
+        guestSshPort: this.guestSshPort,
+        headless: this.spec.headless,
+        firmware,
+        extraArgs: this.spec.extraArgs,
+      },
+    });
+    return handle;
+  }
+
+  async start(vm: VmHandle, signal: AbortSignal): Promise<void> {
+    const st = this.state(vm);
+    for (let attempt = 1; ; attempt++) {
+      st.cmdline.sshHostPort = this.spec.sshHostPort ?? (await freePort());
+      try {
+        await this.launch(st, signal);
+        return;
+      } catch (err) {
+        // Another process can take the port between freePort() and QEMU's bind: pick another.
+        const portRace = err instanceof BuildError && /host forwarding|Could not set up/i.test(err.message);
+        if (!portRace || this.spec.sshHostPort !== undefined || attempt >= 5) throw err;
+      }
+    }
+  }
+
+  private async launch(st: VmState, signal: AbortSignal): Promise<void> {
+    const args = qemuArgs(st.cmdline);
+    this.events.debug(`${this.spec.binary} ${args.join(" ")}`, "qemu");
+    await rm(st.cmdline.qmpSocket, { force: true });
+    const lifetime = new AbortController();
+    const proc = spawnTool(this.spec.binary, args, {
+      signal: lifetime.signal,
+      timeoutMs: 0,
+      reject: false,
+      installHint: QEMU_HINT,
+      onLine: (stream, line) => {
+        running.stderr.push(line);
+        if (running.stderr.length > 50) running.stderr.shift();
+        this.events.debug(line, `qemu[${stream}]`);
+        if (isKvmCrashLine(line)) void this.onKvmCrash(st, line);
+      },
+    });
+    const pid = proc.pid;
+    if (pid === undefined) {
+      const r = await proc.catch((e: unknown) => e as { code?: string });
+      if ((r as { code?: string }).code === "ENOENT") throw new UserError("TOOL_MISSING", `${this.spec.binary} not found on PATH`, { hint: QEMU_HINT });
+      throw new BuildError("QEMU_START", `${this.spec.binary} did not start`);
+    }
+    this.journal.add({ kind: "process", pid, match: st.handle.id });
+    const running: Running = {
+      proc,
+      pid,
+      stderr: [],
+      expectingExit: false,
+      kill: () => lifetime.abort(),
+      exit: proc.then(
+        (r) => ({ code: r.exitCode, signal: r.signal ?? undefined }),
+        (e: { exitCode?: number; signal?: string }) => ({ code: e.exitCode, signal: e.signal }),
+      ),
+    };
+    st.running = running;
+    void running.exit.then(async (r) => {
+      this.journal.done({ kind: "process", pid, match: st.handle.id });
+      if (running.expectingExit || st.running !== running) return;
+      const tail = await this.consoleTail(st.handle, 10);
+      st.failUnexpected(
+        `qemu exited unexpectedly (${r.signal ? `signal ${r.signal}` : `exit code ${r.code}`})` +
+          (running.stderr.length ? `: ${running.stderr.slice(-3).join(" | ")}` : "") +
+          (tail ? `\nserial console (last lines):\n${tail}` : ""),
+      );
+    });
+
+    // QMP: the socket shows up a moment after start; a quick exit (bad argv, port in use) shows
+    // up as the process ending first.
+    const qmp = await Promise.race([
+      QmpClient.connect(st.cmdline.qmpSocket, signal),
+      running.exit.then((r) => {
+        throw new BuildError("QEMU_START", `qemu exited at start (code ${r.code}): ${tailLines(running.stderr.join("\n"), 3)}`);
+      }),
+    ]);
+    running.qmp = qmp;
+    qmp.on("event", (e) => this.events.debug(`QMP event ${e.event}${e.data ? " " + JSON.stringify(e.data) : ""}`, "qemu"));
+    this.events.info(`VM ${st.handle.id} started (pid ${pid}, ${st.cmdline.accel}, ssh on 127.0.0.1:${st.cmdline.sshHostPort})`, "qemu");
+  }
+
+  private async onKvmCrash(st: VmState, line: string): Promise<void> {
+    if (!st.accel.fallbackToTcgOnCrash || st.fellBackToTcg || !st.running) {
+      st.failUnexpected(`the guest crashed under KVM: ${line}. This host's KVM cannot run it; set drivers.qemu.accelerator: tcg`);
+      return;
+    }
+    st.fellBackToTcg = true;
+    this.events.warn(`KVM cannot run this guest ("${line.trim()}"): restarting it under TCG. TCG software emulation is several times slower than KVM.`, "qemu");
+    await this.stopProcess(st.running, 0);
+    st.cmdline.accel = "tcg";
+    try {
+      await this.launch(st, new AbortController().signal);
+    } catch (err) {
+      st.failUnexpected(`restart under TCG failed: ${(err as Error).message}`);
+    }
+  }
+
+  async sshEndpoint(vm: VmHandle): Promise<{ host: string; port: number }> {
+    const st = this.state(vm);
+    if (!st.running) throw new BuildError("VM_NOT_RUNNING", `VM ${vm.id} is not running`);
+    return { host: "127.0.0.1", port: st.cmdline.sshHostPort };
+  }
+
+  exited(vm: VmHandle): Promise<string> {
+    return this.state(vm).unexpectedExit;
+  }
+
+  async sendKeys(vm: VmHandle, keys: KeyEvent[], signal: AbortSignal): Promise<void> {
+    const qmp = this.qmp(vm);
+    for (const k of keys) {
+      if (k.kind === "wait") await sleep(k.ms, signal);
+      else if (k.kind === "press") await qmp.execute("send-key", { keys: [{ type: "qcode", data: k.key }] });
+      else await qmp.execute("input-send-event", { events: [{ type: "key", data: { down: k.kind === "down", key: { type: "qcode", data: k.key } } }] });
+    }
+  }
+
+  async shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void> {
+    const st = this.state(vm);
+    const r = st.running;
+    if (!r) return;
+    r.expectingExit = true;
+    if (opts.guestInitiated) {
+      // QEMU exits when the guest powers off: the process exit is the event (no polling).
+      if (await this.waitExit(r, opts.timeoutMs, signal)) return;
+      this.events.warn(`the guest did not power off within ${Math.round(opts.timeoutMs / 1000)} s: pressing the ACPI power button`, "qemu");
+    }
+    await r.qmp?.execute("system_powerdown").catch(() => undefined);
+    if (await this.waitExit(r, opts.guestInitiated ? 60_000 : opts.timeoutMs, signal)) return;
+    this.events.warn("the guest ignored the ACPI power button: forcing power off", "qemu");
+    await this.stopProcess(r, 0);
+  }
+
+  async exportDisk(vm: VmHandle, to: ExportRequest, signal: AbortSignal): Promise<DiskFile> {
+    const st = this.state(vm);
+    if (st.running && !(await this.waitExit(st.running, 0, signal))) {
+      throw new BuildError("VM_RUNNING", `cannot export the disk of ${vm.id} while it runs`);
+    }
+    const o = { src: st.cmdline.disk.path, srcFormat: "qcow2", dst: to.path, format: to.format, compression: to.compression, ...(to.subformat ? { subformat: to.subformat } : {}) } as const;
+    await convert(o, this.events, `convert to ${to.format}`, signal);
+    const info = await imageInfo(to.path, signal, to.format);
+    const { size } = await stat(to.path);
+    return { path: to.path, format: to.format, size, virtualSize: info.virtualSize };
+  }
+
+  async destroyVm(vm: VmHandle): Promise<void> {
+    const st = this.vms.get(vm.id);
+    if (!st) return;
+    if (st.running) {
+      st.running.expectingExit = true;
+      await this.stopProcess(st.running, 5_000);
+    }
+    await rm(st.dir, { recursive: true, force: true });
+    this.vms.delete(vm.id);
+  }
+
+  async consoleTail(vm: VmHandle, lines: number): Promise<string> {
+    if (!vm.consoleLog) return "";
+    try {
+      const text = await readFile(vm.consoleLog, "utf8");
+      // Strip ANSI/VT escapes the firmware and kernel print; they garble a terminal.
+      return tailLines(text.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1bc/g, "").replace(/\r/g, ""), lines);
+    } catch {
+      return "";
+    }
+  }
+
+  /** The QMP connection of a running VM, for other modules (boot commands, tests). */
+  qmp(vm: VmHandle): QmpClient {
+    const q = this.state(vm).running?.qmp;
+    if (!q) throw new BuildError("VM_NOT_RUNNING", `VM ${vm.id} is not running`);
+    return q;
+  }
+
+  private async waitExit(r: Running, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const aborted = new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+    aborted.catch(() => undefined);
+    try {
+      return await Promise.race([r.exit.then(() => true), timeout, aborted]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Graceful QMP quit (flushes the image), then SIGTERM/SIGKILL through the exec wrapper. */
+  private async stopProcess(r: Running, graceMs: number): Promise<void> {
+    r.expectingExit = true;
+    const never = new AbortController().signal;
+    if (graceMs > 0 && r.qmp && !r.qmp.isClosed) {
+      await r.qmp.execute("quit").catch(() => undefined);
+      if (await this.waitExit(r, graceMs, never)) return;
+    }
+    r.kill();
+    await r.exit;
+    r.qmp?.close();
+  }
+
+  private state(vm: VmHandle): VmState {
+    const st = this.vms.get(vm.id);
+    if (!st) throw new BuildError("VM_UNKNOWN", `no such VM: ${vm.id}`);
+    return st;
+  }
+}

@@ -1,0 +1,111 @@
+// qemu-img through the exec wrapper. Argv builders are pure and table-tested.
+import { run } from "../../src/exec/run.js";
+import type { EventBus } from "../../src/log/events.js";
+import { progressReporter } from "../../src/log/events.js";
+
+const INSTALL_HINT = "apt-get install qemu-utils";
+
+export interface ImageInfo {
+  format: string;
+  virtualSize: number;
+  actualSize: number;
+  backingFile?: string;
+  compressionType?: string;
+  createType?: string;
+}
+
+export function overlayArgs(base: string, baseFormat: string, overlay: string, sizeBytes?: number): string[] {
+  const args = ["create", "-f", "qcow2", "-b", base, "-F", baseFormat, overlay];
+  if (sizeBytes !== undefined) args.push(String(sizeBytes));
+  return args;
+}
+
+export interface ConvertOptions {
+  src: string;
+  srcFormat?: string;
+  dst: string;
+  format: "qcow2" | "raw" | "vmdk" | "vdi";
+  compression?: "zlib" | "zstd" | "none";
+  /** vmdk subformat, e.g. streamOptimized */
+  subformat?: string;
+  /** Parallel coroutines with out-of-order writes: about 2x faster for compressed qcow2 here. */
+  parallel?: boolean;
+}
+
+export function convertArgs(o: ConvertOptions): string[] {
+  const args = ["convert", "-p"];
+  if (o.srcFormat) args.push("-f", o.srcFormat);
+  args.push("-O", o.format);
+  const opts: string[] = [];
+  if (o.format === "qcow2" && o.compression && o.compression !== "none") {
+    args.push("-c");
+    opts.push(`compression_type=${o.compression}`);
+  }
+  if (o.format === "vmdk" && o.subformat) opts.push(`subformat=${o.subformat}`);
+  if (opts.length) args.push("-o", opts.join(","));
+  // -W (out-of-order writes) is not allowed for streamOptimized VMDK, which must be written in order.
+  if (o.parallel !== false && !(o.format === "vmdk" && o.subformat === "streamOptimized")) args.push("-m", "8", "-W");
+  args.push(o.src, o.dst);
+  return args;
+}
+
+export async function imageInfo(path: string, signal: AbortSignal, format?: string): Promise<ImageInfo> {
+  const args = ["info", "--output=json"];
+  if (format) args.push("-f", format);
+  args.push(path);
+  const r = await run("qemu-img", args, { signal, timeoutMs: 60_000, installHint: INSTALL_HINT });
+  const j = JSON.parse(r.stdout) as Record<string, unknown>;
+  const spec = (j["format-specific"] as { data?: Record<string, unknown> } | undefined)?.data ?? {};
+  const info: ImageInfo = {
+    format: String(j.format),
+    virtualSize: Number(j["virtual-size"]),
+    actualSize: Number(j["actual-size"] ?? 0),
+  };
+  if (typeof j["backing-filename"] === "string") info.backingFile = j["backing-filename"];
+  if (typeof spec["compression-type"] === "string") info.compressionType = spec["compression-type"];
+  if (typeof spec["create-type"] === "string") info.createType = spec["create-type"];
+  return info;
+}
+
+export async function createOverlay(base: string, baseFormat: string, overlay: string, sizeBytes: number | undefined, signal: AbortSignal): Promise<void> {
+  await run("qemu-img", overlayArgs(base, baseFormat, overlay, sizeBytes), { signal, timeoutMs: 60_000, installHint: INSTALL_HINT });
+}
+
+export async function createDisk(path: string, sizeBytes: number, signal: AbortSignal): Promise<void> {
+  await run("qemu-img", ["create", "-f", "qcow2", path, String(sizeBytes)], { signal, timeoutMs: 60_000, installHint: INSTALL_HINT });
+}
+
+export async function resize(path: string, format: string, sizeBytes: number, signal: AbortSignal): Promise<void> {
+  await run("qemu-img", ["resize", "-f", format, path, String(sizeBytes)], { signal, timeoutMs: 60_000, installHint: INSTALL_HINT });
+}
+
+/** Converts with a progress bar fed from `qemu-img convert -p` ("    (12.34/100%)" lines). */
+export async function convert(o: ConvertOptions, events: EventBus, task: string, signal: AbortSignal): Promise<number> {
+  const started = performance.now();
+  const progress = progressReporter(events, task, 100, "percent");
+  try {
+    await run("qemu-img", convertArgs(o), {
+      signal,
+      timeoutMs: 0,
+      installHint: INSTALL_HINT,
+      onLine: (_s, line) => {
+        const pct = parseProgress(line);
+        if (pct !== undefined) progress.set(pct);
+      },
+    });
+  } finally {
+    progress.end();
+  }
+  return Math.round(performance.now() - started);
+}
+
+export function parseProgress(line: string): number | undefined {
+  const m = /\(\s*([0-9.]+)\/100%\)/.exec(line);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** `qemu-img check`: exit 0 clean, 3 leaks only; anything else is corruption. */
+export async function check(path: string, signal: AbortSignal): Promise<{ exitCode: number; output: string }> {
+  const r = await run("qemu-img", ["check", path], { signal, timeoutMs: 120_000, reject: false, installHint: INSTALL_HINT });
+  return { exitCode: r.exitCode, output: r.stdout + r.stderr };
+}

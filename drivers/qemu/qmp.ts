@@ -1,0 +1,159 @@
+// A small QMP client (JSON lines over a unix socket). Replies are matched by "id" because events can
+// arrive between a command and its reply (reference/qemu-cloud-init.md "QMP").
+import { connect, type Socket } from "node:net";
+import { EventEmitter } from "node:events";
+import { BuildError, asAbortError } from "../../src/errors.js";
+import { sleep } from "../../src/util/abort.js";
+
+export interface QmpEvent {
+  event: string;
+  data?: Record<string, unknown>;
+  timestamp?: { seconds: number; microseconds: number };
+}
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; command: string };
+
+export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: []; greeting: [] }> {
+  private buf = "";
+  private nextId = 1;
+  private readonly pending = new Map<string, Pending>();
+  private closed = false;
+
+  private constructor(private readonly sock: Socket) {
+    super();
+    sock.setEncoding("utf8");
+    sock.on("data", (chunk: string) => this.onData(chunk));
+    sock.on("close", () => this.onClose());
+    sock.on("error", () => this.onClose());
+  }
+
+  /** Connects, waits for the greeting and negotiates capabilities. Retries while the socket is not
+   *  there yet (QEMU creates it a moment after start). */
+  static async connect(path: string, signal: AbortSignal, timeoutMs = 15_000): Promise<QmpClient> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (signal.aborted) throw asAbortError(signal.reason);
+      try {
+        const sock = await openSocket(path);
+        const client = new QmpClient(sock);
+        await client.handshake(signal);
+        return client;
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if ((code !== "ENOENT" && code !== "ECONNREFUSED") || Date.now() > deadline) {
+          throw new BuildError("QMP_CONNECT", `cannot connect to QMP socket ${path}: ${(err as Error).message}`);
+        }
+        await sleep(50, signal);
+      }
+    }
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  async execute<T = unknown>(command: string, args?: Record<string, unknown>): Promise<T> {
+    if (this.closed) throw new BuildError("QMP_CLOSED", `QMP ${command}: connection closed`);
+    const id = `vmkiln-${this.nextId++}`;
+    const msg = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, command });
+      this.sock.write(JSON.stringify(msg) + "\r\n");
+    });
+  }
+
+  /** Resolves on the next event of that name. */
+  waitEvent(name: string, signal: AbortSignal): Promise<QmpEvent> {
+    return new Promise((resolve, reject) => {
+      const onEvent = (e: QmpEvent) => {
+        if (e.event !== name) return;
+        cleanup();
+        resolve(e);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(asAbortError(signal.reason));
+      };
+      const cleanup = () => {
+        this.off("event", onEvent);
+        signal.removeEventListener("abort", onAbort);
+      };
+      this.on("event", onEvent);
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+
+  private async handshake(signal: AbortSignal): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("no QMP greeting")), 10_000);
+      const onAbort = () => reject(asAbortError(signal.reason));
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.once("greeting", () => {
+        clearTimeout(t);
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
+    await this.execute("qmp_capabilities");
+  }
+
+  private onData(chunk: string): void {
+    this.buf += chunk;
+    let i: number;
+    while ((i = this.buf.indexOf("\n")) >= 0) {
+      const line = this.buf.slice(0, i).trim();
+      this.buf = this.buf.slice(i + 1);
+      if (line) this.onMessage(line);
+    }
+  }
+
+  private onMessage(line: string): void {
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    if ("QMP" in msg) {
+      this.emit("greeting");
+      return;
+    }
+    if (typeof msg.event === "string") {
+      this.emit("event", msg as unknown as QmpEvent);
+      return;
+    }
+    const id = typeof msg.id === "string" ? msg.id : undefined;
+    const p = id ? this.pending.get(id) : undefined;
+    if (!p || !id) return;
+    this.pending.delete(id);
+    if ("error" in msg) {
+      const e = msg.error as { class?: string; desc?: string };
+      p.reject(new BuildError("QMP_ERROR", `QMP ${p.command}: ${e.desc ?? "error"} (${e.class ?? "?"})`));
+    } else {
+      p.resolve(msg.return);
+    }
+  }
+
+  private onClose(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of this.pending.values()) p.reject(new BuildError("QMP_CLOSED", `QMP ${p.command}: connection closed`));
+    this.pending.clear();
+    this.emit("close");
+  }
+}
+
+function openSocket(path: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(path);
+    s.once("connect", () => {
+      s.off("error", reject);
+      resolve(s);
+    });
+    s.once("error", reject);
+  });
+}

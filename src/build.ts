@@ -1,0 +1,78 @@
+// The library entry for a build: context, journal, build dir, steps, cleanup.
+import { randomBytes } from "node:crypto";
+import type { EventBus } from "./log/events.js";
+import type { Artifact, BuildContext, BuildOptions, Undo } from "./pipeline/context.js";
+import type { DriverFactory } from "./pipeline/driver.js";
+import { Journal } from "./pipeline/journal.js";
+import { planSteps } from "./pipeline/plan.js";
+import { runSteps } from "./pipeline/runner.js";
+import { makeBuildDir, removeDir } from "./steps/prepare.js";
+import type { BuildSpec } from "./template/spec.js";
+import type { VmkilnError } from "./errors.js";
+
+export interface BuildRequest {
+  spec: BuildSpec;
+  driverFactory: DriverFactory;
+  events: EventBus;
+  signal: AbortSignal;
+  options: BuildOptions;
+}
+
+export interface BuildResult {
+  ok: boolean;
+  error?: VmkilnError;
+  artifacts: Artifact[];
+  outputDir: string;
+  durationMs: number;
+  buildId: string;
+}
+
+export function newBuildId(): string {
+  const t = new Date().toISOString().replace(/[-:T]/g, "").slice(0, 14);
+  return `${t}-${randomBytes(3).toString("hex")}`;
+}
+
+export async function build(req: BuildRequest): Promise<BuildResult> {
+  const startedAt = Date.now();
+  const buildId = newBuildId();
+  const journal = new Journal(buildId);
+  const undos: Undo[] = [];
+  const driver = req.driverFactory({ spec: req.spec, events: req.events, journal });
+  const steps = planSteps(req.spec, driver);
+
+  const buildDir = await makeBuildDir(buildId);
+  journal.add({ kind: "dir", path: buildDir });
+  undos.push({
+    what: `remove build dir ${buildDir}`,
+    onlyOnFailure: false,
+    fn: async () => {
+      await removeDir(buildDir);
+      journal.done({ kind: "dir", path: buildDir });
+    },
+  });
+
+  const ctx: BuildContext = {
+    spec: req.spec,
+    driver,
+    events: req.events,
+    journal,
+    buildId,
+    buildDir,
+    options: req.options,
+    startedAt,
+    artifacts: [],
+    timings: [],
+    durations: {},
+    defer(what, fn, opts) {
+      undos.push({ what, fn, onlyOnFailure: opts?.onlyOnFailure ?? false });
+    },
+  };
+  req.events.info(`build ${buildId}: ${req.spec.name} on ${driver.name} (build dir ${buildDir})`);
+  const r = await runSteps(ctx, undos, steps, req.signal);
+  // Keep the journal when something was deliberately left behind (--on-error=abort) so gc finds it.
+  if (r.ok || undos.length === 0) journal.close();
+  const durationMs = Date.now() - startedAt;
+  const result: BuildResult = { ok: r.ok, artifacts: ctx.artifacts, outputDir: req.spec.output.directory, durationMs, buildId };
+  if (r.error) result.error = r.error;
+  return result;
+}

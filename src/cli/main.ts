@@ -1,0 +1,146 @@
+// The CLI entry: the only place that catches and prints errors (DESIGN.md "Errors and output").
+import { Command, CommanderError, Option } from "commander";
+import { AbortError, TemplateError, VmkilnError } from "../errors.js";
+import { EventBus } from "../log/events.js";
+import { jsonReporter } from "../log/reporters/json.js";
+import { plainReporter } from "../log/reporters/plain.js";
+import { ttyReporter } from "../log/reporters/tty.js";
+import { VMKILN_VERSION } from "../artifact/manifest.js";
+import { buildCommand } from "./build.js";
+import { gcCommand } from "./gc.js";
+import type { CliIO } from "./io.js";
+import { packOvaCommand } from "./pack-ova.js";
+import { inspectCommand, schemaCommand, validateCommand } from "./validate.js";
+import { verifyCommand } from "./verify.js";
+
+export interface MainIO {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export async function main(argv: string[], io: MainIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts === 1) {
+      io.stderr.write(`\n${sig}: stopping; undoing what this build created (press Ctrl-C again to quit without cleanup)\n`);
+      controller.abort(new AbortError(`interrupted by ${sig}`));
+    } else {
+      io.stderr.write(`${sig}: quitting without cleanup; run 'vmkiln gc' later\n`);
+      process.exit(130);
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  const events = new EventBus();
+  let debug = argv.includes("--debug");
+  const cli: CliIO = {
+    out: (l) => io.stdout.write(l + "\n"),
+    err: (l) => io.stderr.write(l + "\n"),
+    events,
+    signal: controller.signal,
+  };
+  const attachReporter = (json: boolean) => {
+    if (json) events.subscribe(jsonReporter({ write: cli.out, debug }));
+    else if (io.stderr.isTTY) events.subscribe(ttyReporter({ stream: io.stderr, debug }));
+    else events.subscribe(plainReporter({ write: cli.err, debug }));
+  };
+
+  const program = new Command("vmkiln")
+    .description("Build virtual-machine images by driving hypervisors directly.")
+    .version(VMKILN_VERSION)
+    .option("--debug", "show debug output and stack traces")
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+
+  let code = 0;
+  const varOpts = (c: Command) =>
+    c.option("--var <k=v>", "set a variable (repeatable; -var also works)", collect, []).option("--var-file <file>", "read variables from a YAML/JSON file (repeatable)", collect, []);
+
+  varOpts(program.command("build <template>").description("build an image"))
+    .option("--only <driver>", "build with this driver only")
+    .option("--force", "replace an existing output directory")
+    .addOption(new Option("--on-error <mode>", "on failure: undo everything, or keep it for inspection").choices(["cleanup", "abort"]).default("cleanup"))
+    .option("--json", "JSON lines instead of human output")
+    .action(async (template: string, o: { json?: boolean; var: string[]; varFile: string[]; only?: string; force?: boolean; onError?: string }) => {
+      attachReporter(o.json ?? false);
+      code = await buildCommand(template, { ...o, debug }, cli);
+    });
+  varOpts(program.command("validate <template>").description("check a template; every problem at once"))
+    .option("--json", "JSON output")
+    .action(async (template: string, o: { var: string[]; varFile: string[]; json?: boolean }) => {
+      code = await validateCommand(template, o, cli);
+    });
+  varOpts(program.command("inspect <template>").description("print the normalized build spec"))
+    .action(async (template: string, o: { var: string[]; varFile: string[] }) => {
+      code = await inspectCommand(template, o, cli);
+    });
+  program.command("schema").description("print the template JSON Schema").action(() => {
+    code = schemaCommand(cli);
+  });
+  program
+    .command("pack-ova <input>")
+    .description("pack an OVF and its disks into a compliant OVA")
+    .option("-o, --output <file>", "the OVA to write")
+    .option("--json", "JSON output")
+    .action(async (input: string, o: { output?: string; json?: boolean }) => {
+      attachReporter(o.json ?? false);
+      code = await packOvaCommand(input, o, cli);
+    });
+  program
+    .command("verify <target>")
+    .description("check an OVA (or an OVF directory) against the import rules")
+    .option("--json", "JSON output")
+    .action(async (target: string, o: { json?: boolean }) => {
+      code = await verifyCommand(target, o, cli);
+    });
+  program
+    .command("gc")
+    .description("remove what killed builds left behind (VMs, temp dirs)")
+    .option("--dry-run", "only list")
+    .action(async (o: { dryRun?: boolean }) => {
+      code = await gcCommand(o, cli);
+    });
+
+  try {
+    await program.parseAsync(packerFlags(argv), { from: "user" });
+    debug = program.opts<{ debug?: boolean }>().debug ?? debug;
+    return code;
+  } catch (err) {
+    return report(err, debug, io, controller.signal);
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+function report(err: unknown, debug: boolean, io: MainIO, signal: AbortSignal): number {
+  if (err instanceof CommanderError) {
+    if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.exitCode === 0) return 0;
+    return 2; // commander already printed the usage error
+  }
+  if (signal.aborted && !(err instanceof VmkilnError && !(err instanceof AbortError))) {
+    io.stderr.write(`vmkiln: ${signal.reason instanceof Error ? signal.reason.message : "interrupted"}; cleaned up\n`);
+    return 130;
+  }
+  if (err instanceof VmkilnError) {
+    const msg = err instanceof TemplateError ? err.message : err.message;
+    io.stderr.write(`vmkiln: error: ${msg}\n`);
+    if (err.hint) io.stderr.write(`vmkiln: hint: ${err.hint}\n`);
+    if (debug && err.stack) io.stderr.write(err.stack + "\n");
+    return err.exitCode;
+  }
+  io.stderr.write(`vmkiln: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+  if (debug && err instanceof Error && err.stack) io.stderr.write(err.stack + "\n");
+  else io.stderr.write("vmkiln: run with --debug for the stack trace\n");
+  return 1;
+}
+
+/** Packer spells them `-var k=v` and `-var-file f`; commander only takes one-letter short flags. */
+export function packerFlags(argv: string[]): string[] {
+  return argv.map((a) => (a === "-var" || a === "-var-file" || a.startsWith("-var=") || a.startsWith("-var-file=") ? "-" + a : a));
+}

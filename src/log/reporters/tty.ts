@@ -1,0 +1,54 @@
+// TTY reporter: per-step lines with durations and live progress bars (download, convert, pack).
+import cliProgress from "cli-progress";
+import type { EventSink } from "../events.js";
+import { bytes, formatPlain } from "./plain.js";
+
+export function ttyReporter(o: { stream: NodeJS.WriteStream; debug: boolean }): EventSink {
+  const multi = new cliProgress.MultiBar(
+    {
+      stream: o.stream,
+      clearOnComplete: true,
+      hideCursor: true,
+      format: (options, params, payload: { task: string; unit: string }) => {
+        const width = options.barsize ?? 30;
+        const filled = Math.round(params.progress * width);
+        const bar = "█".repeat(filled) + "░".repeat(width - filled);
+        const amount = payload.unit === "bytes" ? `${bytes(params.value)}/${bytes(params.total)}` : `${Math.round(params.value)}%`;
+        return `    ${payload.task} ${bar} ${amount} ${Math.round(params.progress * 100)}%`;
+      },
+    },
+    cliProgress.Presets.shades_grey,
+  );
+  const bars = new Map<string, cliProgress.SingleBar>();
+  const color = (code: number, s: string) => `\x1b[${code}m${s}\x1b[0m`;
+  return (e) => {
+    if (e.type === "progress") {
+      let bar = bars.get(e.task);
+      if (!bar) {
+        bar = multi.create(e.total ?? 100, 0, { task: e.task, unit: e.unit });
+        bars.set(e.task, bar);
+      }
+      if (e.total !== undefined) bar.setTotal(e.total);
+      bar.update(e.done, { task: e.task, unit: e.unit });
+      return;
+    }
+    if (e.type === "progress-end") {
+      const bar = bars.get(e.task);
+      if (bar) {
+        bar.stop();
+        multi.remove(bar);
+        bars.delete(e.task);
+      }
+      if (bars.size === 0) multi.stop();
+      return;
+    }
+    let line = formatPlain(e, o.debug);
+    if (line === undefined) return;
+    if (e.type === "step-start") line = color(1, line);
+    else if (e.type === "log" && e.level === "warn") line = color(33, line);
+    else if (e.type === "log" && e.level === "error") line = color(31, line);
+    else if (e.type === "step-end" && !e.ok) line = color(31, line);
+    if (bars.size > 0) multi.log(line + "\n");
+    else o.stream.write(line + "\n");
+  };
+}

@@ -1,0 +1,27 @@
+import type { BuildContext } from "../pipeline/context.js";
+import type { Step } from "../pipeline/step.js";
+import { waitForSsh } from "../ssh/wait.js";
+
+export async function connectSsh(ctx: BuildContext, signal: AbortSignal, timeoutMs: number): Promise<void> {
+  const vm = ctx.vm!;
+  const endpoint = ctx.sshEndpoint ?? (await ctx.driver.sshEndpoint(vm, signal));
+  const consoleTail = (ctx.driver as { consoleTail?: (vm: unknown, n: number) => Promise<string> }).consoleTail;
+  const r = await waitForSsh({
+    target: { host: endpoint.host, port: endpoint.port, username: ctx.spec.ssh.username, privateKey: ctx.sshKey?.privateKey, password: ctx.spec.ssh.password },
+    timeoutMs,
+    pinned: ctx.hostKeyFingerprint,
+    events: ctx.events,
+    signal,
+    vmExited: ctx.driver.exited?.(vm),
+    ...(consoleTail ? { consoleTail: () => consoleTail.call(ctx.driver, vm, 25) } : {}),
+  });
+  ctx.hostKeyFingerprint ??= r.hostKey;
+  ctx.ssh = r.session;
+  ctx.durations["ssh_banner_ms"] ??= r.bannerAtMs;
+  ctx.defer("close ssh", () => r.session.close());
+}
+
+export const waitSshStep: Step = {
+  name: "wait for ssh",
+  run: (ctx, signal) => connectSsh(ctx, signal, ctx.spec.ssh.timeoutMs),
+};
