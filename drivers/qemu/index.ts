@@ -14,6 +14,7 @@ import { freePort } from "../../src/util/net.js";
 import { chooseAccel, isKvmCrashLine, probeAccel, type AccelChoice } from "./accel.js";
 import { qemuArgs, type QemuCmdline } from "./cmdline.js";
 import { QmpClient } from "./qmp.js";
+import { toSendKeyCalls } from "./qcodes.js";
 import { convert, createDisk, createOverlay, imageInfo, resize } from "./qemu-img.js";
 
 const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
@@ -242,10 +243,9 @@ export class QemuDriver implements Driver {
 
   async sendKeys(vm: VmHandle, keys: KeyEvent[], signal: AbortSignal): Promise<void> {
     const qmp = this.qmp(vm);
-    for (const k of keys) {
-      if (k.kind === "wait") await sleep(k.ms, signal);
-      else if (k.kind === "press") await qmp.execute("send-key", { keys: [{ type: "qcode", data: k.key }] });
-      else await qmp.execute("input-send-event", { events: [{ type: "key", data: { down: k.kind === "down", key: { type: "qcode", data: k.key } } }] });
+    for (const call of toSendKeyCalls(keys)) {
+      if ("waitMs" in call) await sleep(call.waitMs, signal);
+      else await qmp.execute("send-key", call.holdTimeMs === undefined ? { keys: call.keys } : { keys: call.keys, "hold-time": call.holdTimeMs });
     }
   }
 

@@ -5,11 +5,9 @@ import type { EventBus } from "../log/events.js";
 import type { BuildSpec, DriverName, Firmware } from "../template/spec.js";
 import type { Journal } from "./journal.js";
 
-export type KeyEvent =
-  | { kind: "press"; key: string } // a named key, pressed and released
-  | { kind: "down"; key: string }
-  | { kind: "up"; key: string }
-  | { kind: "wait"; ms: number };
+import type { KeyEvent } from "../bootcommand/events.js";
+
+export type { KeyEvent };
 
 export interface VmSpec {
   /** Unique per build: drivers name their VM after it. */

@@ -6,34 +6,9 @@ import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { sha256File, sha256sums } from "../artifact/sums.js";
 import { buildManifest } from "../artifact/manifest.js";
-import { UserError } from "../errors.js";
 import { progressReporter } from "../log/events.js";
-import type { BuildContext } from "../pipeline/context.js";
 import type { Step } from "../pipeline/step.js";
-import type { OutputFormat } from "../template/spec.js";
-
-export type FormatExporter = (ctx: BuildContext, stagingDir: string, signal: AbortSignal) => Promise<Array<{ path: string; format: string }>>;
-
-const exporters = new Map<OutputFormat, FormatExporter>();
-
-/** OVA/OVF/VMDK exporters register here (artifact/ modules), keeping this step format-agnostic. */
-export function registerExporter(format: OutputFormat, fn: FormatExporter): void {
-  exporters.set(format, fn);
-}
-
-registerExporter("qcow2", async (ctx, dir, signal) => {
-  const path = join(dir, `${ctx.spec.output.basename}.qcow2`);
-  const started = performance.now();
-  await ctx.driver.exportDisk(ctx.vm!, { format: "qcow2", path, compression: ctx.spec.output.compression }, signal);
-  ctx.durations["convert_qcow2_ms"] = Math.round(performance.now() - started);
-  return [{ path, format: "qcow2" }];
-});
-
-registerExporter("raw", async (ctx, dir, signal) => {
-  const path = join(dir, `${ctx.spec.output.basename}.raw`);
-  await ctx.driver.exportDisk(ctx.vm!, { format: "raw", path, compression: "none" }, signal);
-  return [{ path, format: "raw" }];
-});
+import { EXPORTERS } from "./export-formats.js";
 
 export function stagingDirFor(outputDir: string, buildId: string): string {
   return join(dirname(outputDir), `.${buildId}.vmkiln-partial`);
@@ -53,16 +28,16 @@ export const exportStep: Step = {
     await mkdir(staging, { recursive: true });
 
     for (const format of out.formats) {
-      const fn = exporters.get(format);
-      if (!fn) throw new UserError("FORMAT_UNSUPPORTED", `output.formats: ${format} is not supported by this build`);
-      for (const file of await fn(ctx, staging, signal)) {
+      for (const file of await EXPORTERS[format](ctx, staging, signal)) {
         const name = file.path.slice(staging.length + 1);
-        const already = ctx.artifacts.find((a) => a.name === name);
-        if (already) continue;
+        if (file.artifact === false || ctx.artifacts.some((a) => a.name === name)) continue;
         const { size } = await stat(file.path);
-        const p = progressReporter(ctx.events, `sha256 ${name}`, size);
-        const sha256 = await sha256File(file.path, signal, (n) => p.add(n));
-        p.end();
+        let sha256 = file.sha256;
+        if (sha256 === undefined) {
+          const p = progressReporter(ctx.events, `sha256 ${name}`, size);
+          sha256 = await sha256File(file.path, signal, (n) => p.add(n));
+          p.end();
+        }
         ctx.artifacts.push({ name, path: join(out.directory, name), size, sha256, format: file.format });
       }
     }

@@ -1,6 +1,7 @@
 // Validated raw template (snake_case, units converted) → BuildSpec: defaults filled, paths absolute,
 // camelCase. Total on schema-valid input; cross-field rules have already run (rules.ts).
 
+import { DEFAULT_VMX_VERSION } from "../artifact/ovf.js";
 import { homedir } from "node:os";
 import path from "node:path";
 import type { RawTemplate } from "./schema.js";
@@ -66,6 +67,7 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
       formats: dedupe(output.formats ?? ["qcow2"]),
       compression: output.compression ?? "zlib",
       basename: output.basename ?? raw.name,
+      ova: { osType: output.ova?.os_type ?? "linux", vmxVersion: output.ova?.vmx_version ?? DEFAULT_VMX_VERSION },
     },
   };
 }

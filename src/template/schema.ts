@@ -3,6 +3,7 @@
 // Cross-field rules (exactly-one-of, files exist, driver capabilities) live in rules.ts; defaults and
 // path resolution in normalize.ts. Descriptions here are what an editor shows on hover.
 
+import { OS_TYPES, DEFAULT_VMX_VERSION } from "../artifact/ovf.js";
 import * as z from "zod";
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./duration.js";
 
@@ -323,6 +324,25 @@ const output = z
         .regex(NAME_PATTERN, { message: "must contain only letters, digits, '.', '_' and '-'" })
         .optional()
         .meta({ description: "Base file name of artifacts.", default: "${name}" }),
+      ova: z
+        .strictObject(
+          {
+            os_type: z
+              .enum(Object.keys(OS_TYPES) as [string, ...string[]])
+              .optional()
+              .meta({ description: "Guest OS written into the OVF (OperatingSystemSection, vmw:osType).", default: "linux" }),
+            vmx_version: z
+              .number({ error: expecting("a number") })
+              .int()
+              .min(7)
+              .max(21)
+              .optional()
+              .meta({ description: "VirtualSystemType vmx-NN: the oldest vSphere hardware family that must import it.", default: DEFAULT_VMX_VERSION }),
+          },
+          { error: expecting("a mapping") },
+        )
+        .optional()
+        .meta({ description: "OVF/OVA descriptor settings." }),
     },
     { error: expecting("a mapping") },
   )

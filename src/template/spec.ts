@@ -116,6 +116,8 @@ export interface OutputSpec {
   compression: Compression;
   /** Base file name of artifacts (defaults to the template name). */
   basename: string;
+  /** OVF descriptor settings for the ovf/ova formats. */
+  ova: { osType: string; vmxVersion: number };
 }
 
 export interface BuildSpec {

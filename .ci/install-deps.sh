@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Host packages vmkiln and its tests need, from Debian 12's archive. Run as root (or with sudo).
+#   run time:   qemu-system-x86 qemu-utils ovmf (EFI guests)
+#   fixture:    debootstrap extlinux syslinux-common fdisk e2fsprogs (fixtures/guest/build.sh)
+#   tests only: genisoimage (isoinfo) xorriso mtools dosfstools (independent readers of our ISO/FAT
+#               writers), openssh-client, ansible-core, golang-go + govmomi (vcsim harness)
+set -euo pipefail
+pkgs=(
+  qemu-system-x86 qemu-utils ovmf
+  debootstrap extlinux syslinux-common syslinux-utils isolinux fdisk e2fsprogs util-linux
+  genisoimage xorriso mtools dosfstools openssh-client ca-certificates procps
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,156 @@
+// The OVA writer: a GNU tar with the OVF first, then the .mf, then the disks in References order
+// (ova.md "Tar"; bottlerocket PR 1719, osbuild/image-builder 431: vSphere URL import, ovftool and
+// Workstation fail when the OVF is not first), plus `<name>.ova.sha256` in `sha256sum -c` format
+// (hashicorp/packer 5442).
+//
+// Each disk is read exactly once here: its bytes go from one read stream into the tar while two
+// hashes run - the OVA's (for .ova.sha256) and the disk's, checked against the digest the caller put
+// in the .mf (computed when the VMDK was produced, see vmdk.ts for why it must exist beforehand). A
+// mismatch means the file changed since: the partial OVA is deleted. stream.pipeline gives backpressure,
+// so memory stays flat (~1 MiB chunks) whatever the disk size.
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { rename, rm, stat, writeFile } from "node:fs/promises";
+import { basename } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { BuildError, asAbortError, throwIfAborted } from "../errors.js";
+import { progressReporter, type EventBus } from "../log/events.js";
+import { READ_CHUNK, sha256Hex } from "./digest.js";
+import { formatManifest } from "./manifest-mf.js";
+import { END_OF_ARCHIVE, checkMemberName, encodeGnuHeader, paddingFor } from "./tar-header.js";
+
+export interface OvaDisk {
+  /** Member name (bare basename, as in the OVF's File ovf:href). */
+  name: string;
+  path: string;
+  /** Lowercase hex SHA-256 of the file, known before packing (goes into the .mf). */
+  sha256: string;
+  size: number;
+}
+
+export interface WriteOvaOptions {
+  out: string;
+  ovfName: string;
+  ovfXml: string;
+  disks: OvaDisk[];
+  events: EventBus;
+  signal: AbortSignal;
+  /** Member mtime (seconds); defaults to SOURCE_DATE_EPOCH or now. */
+  mtime?: number;
+}
+
+export interface WriteOvaResult {
+  path: string;
+  size: number;
+  sha256: string;
+  durationMs: number;
+  /** Member names in tar order. */
+  members: string[];
+}
+
+/** Thrown when a disk's bytes do not match the digest written in the .mf. */
+export class DigestMismatchError extends BuildError {
+  constructor(
+    readonly member: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super("DIGEST_MISMATCH", `${member}: SHA-256 is ${actual}, but the manifest says ${expected} (the file changed or the manifest is wrong)`);
+  }
+}
+
+export function manifestName(ovfName: string): string {
+  return ovfName.replace(/\.ovf$/i, "") + ".mf";
+}
+
+export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
+  const { out, ovfName, disks, events, signal } = opts;
+  const started = Date.now();
+  throwIfAborted(signal);
+  const ovf = Buffer.from(opts.ovfXml, "utf8");
+  const mfName = manifestName(ovfName);
+  const mf = Buffer.from(
+    formatManifest([{ name: ovfName, sha256: sha256Hex(ovf) }, ...disks.map((d) => ({ name: d.name, sha256: d.sha256 }))]),
+    "utf8",
+  );
+  const names = [ovfName, mfName, ...disks.map((d) => d.name)];
+  checkNames(names, ovfName);
+  const mtime = opts.mtime ?? (Number(process.env["SOURCE_DATE_EPOCH"]) || Math.floor(Date.now() / 1000));
+
+  const partial = `${out}.partial`;
+  const sumFile = `${out}.sha256`;
+  const ovaHash = createHash("sha256");
+  let written = 0;
+  const total = 3 * 512 + ovf.length + mf.length + disks.reduce((n, d) => n + 512 + d.size + 512, 1024);
+  const progress = progressReporter(events, `pack ${basename(out)}`, total);
+
+  function* emit(buf: Buffer): Generator<Buffer> {
+    if (buf.length === 0) return;
+    ovaHash.update(buf);
+    written += buf.length;
+    progress.add(buf.length);
+    yield buf;
+  }
+  function* member(name: string, data: Buffer): Generator<Buffer> {
+    yield* emit(encodeGnuHeader({ name, size: data.length, mtime }));
+    yield* emit(data);
+    yield* emit(paddingFor(data.length));
+  }
+  async function* diskMember(d: OvaDisk): AsyncGenerator<Buffer> {
+    yield* emit(encodeGnuHeader({ name: d.name, size: d.size, mtime }));
+    const diskHash = createHash("sha256");
+    let seen = 0;
+    // `end` bounds the read at the declared size: a file that grew would otherwise corrupt the tar.
+    const rs = createReadStream(d.path, { highWaterMark: READ_CHUNK, end: d.size === 0 ? undefined : d.size - 1, signal });
+    if (d.size > 0) {
+      for await (const chunk of rs as AsyncIterable<Buffer>) {
+        diskHash.update(chunk);
+        seen += chunk.length;
+        yield* emit(chunk);
+      }
+    } else rs.destroy();
+    if (seen !== d.size) throw new BuildError("DISK_SIZE_CHANGED", `${d.path}: expected ${d.size} bytes, read ${seen}`);
+    const actual = diskHash.digest("hex");
+    if (actual !== d.sha256.toLowerCase()) throw new DigestMismatchError(d.name, d.sha256.toLowerCase(), actual);
+    yield* emit(paddingFor(d.size));
+  }
+  async function* archive(): AsyncGenerator<Buffer> {
+    yield* member(ovfName, ovf);
+    yield* member(mfName, mf);
+    for (const d of disks) yield* diskMember(d);
+    yield* emit(END_OF_ARCHIVE);
+  }
+
+  try {
+    for (const d of disks) {
+      const st = await stat(d.path);
+      if (st.size !== d.size) throw new BuildError("DISK_SIZE_CHANGED", `${d.path}: has ${st.size} bytes, expected ${d.size}`);
+    }
+    await pipeline(archive(), createWriteStream(partial), { signal });
+    const sha256 = ovaHash.digest("hex");
+    await rename(partial, out);
+    await writeFile(`${sumFile}.partial`, `${sha256}  ${basename(out)}\n`);
+    await rename(`${sumFile}.partial`, sumFile);
+    const result = { path: out, size: written, sha256, durationMs: Date.now() - started, members: names };
+    events.emit({ type: "artifact", name: basename(out), path: out, size: written, sha256 });
+    return result;
+  } catch (err) {
+    await rm(partial, { force: true });
+    await rm(`${sumFile}.partial`, { force: true });
+    if (signal.aborted) throw asAbortError(signal.reason);
+    throw err;
+  } finally {
+    progress.end();
+  }
+}
+
+function checkNames(names: string[], ovfName: string): void {
+  if (!/\.ovf$/i.test(ovfName)) throw new BuildError("OVA_MEMBER_NAME", `OVF member ${ovfName} must end in .ovf`);
+  const seen = new Set<string>();
+  for (const n of names) {
+    const problem = checkMemberName(n);
+    if (problem) throw new BuildError("OVA_MEMBER_NAME", `OVA member ${JSON.stringify(n)}: ${problem}`);
+    if (seen.has(n)) throw new BuildError("OVA_MEMBER_NAME", `OVA member ${n} appears twice`);
+    seen.add(n);
+  }
+}

@@ -1,0 +1,84 @@
+// Boots a disk image (an exported artifact) as a user would: a fresh cidata seed with another user
+// and key, through the real QEMU driver; the image itself is never modified (qcow2 overlay).
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { QemuDriver } from "../../drivers/qemu/index.js";
+import { EventBus } from "../../src/log/events.js";
+import { writeCidataIso } from "../../src/media/cidata.js";
+import { Journal } from "../../src/pipeline/journal.js";
+import type { VmHandle } from "../../src/pipeline/driver.js";
+import { generateBuildKey } from "../../src/ssh/keys.js";
+import type { SshSession } from "../../src/ssh/session.js";
+import { waitForSsh } from "../../src/ssh/wait.js";
+
+export interface BootedVm {
+  ssh: SshSession;
+  hostKey: string;
+  username: string;
+  port: number;
+  privateKeyPath: string;
+  /** Runs a command, returns stdout; throws on failure. */
+  sh(cmd: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function bootImage(image: string, opts: { username?: string; format?: string; timeoutMs?: number; log?: boolean } = {}): Promise<BootedVm> {
+  const username = opts.username ?? "tester";
+  const dir = await mkdtemp(join(tmpdir(), "vmkiln-boot-"));
+  const events = new EventBus();
+  if (opts.log ?? process.env.VMKILN_TEST_VERBOSE) events.subscribe((e) => e.type === "log" && process.stderr.write(`[boot] ${e.message}\n`));
+  const journal = new Journal(`test-boot-${Date.now()}`);
+  const driver = new QemuDriver(
+    { accelerator: "auto", cpus: 2, memory: 1024, diskSize: undefined, diskMode: "overlay", firmware: "bios", machine: "q35", binary: "qemu-system-x86_64", sshHostPort: undefined, headless: true, extraArgs: [] },
+    22,
+    events,
+    journal,
+  );
+  let vm: VmHandle | undefined;
+  const stop = async () => {
+    if (vm) await driver.destroyVm(vm);
+    await rm(dir, { recursive: true, force: true });
+    journal.close();
+  };
+  try {
+    const key = await generateBuildKey(dir, "vmkiln-test");
+    const cidata = join(dir, "cidata.iso");
+    await writeCidataIso(cidata, {
+      metaData: stringify({ "instance-id": `boot-${Date.now()}`, "local-hostname": "booted" }),
+      userData: "#cloud-config\n" + stringify({ users: ["default", { name: username, shell: "/bin/bash", sudo: "ALL=(ALL) NOPASSWD:ALL", ssh_authorized_keys: [key.publicKey] }] }),
+      networkConfig: "",
+    });
+    const signal = new AbortController().signal;
+    vm = await driver.createVm(
+      { name: `vmkiln-boot-${Date.now()}`, buildId: "boot", buildDir: dir, sourceDisk: { path: image, format: opts.format }, installerIso: undefined, cidataIso: cidata, diskSize: undefined, firmware: "bios" },
+      signal,
+    );
+    await driver.start(vm, signal);
+    const ep = await driver.sshEndpoint(vm);
+    const r = await waitForSsh({
+      target: { host: ep.host, port: ep.port, username, privateKey: key.privateKey },
+      timeoutMs: opts.timeoutMs ?? 300_000,
+      events,
+      signal,
+      vmExited: driver.exited(vm),
+      consoleTail: () => driver.consoleTail(vm!, 30),
+    });
+    return {
+      ssh: r.session,
+      hostKey: r.hostKey,
+      username,
+      port: ep.port,
+      privateKeyPath: key.privateKeyPath,
+      sh: (cmd) => r.session.capture(cmd, { signal, timeoutMs: 120_000 }),
+      stop: async () => {
+        await r.session.close();
+        await stop();
+      },
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

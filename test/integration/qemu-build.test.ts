@@ -1,0 +1,98 @@
+// Issue 2 acceptance: build the README's example on the fixture guest (real QEMU, cloud-init, SSH),
+// then boot the exported qcow2 as a user would and check what the build promised.
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bootImage, type BootedVm } from "../helpers/boot.js";
+import { runCli, REPO, type CliResult } from "../helpers/cli.js";
+import { ensureFixtureGuest } from "../helpers/fixture.js";
+import { qemuProcesses } from "../helpers/processes.js";
+
+const EXAMPLE = join(REPO, "fixtures/examples/qemu-cloud-image.yaml");
+
+describe("qemu: cloud image → provisioned, generalized qcow2", () => {
+  let work: string;
+  let out: string;
+  let res: CliResult;
+  let booted: BootedVm | undefined;
+
+  beforeAll(async () => {
+    const image = await ensureFixtureGuest();
+    work = await mkdtemp(join(tmpdir(), "vmkiln-it-"));
+    out = join(work, "out");
+    res = await runCli(["build", EXAMPLE, "--json", "-var", `output_dir=${out}`], { VMKILN_FIXTURE_IMAGE: image });
+    if (res.code !== 0) console.error(res.stderr.slice(-4000));
+  });
+
+  afterAll(async () => {
+    await booted?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+    expect(qemuProcesses()).toEqual([]);
+  });
+
+  const logs = () => res.events.filter((e) => e.type === "log").map((e) => String(e.message));
+  const outputLines = () => res.events.filter((e) => e.type === "output").map((e) => String(e.line));
+
+  it("exits 0 and reports every step with a duration", () => {
+    expect(res.code, res.stderr.slice(-2000)).toBe(0);
+    const ends = res.events.filter((e) => e.type === "step-end");
+    expect(ends.map((e) => e.step)).toEqual(["prepare", "fetch source", "ssh key", "cidata", "create vm", "start vm", "wait for ssh", "provision", "generalize", "shutdown", "export"]);
+    for (const e of ends) expect(typeof e.durationMs).toBe("number");
+    // The fallback to TCG on this kvm-pvm host is loud, never silent.
+    if (existsSync("/sys/module/kvm_pvm")) expect(res.events.some((e) => e.type === "log" && e.level === "warn" && /falling back to TCG/.test(String(e.message)))).toBe(true);
+  });
+
+  it("writes the qcow2, a GNU SHA256SUMS and manifest.json, and nothing half-written", () => {
+    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-node.qcow2", "manifest.json"]);
+    execFileSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: out });
+    const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+    expect(m.template.name).toBe("debian-12-node");
+    expect(m.driver).toBe("qemu");
+    expect(m.source.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(m.vmkiln_version).toMatch(/^\d+\.\d+\.\d+/);
+    expect(m.artifacts).toHaveLength(1);
+    expect(m.artifacts[0]).toMatchObject({ name: "debian-12-node.qcow2", format: "qcow2", size: statSync(join(out, "debian-12-node.qcow2")).size });
+    expect(m.steps.map((s: { name: string }) => s.name)).toContain("provision");
+    // No staging dir beside the output.
+    expect(readdirSync(dirname(out)).filter((n) => n.includes("vmkiln-partial"))).toEqual([]);
+  });
+
+  it("exports a clean, compressed, standalone qcow2", () => {
+    const img = join(out, "debian-12-node.qcow2");
+    execFileSync("qemu-img", ["check", img]); // exit 0 = clean
+    const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", img], { encoding: "utf8" }));
+    expect(info.format).toBe("qcow2");
+    expect(info["backing-filename"]).toBeUndefined();
+    expect(info["virtual-size"]).toBe(4 * 1024 ** 3);
+  });
+
+  it("boots the exported image with a fresh seed: provisioned, generalized", async () => {
+    const buildMachineId = /machine-id ([0-9a-f]{32})/.exec(outputLines().join("\n"))?.[1];
+    const buildHostKey = /host key (SHA256:\S+)/.exec(logs().join("\n"))?.[1];
+    expect(buildMachineId).toBeDefined();
+    expect(buildHostKey).toBeDefined();
+
+    booted = await bootImage(join(out, "debian-12-node.qcow2"), { username: "tester" });
+    const sh = booted.sh;
+    // Provisioned files are there.
+    expect((await sh("cat /etc/vmkiln/greeting")).trim()).toBe("hello from vmkiln");
+    expect((await sh("cat /opt/vmkiln-files/conf.d/app.conf")).trim()).toBe("answer=42");
+    expect((await sh("cat /opt/vmkiln-files/motd-note.txt")).trim()).toContain("vmkiln");
+    // The build user is gone, precisely.
+    expect(await sh("getent passwd builder || true")).toBe("");
+    expect(await sh("grep -c '^builder:' /etc/shadow /etc/group /etc/gshadow /etc/subuid /etc/subgid 2>/dev/null | grep -v ':0$' || true")).toBe("");
+    expect(await sh("sudo grep -rl '^builder' /etc/sudoers.d || true")).toBe("");
+    expect(await sh("grep -E '(:|,)builder(,|$)' /etc/group || true")).toBe("");
+    expect(await sh("test -e /home/builder && echo present || echo absent")).toBe("absent");
+    // The new user from the fresh seed exists (cloud-init ran again on first boot).
+    expect((await sh("id -un")).trim()).toBe("tester");
+    // A new machine-id and new host keys.
+    const machineId = (await sh("cat /etc/machine-id")).trim();
+    expect(machineId).toMatch(/^[0-9a-f]{32}$/);
+    expect(machineId).not.toBe(buildMachineId);
+    expect(booted.hostKey).not.toBe(buildHostKey);
+  });
+});
