@@ -9,6 +9,8 @@ pkgs=(
   qemu-system-x86 qemu-utils ovmf
   debootstrap extlinux syslinux-common syslinux-utils isolinux fdisk e2fsprogs util-linux
   genisoimage xorriso mtools dosfstools openssh-client ca-certificates procps
+  ansible-core
+  debian-installer-12-netboot-amd64 # ISO-install tests: kernel + initrd for a netboot ISO (test/helpers/netboot-iso.ts)
 )
 missing=()
 for p in "${pkgs[@]}"; do

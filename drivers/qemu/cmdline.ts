@@ -10,6 +10,8 @@ export interface QemuCmdline {
   disk: { path: string; format: string };
   cidataIso?: string | undefined;
   installerIso?: string | undefined;
+  /** Kickstart/preseed media (OEMDRV, cidata) attached during an install. */
+  installerMedia?: { path: string; kind: "cd" | "floppy" } | undefined;
   qmpSocket: string;
   consoleLog: string;
   sshHostPort: number;
@@ -53,6 +55,15 @@ export function qemuArgs(c: QemuCmdline): string[] {
   );
   if (c.cidataIso) args.push("-drive", `file=${escapeOpt(c.cidataIso)},if=virtio,format=raw,readonly=on`);
   if (c.installerIso) args.push("-drive", `file=${escapeOpt(c.installerIso)},media=cdrom,readonly=on`);
+  if (c.installerMedia?.kind === "cd") args.push("-drive", `file=${escapeOpt(c.installerMedia.path)},media=cdrom,readonly=on`);
+  if (c.installerMedia?.kind === "floppy") {
+    // q35 has no floppy controller of its own (and `-drive if=floppy` is refused there): add one.
+    args.push(
+      "-device", "isa-fdc,id=fdc0",
+      "-drive", `file=${escapeOpt(c.installerMedia.path)},if=none,id=fd0,format=raw,readonly=on`,
+      "-device", "floppy,drive=fd0,bus=fdc0.0",
+    );
+  }
   args.push(
     "-netdev", `user,id=n0,hostfwd=tcp:127.0.0.1:${c.sshHostPort}-:${c.guestSshPort}`,
     "-device", "virtio-net-pci,netdev=n0",

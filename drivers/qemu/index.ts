@@ -15,7 +15,7 @@ import { chooseAccel, isKvmCrashLine, probeAccel, type AccelChoice } from "./acc
 import { qemuArgs, type QemuCmdline } from "./cmdline.js";
 import { QmpClient } from "./qmp.js";
 import { toSendKeyCalls } from "./qcodes.js";
-import { convert, createDisk, createOverlay, imageInfo, resize } from "./qemu-img.js";
+import { convert, createDisk, createOverlay, imageInfo, resize } from "../../src/artifact/qemu-img.js";
 
 const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
@@ -128,6 +128,8 @@ export class QemuDriver implements Driver {
         disk: { path: diskPath, format: "qcow2" },
         cidataIso: vmSpec.cidataIso,
         installerIso: vmSpec.installerIso,
+        installerMedia: vmSpec.installerMedia,
+        noReboot: vmSpec.exitOnReboot ?? false,
         qmpSocket: join(dir, "qmp.sock"),
         consoleLog,
         sshHostPort: 0,
@@ -247,6 +249,43 @@ export class QemuDriver implements Driver {
       if ("waitMs" in call) await sleep(call.waitMs, signal);
       else await qmp.execute("send-key", call.holdTimeMs === undefined ? { keys: call.keys } : { keys: call.keys, "hold-time": call.holdTimeMs });
     }
+  }
+
+  /** User networking: the guest reaches the host's loopback (and every host address) at 10.0.2.2. */
+  guestHostAddress(bindAddress: string): string {
+    return bindAddress === "0.0.0.0" || bindAddress === "::" || bindAddress.startsWith("127.") || bindAddress === "localhost" ? "10.0.2.2" : bindAddress;
+  }
+
+  async waitForGuestStop(vm: VmHandle, opts: { timeoutMs: number }, signal: AbortSignal): Promise<boolean> {
+    const r = this.state(vm).running;
+    if (!r) return true;
+    // The installer powering off (or rebooting under -no-reboot) ends QEMU: that exit is the event.
+    r.expectingExit = true;
+    if (!(await this.waitExit(r, opts.timeoutMs, signal))) return false;
+    const e = await r.exit;
+    if (e.signal || (e.code !== 0 && e.code !== undefined)) {
+      throw new BuildError("VM_EXITED", `qemu stopped abnormally during the install (${e.signal ? `signal ${e.signal}` : `exit code ${e.code}`})` +
+        (r.stderr.length ? `: ${r.stderr.slice(-3).join(" | ")}` : ""));
+    }
+    return true;
+  }
+
+  async restart(vm: VmHandle, opts: { removeInstallerMedia: boolean }, signal: AbortSignal): Promise<void> {
+    const st = this.state(vm);
+    if (st.running && !(await this.waitExit(st.running, 0, signal))) throw new BuildError("VM_RUNNING", `cannot restart ${vm.id} while it runs`);
+    st.running?.qmp?.close();
+    st.running = undefined;
+    if (opts.removeInstallerMedia) {
+      st.cmdline.installerIso = undefined;
+      st.cmdline.installerMedia = undefined;
+    }
+    st.cmdline.noReboot = false; // the installed system may reboot itself (kernel updates) from now on
+    // A fresh "stopped unexpectedly" promise: the install run's exit was expected.
+    st.unexpectedExit = new Promise<string>((_, reject) => {
+      st.failUnexpected = (msg) => reject(new BuildError("VM_EXITED", msg));
+    });
+    st.unexpectedExit.catch(() => undefined);
+    await this.start(vm, signal);
   }
 
   async shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void> {

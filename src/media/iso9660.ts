@@ -5,9 +5,7 @@
 //   - a Joliet tree (supplementary volume descriptor, UCS-2 names), which blkid and Windows read.
 // Linux's isofs prefers Rock Ridge when it finds it and falls back to Joliet otherwise, so both must
 // agree on names and content; they share each file's extent.
-import { randomBytes } from "node:crypto";
-import { open, rename, rm } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { writeFileAtomic } from "../util/atomic.js";
 import { BuildError, UserError } from "../errors.js";
 
 export interface IsoFile {
@@ -93,18 +91,9 @@ export function buildIso(files: IsoFile[], opts: IsoOptions): Buffer {
 /** Builds the image in memory, then writes it to a temp file next to `path` and renames it into place. */
 export async function writeIsoFile(path: string, files: IsoFile[], opts: IsoOptions): Promise<void> {
   const image = buildIso(files, opts);
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
   try {
-    const fh = await open(tmp, "wx", 0o644);
-    try {
-      await fh.writeFile(image);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
+    await writeFileAtomic(path, image);
   } catch (err) {
-    await rm(tmp, { force: true });
     throw new BuildError("ISO_WRITE_FAILED", `cannot write ISO image ${path}: ${(err as Error).message}`, {
       cause: err,
     });

@@ -14,6 +14,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { asAbortError, throwIfAborted } from "../errors.js";
 import type { DigestAlgo, Digests } from "./checksum.js";
+import { fsyncDir, writeFileAtomic } from "../util/atomic.js";
+
+export { writeFileAtomic };
 
 export interface CacheDirs {
   /** `<root>/sources` */
@@ -72,38 +75,6 @@ export async function lookupEntry(dirs: CacheDirs, algo: DigestAlgo, hex: string
   }
 }
 
-/** Writes a small file atomically: temp in the same dir, fsync, rename, fsync the dir. */
-export async function writeFileAtomic(path: string, data: string, dir: string): Promise<void> {
-  const tmp = join(dir, `.tmp-${process.pid}-${randomBytes(6).toString("hex")}`);
-  try {
-    const fh = await open(tmp, "wx", 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  // Makes the rename durable; some filesystems refuse fsync on a directory, which is harmless.
-  try {
-    const fh = await open(dir, "r");
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    /* best effort */
-  }
-}
 
 /**
  * Moves a complete, verified file (on the same filesystem, e.g. `partial/…`) into the cache. The

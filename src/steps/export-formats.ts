@@ -9,6 +9,7 @@ import { convertToStreamOptimized } from "../artifact/vmdk.js";
 import { sha256File } from "../artifact/sums.js";
 import type { BuildContext } from "../pipeline/context.js";
 import type { OutputFormat } from "../template/spec.js";
+import { applianceOva, applianceOvf } from "./export-appliance.js";
 
 export interface ExportedFile {
   path: string;
@@ -91,6 +92,7 @@ const exportVmdk: FormatExporter = async (ctx, dir, signal) => {
 
 /** OVF directory form: descriptor, SHA256 manifest and the disk side by side. */
 const exportOvf: FormatExporter = async (ctx, dir, signal) => {
+  if (ctx.driver.exportAppliance) return applianceOvf(ctx, dir, signal);
   const v = await streamOptimized(ctx, dir, signal);
   const name = ctx.spec.output.basename;
   const ovfPath = join(dir, `${name}.ovf`);
@@ -103,6 +105,7 @@ const exportOvf: FormatExporter = async (ctx, dir, signal) => {
 };
 
 const exportOva: FormatExporter = async (ctx, dir, signal) => {
+  if (ctx.driver.exportAppliance) return applianceOva(ctx, dir, signal);
   // Without the vmdk/ovf formats the VMDK is only an intermediate: keep it out of the output.
   const keepVmdk = ctx.spec.output.formats.includes("vmdk") || ctx.spec.output.formats.includes("ovf");
   const v = await streamOptimized(ctx, keepVmdk ? dir : ctx.buildDir, signal);

@@ -2,11 +2,13 @@
 // only when all of them (and SHA256SUMS, manifest.json) are complete, so a failure or Ctrl-C never
 // leaves a half-written artifact where a user would pick it up.
 import { existsSync } from "node:fs";
-import { mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { sha256File, sha256sums } from "../artifact/sums.js";
 import { buildManifest } from "../artifact/manifest.js";
 import { progressReporter } from "../log/events.js";
+import { BuildError } from "../errors.js";
+import type { BuildContext } from "../pipeline/context.js";
 import type { Step } from "../pipeline/step.js";
 import { EXPORTERS } from "./export-formats.js";
 
@@ -41,6 +43,7 @@ export const exportStep: Step = {
         ctx.artifacts.push({ name, path: join(out.directory, name), size, sha256, format: file.format });
       }
     }
+    await stageDownloads(ctx, staging, signal);
     await writeFile(join(staging, "SHA256SUMS"), sha256sums(ctx.artifacts));
     await writeFile(join(staging, "manifest.json"), JSON.stringify(buildManifest(ctx), null, 2) + "\n");
 
@@ -51,3 +54,18 @@ export const exportStep: Step = {
     for (const a of ctx.artifacts) ctx.events.emit({ type: "artifact", name: a.name, path: a.path, size: a.size, sha256: a.sha256 });
   },
 };
+
+/** Files the file provisioner downloaded from the guest: artifacts like the disks (format "download"). */
+async function stageDownloads(ctx: BuildContext, staging: string, signal: AbortSignal): Promise<void> {
+  for (const d of ctx.downloads ?? []) {
+    if (ctx.artifacts.some((a) => a.name === d.name)) {
+      throw new BuildError("DOWNLOAD_NAME_TAKEN", `file download to ${d.name}: an artifact of this build has that name; pick another destination`);
+    }
+    const to = join(staging, d.name);
+    await mkdir(dirname(to), { recursive: true });
+    await copyFile(d.path, to);
+    const { size } = await stat(to);
+    const sha256 = await sha256File(to, signal);
+    ctx.artifacts.push({ name: d.name, path: join(ctx.spec.output.directory, d.name), size, sha256, format: "download" });
+  }
+}

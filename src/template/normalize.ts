@@ -5,13 +5,18 @@ import { DEFAULT_VMX_VERSION } from "../artifact/ovf.js";
 import { homedir } from "node:os";
 import path from "node:path";
 import type { RawTemplate } from "./schema.js";
+import { normalizeVsphere } from "./normalize-vsphere.js";
 import type {
   BuildSpec,
   ChecksumSpec,
+  DriverName,
   GeneralizeSpec,
+  ProvisionerOptions,
   ProvisionerSpec,
   QemuSpec,
+  RenderedText,
   SourceSpec,
+  VirtualBoxSpec,
 } from "./spec.js";
 
 export interface NormalizeContext {
@@ -44,7 +49,11 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
     templateDir: ctx.baseDir,
     variables: { ...ctx.variables },
     source: normalizeSource(raw.source, local),
-    drivers: raw.drivers.qemu !== undefined ? { qemu: normalizeQemu(raw.drivers.qemu ?? {}) } : {},
+    drivers: {
+      ...(raw.drivers.qemu !== undefined ? { qemu: normalizeQemu(raw.drivers.qemu ?? {}) } : {}),
+      ...(raw.drivers.virtualbox !== undefined ? { virtualbox: normalizeVirtualBox(raw.drivers.virtualbox ?? {}) } : {}),
+      ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local) } : {}),
+    },
     ssh: {
       username: raw.ssh?.username ?? "vmkiln",
       password: raw.ssh?.password,
@@ -58,13 +67,15 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
       networkConfig: raw.cloud_init?.network_config,
       vendorData: raw.cloud_init?.vendor_data,
     },
+    ...installFields(raw, local),
     provision: (raw.provision ?? []).map((item, i) => normalizeProvisioner(item, i, local)),
     generalize: normalizeGeneralize(raw.generalize),
     shutdown: { command: raw.shutdown?.command ?? "poweroff", timeoutMs: raw.shutdown?.timeout ?? 5 * 60_000 },
     output: {
       // `${name}` in these defaults is already the name: the schema saw the interpolated tree.
       directory: local(output.directory ?? `./output/${raw.name}`),
-      formats: dedupe(output.formats ?? ["qcow2"]),
+      // vSphere exports only ovf/ova: a vSphere-only template defaults to an OVA.
+      formats: dedupe(output.formats ?? (raw.drivers.vsphere && !raw.drivers.qemu && !raw.drivers.virtualbox ? ["ova"] : ["qcow2"])),
       compression: output.compression ?? "zlib",
       basename: output.basename ?? raw.name,
       ova: { osType: output.ova?.os_type ?? "linux", vmxVersion: output.ova?.vmx_version ?? DEFAULT_VMX_VERSION },
@@ -72,13 +83,76 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
   };
 }
 
+type RawRendered = string | { file: string };
+
+function rendered(map: Record<string, RawRendered> | undefined, local: (p: string) => string): Record<string, RenderedText> {
+  const out: Record<string, RenderedText> = {};
+  for (const [k, v] of Object.entries(map ?? {})) out[k] = typeof v === "string" ? { text: v } : { file: local(v.file) };
+  return out;
+}
+
+/** The ISO-install sections (issue 4); `install` is set for every ISO build, `http` when configured. */
+function installFields(raw: RawTemplate, local: (p: string) => string): Pick<BuildSpec, "install" | "http"> {
+  const out: Pick<BuildSpec, "install" | "http"> = {};
+  if (raw.http) {
+    const h = raw.http;
+    const content = rendered(h.content, local);
+    out.http = {
+      directory: h.directory === undefined ? undefined : local(h.directory),
+      content,
+      bindAddress: h.bind_address ?? "127.0.0.1",
+      port: h.port ?? 0,
+      guestAddress: h.guest_address,
+      expect: h.expect ?? Object.keys(content),
+      expectTimeoutMs: h.expect_timeout ?? 20 * 60_000,
+    };
+  }
+  if (raw.source.iso) {
+    const m = raw.install_media;
+    out.install = {
+      boot: raw.boot ? { command: raw.boot.command, waitMs: raw.boot.wait ?? 10_000, keyIntervalMs: raw.boot.key_interval } : undefined,
+      media: m
+        ? {
+            type: m.floppy_files ? "floppy" : m.cd_files ? "cd" : (m.type ?? "cd"),
+            label: m.label ?? "OEMDRV",
+            files: (m.cd_files ?? m.floppy_files ?? []).map(local),
+            content: rendered(m.content, local),
+          }
+        : undefined,
+      waitFor: raw.install?.wait_for ?? "poweroff",
+      timeoutMs: raw.install?.timeout ?? 60 * 60_000,
+    };
+  }
+  return out;
+}
+
 function normalizeSource(source: RawTemplate["source"], local: (p: string) => string): SourceSpec {
+  if (source.clone) return { kind: "clone", location: source.clone.template, checksum: { kind: "none" }, format: undefined, linked: source.clone.linked ?? false };
   const image = source.cloud_image;
   const s = image ?? source.iso!;
   const location = s.url ?? local(s.path!);
   const c = s.checksum;
   const checksum: ChecksumSpec = c.kind === "file" ? { kind: "file", location: isUrl(c.location) ? c.location : local(c.location) } : c;
   return { kind: image ? "cloud-image" : "iso", location, checksum, format: image?.format };
+}
+
+type RawVirtualBox = NonNullable<NonNullable<RawTemplate["drivers"]["virtualbox"]>>;
+
+function normalizeVirtualBox(v: Partial<RawVirtualBox>): VirtualBoxSpec {
+  return {
+    cpus: v.cpus ?? 2,
+    memory: v.memory ?? 1024,
+    diskSize: v.disk_size,
+    firmware: v.firmware ?? "bios",
+    diskFormat: v.disk_format ?? "vdi",
+    headless: v.headless ?? true,
+    guestOsType: v.guest_os_type ?? "Linux_64",
+    graphicsController: v.graphics_controller ?? "vmsvga",
+    ovfVersion: v.ovf_version ?? "1.0",
+    vboxmanage: v.vboxmanage ?? [],
+    binary: v.binary ?? "VBoxManage",
+    sshHostPort: v.ssh_host_port,
+  };
 }
 
 type RawQemu = NonNullable<NonNullable<RawTemplate["drivers"]["qemu"]>>;
@@ -101,6 +175,24 @@ function normalizeQemu(q: Partial<RawQemu>): QemuSpec {
 
 type RawProvisioner = NonNullable<RawTemplate["provision"]>[number];
 
+interface RawOptions {
+  pause_before?: number | undefined;
+  max_retries?: number | undefined;
+  timeout?: number | undefined;
+  only?: DriverName[] | undefined;
+  except?: DriverName[] | undefined;
+}
+
+function normalizeOptions(o: RawOptions): ProvisionerOptions {
+  return { pauseBeforeMs: o.pause_before ?? 0, maxRetries: o.max_retries ?? 0, timeoutMs: o.timeout, only: o.only, except: o.except ?? [] };
+}
+
+/** `{a: 1}` / `"@vars.yml"` / a list of those → maps kept, files as `@/abs/path`. */
+function normalizeExtraVars(v: string | Record<string, unknown> | Array<string | Record<string, unknown>> | undefined, local: (p: string) => string) {
+  const list = v === undefined ? [] : Array.isArray(v) ? v : [v];
+  return list.map((x) => (typeof x === "string" ? "@" + local(x.slice(1)) : x));
+}
+
 function normalizeProvisioner(item: RawProvisioner, i: number, local: (p: string) => string): ProvisionerSpec {
   const n = i + 1;
   if (item.shell) {
@@ -108,19 +200,88 @@ function normalizeProvisioner(item: RawProvisioner, i: number, local: (p: string
     return {
       type: "shell",
       name: s.name ?? `shell #${n}`,
+      options: normalizeOptions(s),
       inline: s.inline,
       script: s.script === undefined ? undefined : local(s.script),
       env: s.env ?? {},
       sudo: s.sudo ?? false,
+      expectDisconnect: s.expect_disconnect ?? false,
     };
   }
   if (item.file) {
     const f = item.file;
-    return { type: "file", name: f.name ?? `file #${n}`, source: local(f.source), destination: f.destination };
+    const direction = f.direction ?? "upload";
+    // upload: local source; download: local destination inside the output dir (kept relative).
+    const source = direction === "upload" ? local(f.source) : f.source;
+    return { type: "file", name: f.name ?? `file #${n}`, options: normalizeOptions(f), direction, source, destination: f.destination };
+  }
+  if (item.ansible) {
+    const a = item.ansible;
+    return {
+      type: "ansible",
+      name: a.name ?? `ansible #${n}`,
+      options: normalizeOptions(a),
+      playbook: local(a.playbook),
+      command: a.command ?? "ansible-playbook",
+      groups: a.groups ?? [],
+      hostAlias: a.host_alias ?? "default",
+      extraVars: normalizeExtraVars(a.extra_vars, local),
+      extraArguments: a.extra_arguments ?? [],
+      env: a.env ?? {},
+      become: a.become ?? true,
+    };
+  }
+  if (item.ansible_local) {
+    const a = item.ansible_local;
+    const playbook = local(a.playbook);
+    return {
+      type: "ansible_local",
+      name: a.name ?? `ansible_local #${n}`,
+      options: normalizeOptions(a),
+      playbook,
+      playbookDir: a.playbook_dir === undefined ? path.dirname(playbook) : local(a.playbook_dir).replace(/[\\/]$/, ""),
+      command: a.command ?? "ansible-playbook",
+      extraVars: normalizeExtraVars(a.extra_vars, local),
+      extraArguments: a.extra_arguments ?? [],
+      env: a.env ?? {},
+      sudo: a.sudo ?? true,
+    };
+  }
+  if (item.shell_local) {
+    const s = item.shell_local;
+    return {
+      type: "shell_local",
+      name: s.name ?? `shell_local #${n}`,
+      options: normalizeOptions(s),
+      inline: s.inline,
+      script: s.script === undefined ? undefined : local(s.script),
+      env: s.env ?? {},
+    };
+  }
+  if ("restart" in item) {
+    const r = item.restart ?? {};
+    return {
+      type: "restart",
+      name: r.name ?? `restart #${n}`,
+      options: normalizeOptions(r),
+      command: r.command ?? "reboot",
+      restartTimeoutMs: r.restart_timeout ?? 10 * 60_000,
+    };
+  }
+  if ("breakpoint" in item) {
+    const b = item.breakpoint ?? {};
+    return {
+      type: "breakpoint",
+      name: b.name ?? `breakpoint #${n}`,
+      options: normalizeOptions(b),
+      note: b.note,
+      waitForFile: b.wait_for_file === undefined ? undefined : local(b.wait_for_file),
+      disable: b.disable ?? false,
+    };
   }
   // rules.ts guarantees exactly one key; a bare `- wait_cloud_init:` is null.
   const w = item.wait_cloud_init ?? {};
-  return { type: "wait_cloud_init", name: w.name ?? `wait_cloud_init #${n}`, timeoutMs: w.timeout ?? 15 * 60_000 };
+  return { type: "wait_cloud_init", name: w.name ?? `wait_cloud_init #${n}`, options: normalizeOptions({ ...w, timeout: undefined }), timeoutMs: w.timeout ?? 15 * 60_000 };
 }
 
 function normalizeGeneralize(g: RawTemplate["generalize"]): GeneralizeSpec {

@@ -13,11 +13,11 @@ export const NAME_PATTERN = /^[A-Za-z0-9._-]+$/;
 export const OUTPUT_FORMATS = ["qcow2", "raw", "vmdk", "ovf", "ova"] as const;
 export const COMPRESSIONS = ["zlib", "zstd", "none"] as const;
 export const IMAGE_FORMATS = ["qcow2", "raw", "vmdk", "vdi"] as const;
-export const PROVISIONER_TYPES = ["shell", "file", "wait_cloud_init"] as const;
-export const SOURCE_KINDS = ["cloud_image", "iso"] as const;
+export const PROVISIONER_TYPES = ["shell", "file", "wait_cloud_init", "ansible", "ansible_local", "shell_local", "restart", "breakpoint"] as const;
+export const SOURCE_KINDS = ["cloud_image", "iso", "clone"] as const;
 /** Drivers the template format knows about; only the implemented ones have a schema below. */
 export const KNOWN_DRIVERS = ["qemu", "virtualbox", "vsphere"] as const;
-export const IMPLEMENTED_DRIVERS = ["qemu"] as const;
+export const IMPLEMENTED_DRIVERS = ["qemu", "virtualbox", "vsphere"] as const;
 
 /**
  * Schema-level message for a wrong type: "required" when absent, else `expected <what>`. Other issues
@@ -182,9 +182,19 @@ const iso = z
   .strictObject({ path: sourceFields.path.optional(), url: sourceFields.url.optional(), checksum: sourceFields.checksum })
   .meta({ description: "Install from an installer ISO.", oneOf: [{ required: ["path"] }, { required: ["url"] }] });
 
+const clone = z
+  .strictObject(
+    {
+      template: nonEmpty("The VM or template to clone: a name (in the datacenter's VM folder) or an absolute inventory path."),
+      linked: withDefault(bool("Linked clone: share the source's disks through its current snapshot (fast, thin)."), false),
+    },
+    { error: expecting("a mapping") },
+  )
+  .meta({ description: "Clone a VM or template that exists on the hypervisor (vSphere)." });
+
 const source = z
-  .strictObject({ cloud_image: cloudImage.optional(), iso: iso.optional() }, { error: expecting("a mapping") })
-  .meta({ description: "Where the first disk comes from: exactly one of cloud_image or iso.", minProperties: 1, maxProperties: 1 });
+  .strictObject({ cloud_image: cloudImage.optional(), iso: iso.optional(), clone: clone.optional() }, { error: expecting("a mapping") })
+  .meta({ description: "Where the first disk comes from: exactly one of cloud_image, iso or clone.", minProperties: 1, maxProperties: 1 });
 
 const qemu = z
   .strictObject(
@@ -212,9 +222,70 @@ const qemu = z
   .nullable()
   .meta({ description: "Build with QEMU." });
 
+const virtualbox = z
+  .strictObject(
+    {
+      cpus: withDefault(intIn(1, 64, "Virtual CPUs."), 2),
+      memory: withDefault(memoryMiB, 1024),
+      disk_size: sizeBytes("Grow the disk to this size (bytes, or 20G / 512M). Omit to keep the image's size; required for an ISO install.").optional(),
+      firmware: z.enum(["bios", "efi"]).optional().meta({ description: "Guest firmware.", default: "bios" }),
+      disk_format: z.enum(["vdi", "vmdk"]).optional().meta({ description: "Format of the VM's disk inside VirtualBox.", default: "vdi" }),
+      headless: withDefault(bool("startvm --type headless (true) or gui (false)."), true),
+      guest_os_type: nonEmpty("VirtualBox OS type id (VBoxManage list ostypes), e.g. Debian_64, RedHat_64, Oracle_64.").optional().meta({ default: "Linux_64" }),
+      graphics_controller: z
+        .enum(["vboxvga", "vmsvga", "vboxsvga", "none"])
+        .optional()
+        .meta({ description: "modifyvm --graphicscontroller.", default: "vmsvga" }),
+      ovf_version: z.enum(["1.0", "2.0"]).optional().meta({ description: "OVF version VBoxManage export writes for ovf/ova.", default: "1.0" }),
+      vboxmanage: z
+        .array(stringList("One VBoxManage command as a list of arguments."), { error: expecting("a list of argument lists") })
+        .optional()
+        .meta({ description: 'Extra VBoxManage commands run before the first boot (Packer\'s vboxmanage); "{{.Name}}" is the VM name.' }),
+      binary: nonEmpty("The VBoxManage program.").optional().meta({ default: "VBoxManage" }),
+      ssh_host_port: intIn(1, 65535, "Fixed host port of the SSH NAT rule; a free port is picked when omitted.").optional(),
+    },
+    { error: expecting("a mapping") },
+  )
+  .nullable()
+  .meta({ description: "Build with VirtualBox (through VBoxManage)." });
+
+const vsphere = z
+  .strictObject(
+    {
+      url: nonEmpty("vCenter or ESXi URL (https://…). TLS is verified: see ca_file and insecure."),
+      username: nonEmpty("Login user; default: $VSPHERE_USERNAME. Never logged.").optional(),
+      password: z.string({ error: expecting("a string") }).optional().meta({ description: "Login password; default: $VSPHERE_PASSWORD. Never logged." }),
+      datacenter: nonEmpty("Datacenter name or inventory path; optional when there is only one.").optional(),
+      cluster: nonEmpty("Cluster to run the VM on (name or inventory path).").optional(),
+      host: nonEmpty("ESXi host to run the VM on (name or inventory path); with cluster, a host in it.").optional(),
+      resource_pool: nonEmpty("Resource pool (name under the cluster/host, or inventory path); default: the root pool.").optional(),
+      folder: nonEmpty("VM folder (relative to the datacenter's VM folder, or inventory path).").optional(),
+      datastore: nonEmpty("Datastore for the VM and uploads; optional when there is only one.").optional(),
+      network: nonEmpty("Network (port group) for the VM's NIC.").optional(),
+      ca_file: nonEmpty("PEM CA certificate(s) to trust for the server (relative to the template).").optional(),
+      insecure: withDefault(bool("Skip TLS verification. Only for lab servers."), false),
+      cpus: withDefault(intIn(1, 128, "Virtual CPUs."), 2),
+      memory: withDefault(memoryMiB, 1024),
+      disk_size: sizeBytes("Thin disk size for an ISO build (required there); for a clone, grow the first disk to it.").optional(),
+      guest_os_type: nonEmpty("vSphere guest OS identifier (VirtualMachineGuestOsIdentifier).").optional().meta({ default: "otherLinux64Guest" }),
+      firmware: z.enum(["bios", "efi"]).optional().meta({ description: "Guest firmware.", default: "bios" }),
+      after: z
+        .enum(["export", "template", "snapshot", "none"])
+        .optional()
+        .meta({ description: "After shutdown: export (then delete the VM), convert to a template, take a snapshot, or leave the VM.", default: "export" }),
+      iso_cache_folder: nonEmpty("Datastore folder where uploaded ISOs are kept under their SHA-256.").optional().meta({ default: "vmkiln-cache" }),
+      ssh_host: nonEmpty("SSH to this address instead of the guest IP VMware Tools reports.").optional(),
+      ssh_port: intIn(1, 65535, "SSH to this port instead of ssh.port (NAT, tests).").optional(),
+      ipv6: withDefault(bool("Accept an IPv6 guest address."), false),
+      ip_wait_timeout: withDefault(duration("How long to wait for a usable guest IP."), "30m"),
+    },
+    { error: expecting("a mapping") },
+  )
+  .meta({ description: "Build on vSphere (vCenter or ESXi) through its SOAP and REST APIs." });
+
 const drivers = z
-  .strictObject({ qemu: qemu.optional() }, { error: expecting("a mapping of driver names") })
-  .meta({ description: "Hypervisors to build with (at least one). Available now: qemu.", minProperties: 1 });
+  .strictObject({ qemu: qemu.optional(), virtualbox: virtualbox.optional(), vsphere: vsphere.optional() }, { error: expecting("a mapping of driver names") })
+  .meta({ description: "Hypervisors to build with (at least one). Available now: qemu, virtualbox, vsphere.", minProperties: 1 });
 
 const ssh = z
   .strictObject(
@@ -245,6 +316,36 @@ const cloudInit = z
 
 const displayName = nonEmpty("Display name in logs (default: <type> #<n>).").optional();
 
+const driverList = (description: string) =>
+  z.array(z.enum(KNOWN_DRIVERS), { error: expecting(`a list of drivers (${KNOWN_DRIVERS.join(", ")})`) }).optional().meta({ description });
+
+/** Options every provisioner kind takes (Packer's names); src/provision/options.ts applies them. */
+const provisionerOptions = {
+  pause_before: duration("Wait this long before running this provisioner.").optional(),
+  max_retries: intIn(0, 100, "Run again up to this many times when it fails (the last error is reported).").optional(),
+  timeout: duration("Give up on one attempt after this long.").optional(),
+  only: driverList("Run only when building with these drivers."),
+  except: driverList("Skip when building with these drivers."),
+};
+
+const envMap = (description: string) =>
+  z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), scalarString, { error: expecting("a mapping of environment variables") })
+    .optional()
+    .meta({ description });
+
+const extraVars = z
+  .union(
+    [
+      z.string().regex(/^@.+/, { message: 'expected "@<file>" or a mapping' }),
+      z.record(z.string(), z.unknown()),
+      z.array(z.union([z.string().regex(/^@.+/, { message: 'expected "@<file>" or a mapping' }), z.record(z.string(), z.unknown())])),
+    ],
+    { error: expecting('a mapping, "@<vars file>", or a list of those') },
+  )
+  .optional()
+  .meta({ description: 'Extra variables: a mapping, "@<file>" (YAML/JSON, relative to the template), or a list of those (later wins).' });
+
 const shell = z
   .strictObject(
     {
@@ -256,6 +357,11 @@ const shell = z
         .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), scalarString, { error: expecting("a mapping of environment variables") })
         .optional()
         .meta({ description: "Environment variables for the commands." }),
+      expect_disconnect: withDefault(
+        bool("The script may drop the SSH connection (e.g. it reboots): wait for SSH again instead of failing."),
+        false,
+      ),
+      ...provisionerOptions,
     },
     { error: expecting("a mapping") },
   )
@@ -265,24 +371,125 @@ const file = z
   .strictObject(
     {
       name: displayName,
-      source: nonEmpty('Local file or directory (relative to the template). A trailing "/" uploads the directory\'s contents.'),
-      destination: nonEmpty("Path in the guest."),
+      source: nonEmpty(
+        'upload: local file or directory (relative to the template; a trailing "/" uploads the directory\'s contents). download: a file in the guest.',
+      ),
+      destination: nonEmpty("upload: path in the guest. download: path relative to output.directory (listed in manifest.json and SHA256SUMS)."),
+      direction: z.enum(["upload", "download"]).optional().meta({ description: "upload (to the guest) or download (from it).", default: "upload" }),
+      ...provisionerOptions,
     },
     { error: expecting("a mapping") },
   )
-  .meta({ description: "Upload a file or directory to the guest." });
+  .meta({ description: "Copy a file or directory to the guest, or a file out of it." });
+
+const ansible = z
+  .strictObject(
+    {
+      name: displayName,
+      playbook: nonEmpty("Playbook run from the host against the build VM (relative to the template)."),
+      command: nonEmpty("ansible-playbook program to run.").optional().meta({ default: "ansible-playbook" }),
+      groups: stringList("Inventory groups the build VM belongs to, so `hosts: <group>` plays match.").optional(),
+      host_alias: z
+        .string({ error: expecting("a string") })
+        .regex(/^[A-Za-z0-9._-]+$/, { message: "must contain only letters, digits, '.', '_' and '-'" })
+        .optional()
+        .meta({ description: "Inventory name of the build VM.", default: "default" }),
+      extra_vars: extraVars,
+      extra_arguments: stringList("More ansible-playbook arguments, e.g. [--tags, base, --vault-password-file, ./pw].").optional(),
+      env: envMap("Environment for ansible-playbook, e.g. ANSIBLE_ROLES_PATH."),
+      become: withDefault(bool("Set ansible_become in the inventory (tasks run as root through sudo)."), true),
+      ...provisionerOptions,
+    },
+    { error: expecting("a mapping") },
+  )
+  .meta({ description: "Run an Ansible playbook from the host over the build's SSH key (host key checked against the pinned key)." });
+
+const ansibleLocal = z
+  .strictObject(
+    {
+      name: displayName,
+      playbook: nonEmpty("Playbook (relative to the template), uploaded and run inside the guest."),
+      playbook_dir: nonEmpty("Directory uploaded with the playbook (roles, vars); default: the playbook's directory.").optional(),
+      command: nonEmpty("ansible-playbook in the guest.").optional().meta({ default: "ansible-playbook" }),
+      extra_vars: extraVars,
+      extra_arguments: stringList("More ansible-playbook arguments.").optional(),
+      env: envMap("Environment for ansible-playbook in the guest."),
+      sudo: withDefault(bool("Run ansible-playbook as root through sudo."), true),
+      ...provisionerOptions,
+    },
+    { error: expecting("a mapping") },
+  )
+  .meta({ description: "Run an Ansible playbook inside the guest (ansible must be installed there)." });
+
+const shellLocal = z
+  .strictObject(
+    {
+      name: displayName,
+      inline: stringList("Commands run on the host with bash (exactly one of inline or script).").optional(),
+      script: nonEmpty("Local script run on the host (relative to the template).").optional(),
+      env: envMap("Environment for the commands; VMKILN_SSH_HOST/PORT/USER/KEY and VMKILN_KNOWN_HOSTS are set too."),
+      ...provisionerOptions,
+    },
+    { error: expecting("a mapping") },
+  )
+  .meta({ description: "Run commands on the host (glue), with the VM's SSH address in the environment." });
+
+const restart = z
+  .strictObject(
+    {
+      name: displayName,
+      command: nonEmpty("Command run as root to reboot.").optional().meta({ default: "reboot" }),
+      restart_timeout: withDefault(duration("How long to wait for the guest to come back."), "10m"),
+      ...provisionerOptions,
+    },
+    { error: expecting("a mapping") },
+  )
+  .nullable()
+  .meta({ description: "Reboot the guest and wait for SSH again (same pinned host key, new boot)." });
+
+const breakpoint = z
+  .strictObject(
+    {
+      name: displayName,
+      note: z.string({ error: expecting("a string") }).optional().meta({ description: "Shown when the build pauses." }),
+      wait_for_file: nonEmpty("Continue when this host file exists (relative to the template) instead of on Enter.").optional(),
+      disable: withDefault(bool("Keep the breakpoint in the template but don't stop."), false),
+      ...provisionerOptions,
+    },
+    { error: expecting("a mapping") },
+  )
+  .nullable()
+  .meta({ description: "Pause the build (until Enter on a terminal, or until wait_for_file exists). Never pauses in CI." });
 
 const waitCloudInit = z
-  .strictObject({ name: displayName, timeout: withDefault(duration("How long to wait for cloud-init to finish."), "15m") }, {
-    error: expecting("a mapping"),
-  })
+  .strictObject(
+    {
+      name: displayName,
+      timeout: withDefault(duration("How long to wait for cloud-init to finish."), "15m"),
+      pause_before: provisionerOptions.pause_before,
+      max_retries: provisionerOptions.max_retries,
+      only: provisionerOptions.only,
+      except: provisionerOptions.except,
+    },
+    { error: expecting("a mapping") },
+  )
   .nullable()
   .meta({ description: "Wait until cloud-init has finished in the guest." });
 
 const provisioner = z
-  .strictObject({ shell: shell.optional(), file: file.optional(), wait_cloud_init: waitCloudInit.optional() }, {
-    error: expecting("a mapping with one provisioner type (shell, file, wait_cloud_init)"),
-  })
+  .strictObject(
+    {
+      shell: shell.optional(),
+      file: file.optional(),
+      wait_cloud_init: waitCloudInit.optional(),
+      ansible: ansible.optional(),
+      ansible_local: ansibleLocal.optional(),
+      shell_local: shellLocal.optional(),
+      restart: restart.optional(),
+      breakpoint: breakpoint.optional(),
+    },
+    { error: expecting(`a mapping with one provisioner type (${PROVISIONER_TYPES.join(", ")})`) },
+  )
   .meta({ description: "One provisioner: a single key naming its type.", minProperties: 1, maxProperties: 1 });
 
 const generalizeFlags = {
@@ -349,6 +556,90 @@ const output = z
   .nullable()
   .meta({ description: "Artifacts." });
 
+// ---- ISO installs (issue 4): boot command, HTTP server, installer media, install completion.
+
+const renderedText = z
+  .union(
+    [
+      z.string(),
+      z.strictObject({ file: nonEmpty("Local file (relative to the template) whose text is rendered and served.") }),
+    ],
+    { error: expecting('text, or { file: <path> }') },
+  )
+  .meta({
+    description:
+      "Text, or { file: path } to read it from a file. Rendered with build variables when the build runs: ${var.NAME}, ${env.NAME}, ${name}, ${http.ip}, ${http.port}, ${http.url}, ${ssh.public_key}, and Packer's {{ .HTTPIP }} / {{ .HTTPPort }} / {{ .Name }}; write $${ for a literal ${.",
+  });
+
+const boot = z
+  .strictObject(
+    {
+      command: stringList(
+        "Keys typed at the installer's boot prompt (Packer's boot_command, same syntax): text, <enter> <esc> <tab> <bs> <f1>…, <leftCtrlOn>/<leftCtrlOff>, <wait>, <wait5>, <wait1m30s>; values {{ .HTTPIP }} {{ .HTTPPort }} {{ .Name }} or ${http.ip} ${http.port} ${http.url} ${name}. The list is typed as one string.",
+      ),
+      wait: withDefault(duration("Packer's boot_wait: how long after power-on to wait before typing."), "10s"),
+      key_interval: duration("Packer's boot_key_interval: pause between keys (default: the driver's pacing).").optional(),
+    },
+    { error: expecting("a mapping") },
+  )
+  .meta({ description: "Typing the boot command (needs a driver with keystrokes)." });
+
+const httpSection = z
+  .strictObject(
+    {
+      directory: nonEmpty("Packer's http_directory: a local directory served verbatim (relative to the template).").optional(),
+      content: z
+        .record(z.string(), renderedText, {
+          error: expecting("a mapping of URL paths to text"),
+        })
+        .optional()
+        .meta({ description: "Packer's http_content: URL path → text (or { file }), rendered with build variables; served before http.directory." }),
+      bind_address: nonEmpty("Packer's http_bind_address: where the server listens. Under QEMU user networking the guest reaches the host's 127.0.0.1 at 10.0.2.2.")
+        .optional()
+        .meta({ default: "127.0.0.1" }),
+      port: intIn(0, 65535, "Port to listen on; 0 picks a free one.").optional().meta({ default: 0 }),
+      guest_address: nonEmpty("Packer's http_ip: the address the guest uses for {{ .HTTPIP }}; default: the driver's (10.0.2.2 under QEMU user networking).").optional(),
+      expect: stringList("URL paths the installer must fetch (default: every http.content path); the build fails if one is never requested within expect_timeout.").optional(),
+      expect_timeout: withDefault(duration("How long after the boot command the expected paths may take to be fetched."), "20m"),
+    },
+    { error: expecting("a mapping") },
+  )
+  .meta({ description: "An HTTP server for the installer (kickstart, preseed, autoinstall). Every request is logged." });
+
+const installMedia = z
+  .strictObject(
+    {
+      cd_files: stringList("Packer's cd_files: local files put in the root of a CD image (exactly one of cd_* or floppy_*).").optional(),
+      floppy_files: stringList("Packer's floppy_files: local files put on a 1.44 MB floppy image.").optional(),
+      content: z
+        .record(z.string(), renderedText, {
+          error: expecting("a mapping of file names to text"),
+        })
+        .optional()
+        .meta({ description: "Packer's cd_content/floppy_content: file name → text (or { file }), rendered with build variables." }),
+      type: z.enum(["cd", "floppy"]).optional().meta({ description: "Medium for content-only media.", default: "cd" }),
+      label: nonEmpty('Volume label the installer looks for: OEMDRV (EL kickstart), cidata (Ubuntu autoinstall / NoCloud).')
+        .optional()
+        .meta({ default: "OEMDRV" }),
+    },
+    { error: expecting("a mapping") },
+  )
+  .meta({ description: "Installer media for setups without network: a CD or floppy image attached during the install." });
+
+const install = z
+  .strictObject(
+    {
+      wait_for: z
+        .enum(["poweroff", "reboot"])
+        .optional()
+        .meta({ description: "How the installer signals it is done; under QEMU both end the install run (-no-reboot).", default: "poweroff" }),
+      timeout: withDefault(duration("How long the unattended install may take."), "1h"),
+    },
+    { error: expecting("a mapping") },
+  )
+  .nullable()
+  .meta({ description: "Install completion: wait for the installer to stop the VM, remove the installer media, boot the installed disk." });
+
 export const templateSchema = z
   .strictObject(
     {
@@ -366,6 +657,10 @@ export const templateSchema = z
       drivers,
       ssh: ssh.optional(),
       cloud_init: cloudInit.optional(),
+      boot: boot.optional(),
+      http: httpSection.optional(),
+      install_media: installMedia.optional(),
+      install: install.optional(),
       provision: z
         .array(provisioner, { error: expecting("a list of provisioners") })
         .nullable()

@@ -8,12 +8,15 @@ export type ChecksumSpec =
   | { kind: "none" };
 
 export interface SourceSpec {
-  kind: "cloud-image" | "iso";
+  /** clone: a VM or template that already exists on the hypervisor (vSphere); `location` is its name or inventory path. */
+  kind: "cloud-image" | "iso" | "clone";
   /** Absolute local path or an http(s) URL. */
   location: string;
   checksum: ChecksumSpec;
   /** Disk format of a cloud image; undefined means detect with qemu-img. */
   format: "qcow2" | "raw" | "vmdk" | "vdi" | undefined;
+  /** clone only: a linked clone (shares the source's disks through a snapshot). */
+  linked?: boolean;
 }
 
 export type Accelerator = "auto" | "kvm" | "tcg";
@@ -37,8 +40,68 @@ export interface QemuSpec {
   extraArgs: string[];
 }
 
+export interface VirtualBoxSpec {
+  cpus: number;
+  /** MiB */
+  memory: number;
+  /** Bytes; undefined keeps the source's size. */
+  diskSize: number | undefined;
+  firmware: Firmware;
+  /** Format of the VM's disk inside VirtualBox. */
+  diskFormat: "vdi" | "vmdk";
+  headless: boolean;
+  /** VirtualBox OS type id (`VBoxManage list ostypes`), e.g. Debian_64, RedHat_64. */
+  guestOsType: string;
+  graphicsController: "vboxvga" | "vmsvga" | "vboxsvga" | "none";
+  /** OVF version `VBoxManage export` writes for the ovf/ova formats. */
+  ovfVersion: "1.0" | "2.0";
+  /** Extra VBoxManage commands run before the first boot (Packer's `vboxmanage`); `{{.Name}}` is the VM. */
+  vboxmanage: string[][];
+  binary: string;
+  /** Fixed host port for the SSH NAT rule; undefined picks a free 127.0.0.1 port. */
+  sshHostPort: number | undefined;
+}
+
+export interface VsphereSpec {
+  /** https://vcenter.example.com (or an ESXi host). */
+  url: string;
+  /** Template value or VSPHERE_USERNAME / VSPHERE_PASSWORD from the environment; never logged. */
+  username: string | undefined;
+  password: string | undefined;
+  /** Each by name (relative to the datacenter's folder) or by absolute inventory path. */
+  datacenter: string | undefined;
+  cluster: string | undefined;
+  host: string | undefined;
+  resourcePool: string | undefined;
+  folder: string | undefined;
+  datastore: string | undefined;
+  network: string | undefined;
+  /** PEM CA bundle to trust instead of the system store (absolute path). */
+  caFile: string | undefined;
+  insecure: boolean;
+  cpus: number;
+  /** MiB */
+  memory: number;
+  /** Bytes: the thin disk of an ISO build; for a clone, grow the first disk to this. */
+  diskSize: number | undefined;
+  guestOsType: string;
+  firmware: Firmware;
+  /** What happens to the VM after shutdown. */
+  after: "export" | "template" | "snapshot" | "none";
+  /** Datastore folder holding uploaded ISOs under their SHA-256. */
+  isoCacheFolder: string;
+  /** Address and port to SSH to instead of the guest IP VMware Tools reports (tests, NAT). */
+  sshHost: string | undefined;
+  sshPort: number | undefined;
+  /** Accept an IPv6 guest address. */
+  ipv6: boolean;
+  ipWaitTimeoutMs: number;
+}
+
 export interface DriversSpec {
   qemu?: QemuSpec;
+  virtualbox?: VirtualBoxSpec;
+  vsphere?: VsphereSpec;
 }
 
 export type DriverName = "qemu" | "virtualbox" | "vsphere";
@@ -65,6 +128,21 @@ export interface CloudInitSpec {
 export interface ProvisionerCommon {
   /** Display name in logs; defaults to `<type> #<n>`. */
   name: string;
+  /** Options every provisioner kind takes (src/provision/options.ts applies them). */
+  options: ProvisionerOptions;
+}
+
+export interface ProvisionerOptions {
+  /** Wait this long before running (ms). */
+  pauseBeforeMs: number;
+  /** Run again this many times after a failure (0 = once). */
+  maxRetries: number;
+  /** Per-attempt time limit (ms); undefined = none. */
+  timeoutMs: number | undefined;
+  /** Run only with these drivers (undefined = all). */
+  only: DriverName[] | undefined;
+  /** Skip with these drivers. */
+  except: DriverName[];
 }
 
 export interface ShellProvisioner extends ProvisionerCommon {
@@ -75,11 +153,17 @@ export interface ShellProvisioner extends ProvisionerCommon {
   script: string | undefined;
   env: Record<string, string>;
   sudo: boolean;
+  /** The script may drop the connection (a reboot): reconnect instead of failing. */
+  expectDisconnect: boolean;
 }
 
 export interface FileProvisioner extends ProvisionerCommon {
   type: "file";
-  /** Absolute local path (file or directory; a trailing slash on a directory uploads its contents). */
+  /**
+   * upload: absolute local path (file or directory; a trailing slash on a directory uploads its
+   * contents) → guest path. download: guest file path → a path relative to the output directory.
+   */
+  direction: "upload" | "download";
   source: string;
   destination: string;
 }
@@ -89,7 +173,70 @@ export interface WaitCloudInitProvisioner extends ProvisionerCommon {
   timeoutMs: number;
 }
 
-export type ProvisionerSpec = ShellProvisioner | FileProvisioner | WaitCloudInitProvisioner;
+/** Packer's ansible provisioner: ansible-playbook on the host against the build VM. */
+export interface AnsibleProvisioner extends ProvisionerCommon {
+  type: "ansible";
+  /** Absolute path of the playbook. */
+  playbook: string;
+  /** The ansible-playbook program (name on PATH or a path). */
+  command: string;
+  /** Inventory groups the build VM is in (for `hosts: <group>`). */
+  groups: string[];
+  hostAlias: string;
+  /** Maps become a JSON vars file; strings are `@/abs/path` files. Applied in order. */
+  extraVars: Array<Record<string, unknown> | string>;
+  extraArguments: string[];
+  env: Record<string, string>;
+  become: boolean;
+}
+
+/** ansible-playbook run inside the guest (ansible must be installed there). */
+export interface AnsibleLocalProvisioner extends ProvisionerCommon {
+  type: "ansible_local";
+  playbook: string;
+  /** Absolute local directory uploaded with the playbook (roles, vars); default: the playbook's dir. */
+  playbookDir: string;
+  command: string;
+  extraVars: Array<Record<string, unknown> | string>;
+  extraArguments: string[];
+  env: Record<string, string>;
+  sudo: boolean;
+}
+
+/** Commands run on the host, with the VM's SSH address in the environment. */
+export interface ShellLocalProvisioner extends ProvisionerCommon {
+  type: "shell_local";
+  inline: string[] | undefined;
+  script: string | undefined;
+  env: Record<string, string>;
+}
+
+/** Reboot the guest and wait until it is back (new boot id, same pinned host key). */
+export interface RestartProvisioner extends ProvisionerCommon {
+  type: "restart";
+  command: string;
+  /** How long to wait for the guest to come back. */
+  restartTimeoutMs: number;
+}
+
+/** Pause the build for a human: until Enter on a TTY, or until a file appears. Skipped in CI. */
+export interface BreakpointProvisioner extends ProvisionerCommon {
+  type: "breakpoint";
+  note: string | undefined;
+  /** Absolute path: continue when it exists. */
+  waitForFile: string | undefined;
+  disable: boolean;
+}
+
+export type ProvisionerSpec =
+  | ShellProvisioner
+  | FileProvisioner
+  | WaitCloudInitProvisioner
+  | AnsibleProvisioner
+  | AnsibleLocalProvisioner
+  | ShellLocalProvisioner
+  | RestartProvisioner
+  | BreakpointProvisioner;
 
 export interface GeneralizeSpec {
   cloudInit: boolean;
@@ -120,6 +267,48 @@ export interface OutputSpec {
   ova: { osType: string; vmxVersion: number };
 }
 
+/** Text served or written to installer media: inline, or read from a local file; rendered at build time. */
+export type RenderedText = { text: string } | { file: string };
+
+export interface HttpSpec {
+  /** Absolute directory served verbatim, or undefined. */
+  directory: string | undefined;
+  /** URL path ("/preseed.cfg") → text rendered with build variables (http.ip, http.port, ssh.public_key…). */
+  content: Record<string, RenderedText>;
+  bindAddress: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** What the guest uses for `{{ .HTTPIP }}`; undefined asks the driver. */
+  guestAddress: string | undefined;
+  /** URL paths that must be requested within expectTimeoutMs of the boot command. */
+  expect: string[];
+  expectTimeoutMs: number;
+}
+
+export interface BootSpec {
+  command: string[];
+  waitMs: number;
+  /** undefined: the driver's own pacing. */
+  keyIntervalMs: number | undefined;
+}
+
+export interface InstallMediaSpec {
+  type: "cd" | "floppy";
+  label: string;
+  /** Absolute paths of local files put in the medium's root. */
+  files: string[];
+  /** File name → text rendered with build variables. */
+  content: Record<string, RenderedText>;
+}
+
+/** An installer-ISO build: how it is driven and how its end is recognised. */
+export interface InstallSpec {
+  boot: BootSpec | undefined;
+  media: InstallMediaSpec | undefined;
+  waitFor: "poweroff" | "reboot";
+  timeoutMs: number;
+}
+
 export interface BuildSpec {
   name: string;
   /** Absolute path of the template file ("<inline>" when built from an object). */
@@ -130,6 +319,10 @@ export interface BuildSpec {
   drivers: DriversSpec;
   ssh: SshSpec;
   cloudInit: CloudInitSpec;
+  /** ISO installs only (source.kind "iso"); undefined for cloud images. */
+  install?: InstallSpec;
+  /** The HTTP server for the installer, when the template has an `http` section. */
+  http?: HttpSpec;
   provision: ProvisionerSpec[];
   generalize: GeneralizeSpec;
   shutdown: ShutdownSpec;

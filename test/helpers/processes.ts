@@ -14,3 +14,9 @@ export function qemuProcesses(needle = "vmkiln-"): Array<{ pid: number; cmdline:
   }
   return out;
 }
+
+/** Snapshot of the vmkiln VMs running now; `leaked()` lists those started since that are still up. */
+export function qemuSnapshot(needle = "vmkiln-"): { leaked(): Array<{ pid: number; cmdline: string }> } {
+  const before = new Set(qemuProcesses(needle).map((p) => p.pid));
+  return { leaked: () => qemuProcesses(needle).filter((p) => !before.has(p.pid)) };
+}

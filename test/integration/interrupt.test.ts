@@ -6,20 +6,22 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCli, REPO } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
-import { qemuProcesses } from "../helpers/processes.js";
+import { qemuProcesses, qemuSnapshot } from "../helpers/processes.js";
 
 const SLEEPY = join(REPO, "test/fixtures/templates/integration/sleepy.yaml");
 
 describe("SIGINT undoes the build", () => {
   let image: string;
   let work: string;
+  // Other suites or users may run VMs on this machine: only ours must be gone afterwards.
+  const vms = qemuSnapshot();
   beforeAll(async () => {
     image = await ensureFixtureGuest();
     work = await mkdtemp(join(tmpdir(), "vmkiln-int-"));
   });
   afterAll(async () => {
     await rm(work, { recursive: true, force: true });
-    expect(qemuProcesses()).toEqual([]);
+    expect(vms.leaked()).toEqual([]);
   });
 
   async function interruptAt(label: string, pred: (e: Record<string, unknown>) => boolean, timeoutMs: number) {

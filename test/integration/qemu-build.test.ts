@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootImage, type BootedVm } from "../helpers/boot.js";
 import { runCli, REPO, type CliResult } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
-import { qemuProcesses } from "../helpers/processes.js";
+import { qemuSnapshot } from "../helpers/processes.js";
 
 const EXAMPLE = join(REPO, "fixtures/examples/qemu-cloud-image.yaml");
 
@@ -19,6 +19,8 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
   let res: CliResult;
   let booted: BootedVm | undefined;
 
+  // Other suites or users may run VMs on this machine: only ours must be gone afterwards.
+  const vms = qemuSnapshot();
   beforeAll(async () => {
     const image = await ensureFixtureGuest();
     work = await mkdtemp(join(tmpdir(), "vmkiln-it-"));
@@ -30,7 +32,7 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
   afterAll(async () => {
     await booted?.stop();
     if (work) await rm(work, { recursive: true, force: true });
-    expect(qemuProcesses()).toEqual([]);
+    expect(vms.leaked()).toEqual([]);
   });
 
   const logs = () => res.events.filter((e) => e.type === "log").map((e) => String(e.message));
@@ -46,15 +48,18 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
   });
 
   it("writes the qcow2, a GNU SHA256SUMS and manifest.json, and nothing half-written", () => {
-    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-node.qcow2", "manifest.json"]);
+    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-node.ova", "debian-12-node.ova.sha256", "debian-12-node.qcow2", "manifest.json"]);
     execFileSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: out });
+    expect(readFileSync(join(out, "SHA256SUMS"), "utf8")).toMatch(/^[0-9a-f]{64}  debian-12-node\.ova$/m);
     const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
     expect(m.template.name).toBe("debian-12-node");
     expect(m.driver).toBe("qemu");
     expect(m.source.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(m.vmkiln_version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(m.artifacts).toHaveLength(1);
+    expect(m.artifacts).toHaveLength(2);
     expect(m.artifacts[0]).toMatchObject({ name: "debian-12-node.qcow2", format: "qcow2", size: statSync(join(out, "debian-12-node.qcow2")).size });
+    expect(m.artifacts[1]).toMatchObject({ name: "debian-12-node.ova", format: "ova", size: statSync(join(out, "debian-12-node.ova")).size });
+    for (const k of ["convert_qcow2_ms", "convert_vmdk_ms", "pack_ova_ms"]) expect(m.durations_ms[k]).toBeGreaterThan(0);
     expect(m.steps.map((s: { name: string }) => s.name)).toContain("provision");
     // No staging dir beside the output.
     expect(readdirSync(dirname(out)).filter((n) => n.includes("vmkiln-partial"))).toEqual([]);
@@ -67,6 +72,64 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
     expect(info.format).toBe("qcow2");
     expect(info["backing-filename"]).toBeUndefined();
     expect(info["virtual-size"]).toBe(4 * 1024 ** 3);
+  });
+
+  describe("the OVA (issue 3)", () => {
+    const ova = () => join(out, "debian-12-node.ova");
+    let ex: string;
+    beforeAll(async () => {
+      if (res.code !== 0) return;
+      ex = join(work, "ova-x");
+      execFileSync("mkdir", ["-p", ex]);
+      execFileSync("tar", ["-xf", ova(), "-C", ex]);
+    });
+
+    it("passes vmkiln verify", async () => {
+      const r = await runCli(["verify", ova(), "--json"]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).ok).toBe(true);
+    });
+
+    it("GNU tar lists the OVF first, then the manifest, then the disk; owner 0/0, mode 0644", () => {
+      const list = execFileSync("tar", ["--numeric-owner", "-tvf", ova()], { encoding: "utf8" }).trim().split("\n");
+      expect(list.map((l) => l.split(/\s+/).pop())).toEqual(["debian-12-node.ovf", "debian-12-node.mf", "debian-12-node-disk1.vmdk"]);
+      for (const l of list) expect(l).toMatch(/^-rw-r--r-- 0\/0 /);
+    });
+
+    it("the .mf digests match the extracted files and .ova.sha256 passes sha256sum -c", () => {
+      const mf = readFileSync(join(ex, "debian-12-node.mf"), "utf8").trim().split("\n");
+      expect(mf).toHaveLength(2);
+      for (const line of mf) {
+        const m = /^SHA256\((.+)\)= ([0-9a-f]{64})$/.exec(line);
+        expect(m, line).not.toBeNull();
+        const actual = execFileSync("sha256sum", [join(ex, m![1]!)], { encoding: "utf8" }).split(" ")[0];
+        expect(actual).toBe(m![2]);
+      }
+      execFileSync("sha256sum", ["-c", "debian-12-node.ova.sha256"], { cwd: out });
+    });
+
+    it("qemu-img reads the VMDK as streamOptimized with the right virtual size", () => {
+      const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", join(ex, "debian-12-node-disk1.vmdk")], { encoding: "utf8" }));
+      expect(info.format).toBe("vmdk");
+      expect(info["format-specific"].data["create-type"]).toBe("streamOptimized");
+      expect(info["virtual-size"]).toBe(4 * 1024 ** 3);
+    });
+
+    it("the OVF declares the build's hardware", () => {
+      const ovf = readFileSync(join(ex, "debian-12-node.ovf"), "utf8");
+      expect(ovf).toContain("vmx-13");
+      expect(ovf).toMatch(/<rasd:ResourceSubType>lsilogic<\/rasd:ResourceSubType>/);
+      expect(ovf).toMatch(/ovf:size="\d+"/);
+    });
+
+    it("the extracted VMDK boots with SSH answering", async () => {
+      const vm = await bootImage(join(ex, "debian-12-node-disk1.vmdk"), { username: "ovauser", format: "vmdk" });
+      try {
+        expect((await vm.sh("cat /etc/vmkiln/greeting")).trim()).toBe("hello from vmkiln");
+      } finally {
+        await vm.stop();
+      }
+    });
   });
 
   it("boots the exported image with a fresh seed: provisioned, generalized", async () => {

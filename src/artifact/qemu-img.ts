@@ -1,7 +1,8 @@
-// qemu-img through the exec wrapper. Argv builders are pure and table-tested.
-import { run } from "../../src/exec/run.js";
-import type { EventBus } from "../../src/log/events.js";
-import { progressReporter } from "../../src/log/events.js";
+// qemu-img through the exec wrapper, shared by the drivers (disks) and artifact code (VMDK for
+// OVF/OVA). Argv builders are pure and table-tested.
+import { run } from "../exec/run.js";
+import type { EventBus } from "../log/events.js";
+import { progressReporter } from "../log/events.js";
 
 const INSTALL_HINT = "apt-get install qemu-utils";
 
@@ -28,6 +29,10 @@ export interface ConvertOptions {
   compression?: "zlib" | "zstd" | "none";
   /** vmdk subformat, e.g. streamOptimized */
   subformat?: string;
+  /** vmdk descriptor ddb.adapterType (lsilogic matches the OVF's SCSI controller; default ide). */
+  adapterType?: string;
+  /** vmdk descriptor virtualHWVersion. */
+  hwVersion?: number;
   /** Parallel coroutines with out-of-order writes: about 2x faster for compressed qcow2 here. */
   parallel?: boolean;
 }
@@ -42,6 +47,8 @@ export function convertArgs(o: ConvertOptions): string[] {
     opts.push(`compression_type=${o.compression}`);
   }
   if (o.format === "vmdk" && o.subformat) opts.push(`subformat=${o.subformat}`);
+  if (o.format === "vmdk" && o.adapterType) opts.push(`adapter_type=${o.adapterType}`);
+  if (o.format === "vmdk" && o.hwVersion !== undefined) opts.push(`hwversion=${o.hwVersion}`);
   if (opts.length) args.push("-o", opts.join(","));
   // -W (out-of-order writes) is not allowed for streamOptimized VMDK, which must be written in order.
   if (o.parallel !== false && !(o.format === "vmdk" && o.subformat === "streamOptimized")) args.push("-m", "8", "-W");
@@ -99,8 +106,9 @@ export async function convert(o: ConvertOptions, events: EventBus, task: string,
   return Math.round(performance.now() - started);
 }
 
+/** `qemu-img convert -p` prints `    (12.34/100%)` followed by `\r`; returns the percentage. */
 export function parseProgress(line: string): number | undefined {
-  const m = /\(\s*([0-9.]+)\/100%\)/.exec(line);
+  const m = /\(\s*(\d+(?:\.\d+)?)\s*\/\s*100%\)/.exec(line);
   return m ? Number(m[1]) : undefined;
 }
 
