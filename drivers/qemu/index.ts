@@ -40,6 +40,8 @@ interface VmState {
   accel: AccelChoice;
   running?: Running;
   fellBackToTcg: boolean;
+  /** A line showing KVM cannot run this guest, seen on QEMU's output. */
+  kvmCrash?: string | undefined;
   /** Rejects when the VM stops while the build still needs it. */
   unexpectedExit: Promise<string>;
   failUnexpected: (msg: string) => void;
@@ -150,6 +152,12 @@ export class QemuDriver implements Driver {
         await this.launch(st, signal);
         return;
       } catch (err) {
+        // With -cpu host, kvm-pvm makes QEMU abort at once ("failed to set MSR 0x10a"): retry under
+        // TCG when auto chose KVM, and say so.
+        if (st.kvmCrash && st.accel.fallbackToTcgOnCrash && !st.fellBackToTcg) {
+          this.fallBackToTcg(st, st.kvmCrash);
+          continue;
+        }
         // Another process can take the port between freePort() and QEMU's bind: pick another.
         const portRace = err instanceof BuildError && /host forwarding|Could not set up/i.test(err.message);
         if (!portRace || this.spec.sshHostPort !== undefined || attempt >= 5) throw err;
@@ -171,7 +179,11 @@ export class QemuDriver implements Driver {
         running.stderr.push(line);
         if (running.stderr.length > 50) running.stderr.shift();
         this.events.debug(line, `qemu[${stream}]`);
-        if (isKvmCrashLine(line)) void this.onKvmCrash(st, line);
+        if (isKvmCrashLine(line)) {
+          st.kvmCrash ??= line;
+          // Before QMP is up, start() handles it; afterwards the guest died under KVM mid-boot.
+          if (running.qmp) void this.onKvmCrash(st, line);
+        }
       },
     });
     const pid = proc.pid;
@@ -222,15 +234,22 @@ export class QemuDriver implements Driver {
       st.failUnexpected(`the guest crashed under KVM: ${line}. This host's KVM cannot run it; set drivers.qemu.accelerator: tcg`);
       return;
     }
-    st.fellBackToTcg = true;
-    this.events.warn(`KVM cannot run this guest ("${line.trim()}"): restarting it under TCG. TCG software emulation is several times slower than KVM.`, "qemu");
-    await this.stopProcess(st.running, 0);
-    st.cmdline.accel = "tcg";
+    const old = st.running;
+    this.fallBackToTcg(st, line);
+    await this.stopProcess(old, 0);
     try {
       await this.launch(st, new AbortController().signal);
     } catch (err) {
       st.failUnexpected(`restart under TCG failed: ${(err as Error).message}`);
     }
+  }
+
+  private fallBackToTcg(st: VmState, line: string): void {
+    st.fellBackToTcg = true;
+    st.kvmCrash = undefined;
+    st.cmdline.accel = "tcg";
+    if (st.running) st.running.expectingExit = true;
+    this.events.warn(`KVM cannot run this guest ("${line.trim()}"): restarting it under TCG. TCG software emulation is several times slower than KVM.`, "qemu");
   }
 
   async sshEndpoint(vm: VmHandle): Promise<{ host: string; port: number }> {
