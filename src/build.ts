@@ -69,6 +69,10 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   };
   req.events.info(`build ${buildId}: ${req.spec.name} on ${driver.name} (build dir ${buildDir})`);
   const r = await runSteps(ctx, undos, steps, req.signal);
+  if (!r.ok && req.options.onError === "abort" && undos.length > 0 && ctx.sshEndpoint && ctx.sshKey) {
+    const ep = ctx.sshEndpoint;
+    req.events.warn(`the VM is still running for inspection: ssh -i ${ctx.sshKey.privateKeyPath} -p ${ep.port} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null ${req.spec.ssh.username}@${ep.host}`);
+  }
   // Keep the journal when something was deliberately left behind (--on-error=abort) so gc finds it.
   if (r.ok || undos.length === 0) journal.close();
   const durationMs = Date.now() - startedAt;

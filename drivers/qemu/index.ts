@@ -175,6 +175,7 @@ export class QemuDriver implements Driver {
       timeoutMs: 0,
       reject: false,
       installHint: QEMU_HINT,
+      detached: true,
       onLine: (stream, line) => {
         running.stderr.push(line);
         if (running.stderr.length > 50) running.stderr.shift();

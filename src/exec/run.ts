@@ -21,6 +21,9 @@ export interface RunOptions {
   installHint?: string;
   /** Redact these substrings from any error text. */
   secrets?: string[];
+  /** Own process group, not killed when vmkiln exits: a terminal's Ctrl-C then reaches only
+   *  vmkiln (which shuts the VM down itself), and --on-error=abort can leave a VM running. */
+  detached?: boolean;
 }
 
 export interface RunResult {
@@ -57,6 +60,8 @@ export function spawnTool(file: string, args: readonly string[], opts: RunOption
     stdin: opts.input === undefined ? "ignore" : "pipe",
     buffer: true,
     maxBuffer: 64 * 1024 * 1024,
+    detached: opts.detached ?? false,
+    cleanup: !(opts.detached ?? false),
   });
   if (opts.onLine) attachLines(child, opts.onLine);
   return child;

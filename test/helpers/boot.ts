@@ -19,6 +19,8 @@ export interface BootedVm {
   username: string;
   port: number;
   privateKeyPath: string;
+  /** Warnings the driver emitted (accelerator fallback, forced power-off). */
+  warnings: string[];
   /** Runs a command, returns stdout; throws on failure. */
   sh(cmd: string): Promise<string>;
   stop(): Promise<void>;
@@ -28,6 +30,8 @@ export async function bootImage(image: string, opts: { username?: string; format
   const username = opts.username ?? "tester";
   const dir = await mkdtemp(join(tmpdir(), "vmkiln-boot-"));
   const events = new EventBus();
+  const warnings: string[] = [];
+  events.subscribe((e) => e.type === "log" && e.level === "warn" && warnings.push(e.message));
   if (opts.log ?? process.env.VMKILN_TEST_VERBOSE) events.subscribe((e) => e.type === "log" && process.stderr.write(`[boot] ${e.message}\n`));
   const journal = new Journal(`test-boot-${Date.now()}`);
   const driver = new QemuDriver(
@@ -71,6 +75,7 @@ export async function bootImage(image: string, opts: { username?: string; format
       username,
       port: ep.port,
       privateKeyPath: key.privateKeyPath,
+      warnings,
       sh: (cmd) => r.session.capture(cmd, { signal, timeoutMs: 120_000 }),
       stop: async () => {
         await r.session.close();
