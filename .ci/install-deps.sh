@@ -10,6 +10,7 @@ pkgs=(
   debootstrap extlinux syslinux-common syslinux-utils isolinux fdisk e2fsprogs util-linux
   genisoimage xorriso mtools dosfstools openssh-client ca-certificates procps
   ansible-core
+  golang-go golang-github-vmware-govmomi-dev # vSphere tests: the vcsim harness (test/doubles/vcsim), built in GOPATH mode
   debian-installer-12-netboot-amd64 # ISO-install tests: kernel + initrd for a netboot ISO (test/helpers/netboot-iso.ts)
 )
 missing=()

@@ -4,6 +4,7 @@ import { UserError } from "../errors.js";
 import type { DriverName } from "../template/spec.js";
 import { driverRegistry } from "./registry.js";
 import type { CliIO } from "./io.js";
+import { debugStepHook } from "./debug-steps.js";
 
 export interface BuildCommandOptions {
   var?: string[];
@@ -31,7 +32,12 @@ export async function buildCommand(template: string, o: BuildCommandOptions, io:
     driverFactory: factory,
     events: io.events,
     signal: io.signal,
-    options: { force: o.force ?? false, onError: (o.onError as "cleanup" | "abort" | undefined) ?? "cleanup", debug: o.debug ?? false },
+    options: {
+      force: o.force ?? false,
+      onError: (o.onError as "cleanup" | "abort" | undefined) ?? "cleanup",
+      debug: o.debug ?? false,
+      ...(o.debug ? { beforeStep: debugStepHook() } : {}),
+    },
   });
   io.events.emit(
     r.ok

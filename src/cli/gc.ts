@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { deadJournals, pidAlive, type JournalEntry } from "../pipeline/journal.js";
 import type { CliIO } from "./io.js";
+import { driverGc } from "./registry.js";
 
 export async function gcCommand(o: { dryRun?: boolean }, io: CliIO): Promise<number> {
   const dead = deadJournals();
@@ -55,7 +56,11 @@ async function undo(e: JournalEntry): Promise<void> {
       process.kill(e.pid, "SIGKILL");
       return;
     }
-    case "remote":
-      throw new Error(`no driver cleanup for ${e.driver} yet`);
+    case "remote": {
+      const gc = driverGc[e.driver];
+      if (!gc) throw new Error(`no driver cleanup for ${e.driver}`);
+      await gc(e, AbortSignal.timeout(300_000));
+      return;
+    }
   }
 }

@@ -53,7 +53,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
   const program = new Command("vmkiln")
     .description("Build virtual-machine images by driving hypervisors directly.")
     .version(VMKILN_VERSION)
-    .option("--debug", "show debug output and stack traces")
+    .option("--debug", "show debug output and stack traces; build: print how to SSH into the VM and, on a terminal, pause before each step")
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
 

@@ -3,6 +3,7 @@ import type { BuildSpec } from "../template/spec.js";
 import type { Communicator } from "../ssh/communicator.js";
 import type { Driver, VmHandle, DiskFile } from "./driver.js";
 import type { Journal } from "./journal.js";
+import type { InstallerHttpServer } from "../http/server.js";
 
 export interface SshKeyPair {
   /** OpenSSH private key text (never logged). */
@@ -39,6 +40,16 @@ export interface BuildOptions {
   force: boolean;
   onError: "cleanup" | "abort";
   debug: boolean;
+  /** `--debug` step mode: called before each step (the CLI pauses there on a terminal). */
+  beforeStep?: (ctx: BuildContext, step: string, signal: AbortSignal) => Promise<void>;
+}
+
+/** A file the build copied out of the guest; the export step puts it into the output dir. */
+export interface Download {
+  /** Path relative to the output directory. */
+  name: string;
+  /** Where it waits in the build dir. */
+  path: string;
 }
 
 export interface Undo {
@@ -66,10 +77,20 @@ export interface BuildContext {
   source?: ResolvedSource;
   sshKey?: SshKeyPair;
   cidataIso?: string;
+  /** The installer's HTTP server (serve-http step): where it listens and what the guest calls it. */
+  http?: { server: InstallerHttpServer; guestIp: string; port: number; url: string };
+  /** Kickstart/preseed media built by the installer-media step. */
+  installerMedia?: { path: string; kind: "cd" | "floppy" };
   vm?: VmHandle;
   sshEndpoint?: { host: string; port: number };
   /** SHA256 fingerprint of the guest host key pinned at first connect. */
   hostKeyFingerprint?: string;
+  /** The pinned host key itself (SSH wire blob), for known_hosts files (ansible, --debug hints). */
+  hostPublicKey?: Buffer;
+  /** known_hosts file in the build dir holding the pinned key. */
+  knownHostsPath?: string;
+  /** Files downloaded from the guest (file provisioner, direction: download). */
+  downloads?: Download[];
   ssh?: Communicator;
   /** The VM's disk after shutdown, ready to export. */
   disk?: DiskFile;

@@ -3,7 +3,8 @@
 // registry the CLI wires up.
 import type { EventBus } from "../log/events.js";
 import type { BuildSpec, DriverName, Firmware } from "../template/spec.js";
-import type { Journal } from "./journal.js";
+import type { Journal, JournalEntry } from "./journal.js";
+import type { Step } from "./step.js";
 
 import type { KeyEvent } from "../bootcommand/events.js";
 
@@ -24,6 +25,10 @@ export interface VmSpec {
   /** Bytes; undefined keeps the source's size. */
   diskSize: number | undefined;
   firmware: Firmware;
+  /** ISO installs: a kickstart/preseed CD or floppy (OEMDRV, cidata) attached with the installer. */
+  installerMedia?: { path: string; kind: "cd" | "floppy" } | undefined;
+  /** ISO installs: a guest reboot stops the VM (QEMU -no-reboot) so the end of the install is seen. */
+  exitOnReboot?: boolean;
 }
 
 export interface VmHandle {
@@ -53,6 +58,13 @@ export interface DiskFile {
   virtualSize: number;
 }
 
+export interface ApplianceFiles {
+  /** Absolute paths: the descriptor, its manifest (when written) and the files it references. */
+  ovf: string;
+  manifest: string | undefined;
+  files: string[];
+}
+
 export interface DriverCapabilities {
   sources: Array<"cloud-image" | "iso" | "clone">;
   keystrokes: boolean;
@@ -72,8 +84,22 @@ export interface Driver {
   /** Rejects when the VM stops unexpectedly (crash, guest power-off) while the build still needs it. */
   exited?(vm: VmHandle): Promise<string>;
   exportDisk(vm: VmHandle, to: ExportRequest, signal: AbortSignal): Promise<DiskFile>;
+  /** The hypervisor's own OVF export (descriptor, disks, manifest) into `dir`, for the ovf/ova formats. */
+  exportAppliance?(vm: VmHandle, to: { dir: string; basename: string }, signal: AbortSignal): Promise<ApplianceFiles>;
   /** Safe on a half-created VM; idempotent. */
   destroyVm(vm: VmHandle): Promise<void>;
+
+  // ISO installs (issue 4): optional, needed for source.iso.
+  /** The address the guest reaches a host listener on `bindAddress` at (QEMU user networking: 10.0.2.2). */
+  guestHostAddress?(bindAddress: string): string;
+  /** Resolves true when the guest stops by itself (installer power-off, or reboot with exitOnReboot), false after timeoutMs. */
+  waitForGuestStop?(vm: VmHandle, opts: { timeoutMs: number }, signal: AbortSignal): Promise<boolean>;
+  /** Boots the stopped VM again, without the installer ISO and media when asked. */
+  restart?(vm: VmHandle, opts: { removeInstallerMedia: boolean }, signal: AbortSignal): Promise<void>;
+
+  /** A driver whose flow differs from the generic plan (vSphere: clone sources, keeping the VM as a
+   *  template) lists its own steps, reusing the generic ones. */
+  plan?(spec: BuildSpec): Step[];
 }
 
 export interface DriverFactoryContext {
@@ -83,3 +109,6 @@ export interface DriverFactoryContext {
 }
 
 export type DriverFactory = (ctx: DriverFactoryContext) => Driver;
+
+/** Removes one `remote` journal entry a killed build left (`vmkiln gc`); idempotent. */
+export type DriverGc = (entry: Extract<JournalEntry, { kind: "remote" }>, signal: AbortSignal) => Promise<void>;

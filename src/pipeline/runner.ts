@@ -24,6 +24,12 @@ export async function runSteps(ctx: BuildContext, undos: Undo[], steps: Step[], 
       error = asAbortError(signal.reason);
       break;
     }
+    try {
+      await ctx.options.beforeStep?.(ctx, step.name, signal); // --debug step mode: pause, not timed
+    } catch (err) {
+      error = classify(err, signal);
+      break;
+    }
     const started = performance.now();
     ctx.events.emit({ type: "step-start", step: step.name, index, total: steps.length });
     try {

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { BuildError } from "../errors.js";
 import type { ShellProvisioner } from "../template/spec.js";
 import { shq } from "../ssh/session.js";
+import { bootId, shutdownInProgress, waitForReboot } from "./reboot.js";
 import type { ProvisionContext } from "./types.js";
 
 const FAIL_MARK = "__vmkiln_failed__";
@@ -34,6 +35,8 @@ export function runCommand(remoteScript: string, p: Pick<ShellProvisioner, "env"
 }
 
 export async function runShell(p: ShellProvisioner, ctx: ProvisionContext): Promise<void> {
+  // With expect_disconnect the script may reboot the guest: note the boot to tell a reboot apart.
+  const before = p.expectDisconnect ? await bootId(ctx.ssh, ctx.signal).catch(() => undefined) : undefined;
   const remote = `/tmp/vmkiln-${randomBytes(4).toString("hex")}-${p.script ? basename(p.script) : "inline.sh"}`;
   const body = p.script ? await readFile(p.script) : Buffer.from(inlineScript(p.inline ?? []));
   await ctx.ssh.uploadContent(body, remote, { signal: ctx.signal, mode: 0o755 });
@@ -50,8 +53,15 @@ export async function runShell(p: ShellProvisioner, ctx: ProvisionContext): Prom
       ctx.events.emit({ type: "output", source: ctx.label, stream, line });
     },
   });
+  if (p.expectDisconnect && (r.disconnected || (r.exitCode === 0 && (await shutdownInProgress(ctx.ssh, ctx.signal))))) {
+    ctx.events.info(`${ctx.label}: the guest is going down (expect_disconnect); waiting for SSH again`, ctx.label);
+    await waitForReboot(ctx, { previousBootId: r.disconnected ? undefined : before, timeoutMs: ctx.rebootTimeoutMs ?? 15 * 60_000 });
+    return;
+  }
   if (r.exitCode === 0) return;
-  if (r.disconnected) throw new BuildError("PROVISION_DISCONNECTED", `${ctx.label}: the SSH connection dropped while the script ran`);
+  if (r.disconnected) throw new BuildError("PROVISION_DISCONNECTED", `${ctx.label}: the SSH connection dropped while the script ran`, {
+      hint: "set expect_disconnect: true on a script that reboots the guest or restarts sshd",
+    });
   if (failed) throw new BuildError("PROVISION_FAILED", `${ctx.label}: command \`${failed.command}\` failed with exit code ${failed.rc}`);
   const what = p.script ? `script ${basename(p.script)}` : "script";
   throw new BuildError("PROVISION_FAILED", `${ctx.label}: ${what} exited with code ${r.exitCode ?? r.signal}`);

@@ -24,4 +24,6 @@ export interface Communicator {
   uploadContent(content: string | Buffer, remotePath: string, opts: { signal: AbortSignal; mode?: number }): Promise<void>;
   download(remotePath: string, localPath: string, opts: { signal: AbortSignal }): Promise<void>;
   close(): Promise<void>;
+  /** Resolves when the connection has ended (either side); lets a provisioner notice a reboot. */
+  readonly closed?: Promise<void>;
 }

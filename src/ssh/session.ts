@@ -24,6 +24,8 @@ export class HostKeyMismatchError extends BuildError {
 export interface ConnectResult {
   session: SshSession;
   hostKey: string;
+  /** The host key's SSH wire blob (for a known_hosts line). */
+  hostKeyBlob: Buffer;
 }
 
 /** One connection attempt. `pinned` (a fingerprint) makes any other host key fail the connect. */
@@ -32,6 +34,7 @@ export function connectOnce(target: SshTarget, pinned: string | undefined, signa
     if (signal.aborted) return reject(asAbortError(signal.reason));
     const client = new ssh2.Client();
     let seenKey = "";
+    let seenBlob = Buffer.alloc(0);
     let mismatch: HostKeyMismatchError | undefined;
     const onAbort = () => {
       client.end();
@@ -48,6 +51,7 @@ export function connectOnce(target: SshTarget, pinned: string | undefined, signa
       tryKeyboard: false,
       hostVerifier: (key: Buffer) => {
         seenKey = fingerprint(key);
+        seenBlob = Buffer.from(key);
         if (pinned && seenKey !== pinned) {
           mismatch = new HostKeyMismatchError(pinned, seenKey);
           return false;
@@ -59,7 +63,7 @@ export function connectOnce(target: SshTarget, pinned: string | undefined, signa
     if (target.password) cfg.password = target.password;
     client.once("ready", () => {
       signal.removeEventListener("abort", onAbort);
-      resolve({ session: new SshSession(client), hostKey: seenKey });
+      resolve({ session: new SshSession(client), hostKey: seenKey, hostKeyBlob: seenBlob });
     });
     client.once("error", (err) => {
       signal.removeEventListener("abort", onAbort);

@@ -27,6 +27,7 @@ export interface WaitSshOptions {
 export interface WaitSshResult {
   session: SshSession;
   hostKey: string;
+  hostKeyBlob: Buffer;
   /** When the banner was first seen (ms since the wait began). */
   bannerAtMs: number;
   connectedAtMs: number;
@@ -87,7 +88,7 @@ export async function waitForSsh(o: WaitSshOptions): Promise<WaitSshResult> {
           const r = await connectOnce(o.target, o.pinned, local.signal, 15_000);
           const connectedAtMs = Math.round(performance.now() - started);
           o.events.info(`connected as ${o.target.username} after ${(connectedAtMs / 1000).toFixed(1)} s; host key ${r.hostKey}${o.pinned ? " (matches the pinned key)" : " pinned"}`, "ssh");
-          return { session: r.session, hostKey: r.hostKey, bannerAtMs, connectedAtMs };
+          return { session: r.session, hostKey: r.hostKey, hostKeyBlob: r.hostKeyBlob, bannerAtMs, connectedAtMs };
         } catch (err) {
           if (err instanceof HostKeyMismatchError) throw err;
           if (local.signal.aborted) continue;

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
 import type { Step } from "../pipeline/step.js";
+import { preflightProvisioners } from "../provision/preflight.js";
 
 export const prepareStep: Step = {
   name: "prepare",
@@ -16,6 +17,8 @@ export const prepareStep: Step = {
         throw new UserError("OUTPUT_EXISTS", `output.directory: ${out} already exists`, { hint: "remove it or pass --force" });
       }
     }
+    // Host tools provisioners need (ansible-playbook): fail now, not after the VM has booted.
+    preflightProvisioners(ctx.spec.provision, ctx.driver.name);
   },
 };
 

@@ -1,6 +1,7 @@
 import type { BuildContext } from "../pipeline/context.js";
 import type { Step } from "../pipeline/step.js";
 import { waitForSsh } from "../ssh/wait.js";
+import { writeKnownHosts } from "../ssh/known-hosts.js";
 
 export async function connectSsh(ctx: BuildContext, signal: AbortSignal, timeoutMs: number): Promise<void> {
   const vm = ctx.vm!;
@@ -16,6 +17,10 @@ export async function connectSsh(ctx: BuildContext, signal: AbortSignal, timeout
     ...(consoleTail ? { consoleTail: () => consoleTail.call(ctx.driver, vm, 25) } : {}),
   });
   ctx.hostKeyFingerprint ??= r.hostKey;
+  if (!ctx.hostPublicKey) {
+    ctx.hostPublicKey = r.hostKeyBlob;
+    ctx.knownHostsPath = await writeKnownHosts(ctx.buildDir, endpoint, r.hostKeyBlob);
+  }
   ctx.ssh = r.session;
   ctx.durations["ssh_banner_ms"] ??= r.bannerAtMs;
   ctx.defer("close ssh", () => r.session.close());

@@ -12,7 +12,20 @@ export interface InterpolationScope {
   name?: string | undefined;
   /** Whether `${var.X}` is allowed (false inside `variables`, which may only read the environment). */
   allowVars?: boolean;
+  /** More values by their full dotted name (`http.ip`, `ssh.public_key`), for render-time scopes. */
+  values?: Readonly<Record<string, string>>;
+  /**
+   * Fields rendered again later with values only known at build time (boot commands and HTTP content
+   * see `${http.ip}` once the server listens): there `${http.…}` / `${ssh.…}` and the `$${` escape are
+   * left as written for that later stage, so an escape is not undone a pass early.
+   */
+  deferAt?: (path: PathSegment[]) => boolean;
+  /** Set by interpolateTree inside a deferAt field. */
+  defer?: boolean;
 }
+
+/** References left for the build-time stage inside deferred fields. */
+const DEFERRED_REF = /^(?:http|ssh)\.[A-Za-z_][A-Za-z0-9_]*$/;
 
 export type InterpolationResult = { value: string; errors: string[] };
 
@@ -29,6 +42,11 @@ export function interpolateString(text: string, scope: InterpolationScope): Inte
       out += text.slice(i);
       break;
     }
+    if (at > 0 && text[at - 1] === "$" && scope.defer) {
+      out += text.slice(i, at + 2); // keep `$${` for the later stage, which unescapes it
+      i = at + 2;
+      continue;
+    }
     if (at > 0 && text[at - 1] === "$") {
       // `$${` escapes: drop one `$`, keep `${` literally and skip past it.
       out += text.slice(i, at - 1) + "${";
@@ -43,6 +61,11 @@ export function interpolateString(text: string, scope: InterpolationScope): Inte
       break;
     }
     const expr = text.slice(at + 2, end).trim();
+    if (scope.defer && DEFERRED_REF.test(expr)) {
+      out += text.slice(at, end + 1);
+      i = end + 1;
+      continue;
+    }
     out += resolveRef(expr, scope, errors) ?? text.slice(at, end + 1);
     i = end + 1;
   }
@@ -50,9 +73,12 @@ export function interpolateString(text: string, scope: InterpolationScope): Inte
 }
 
 function resolveRef(expr: string, scope: InterpolationScope, errors: string[]): string | undefined {
+  if (scope.values && Object.hasOwn(scope.values, expr)) return scope.values[expr];
   const m = REF.exec(expr);
   if (!m) {
-    errors.push(`unknown reference "\${${expr}}" (use var.NAME, env.NAME or name)`);
+    const more = scope.values ? Object.keys(scope.values) : scope.defer ? ["http.ip", "http.port", "http.url", "ssh.public_key"] : [];
+    const names = ["var.NAME", "env.NAME", "name", ...more];
+    errors.push(`unknown reference "\${${expr}}" (use ${names.slice(0, -1).join(", ")} or ${names[names.length - 1]})`);
     return undefined;
   }
   const [, kind, key, isName, fallback] = m;
@@ -91,7 +117,7 @@ export function interpolateTree(
   problems: Problem[],
 ): unknown {
   if (typeof node === "string") {
-    const r = interpolateString(node, scope);
+    const r = interpolateString(node, scope.deferAt?.(path) ? { ...scope, defer: true } : scope);
     for (const message of r.errors) problems.push({ path: formatPath(path), message });
     return r.value;
   }

@@ -10,6 +10,7 @@ import { interpolateString, interpolateTree } from "./interpolate.js";
 import { errorMap, issuesToProblems } from "./issues.js";
 import { normalize } from "./normalize.js";
 import { documentOrder } from "./paths.js";
+import { renderProblems } from "./install-rules.js";
 import { checkRules } from "./rules.js";
 import { templateSchema } from "./schema.js";
 import type { BuildSpec } from "./spec.js";
@@ -86,7 +87,7 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
   for (const [key, value] of Object.entries(doc)) {
     if (key === "variables") tree[key] = value;
     else if (key === "name") tree[key] = name ?? value;
-    else tree[key] = interpolateTree(value, { vars, env, name }, [key], interpolationProblems);
+    else tree[key] = interpolateTree(value, { vars, env, name, deferAt: isRenderedLater }, [key], interpolationProblems);
   }
 
   const result = templateSchema.safeParse(tree, { error: errorMap });
@@ -98,7 +99,16 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
     (a, b) => order(a.path) - order(b.path),
   );
   if (problems.length > 0 || !result.success) throw new TemplateError(opts.display, problems);
-  return normalize(result.data, { baseDir: opts.baseDir, templatePath: opts.templatePath, variables: vars });
+  const spec = normalize(result.data, { baseDir: opts.baseDir, templatePath: opts.templatePath, variables: vars });
+  const rendering = renderProblems(spec, env); // answer files (kickstart, preseed) render with placeholders
+  if (rendering.length > 0) throw new TemplateError(opts.display, rendering);
+  return spec;
+}
+
+/** Fields rendered again at build time, when `${http.ip}` and friends are known (see interpolate.ts). */
+export function isRenderedLater(path: readonly (string | number)[]): boolean {
+  const [top, field] = path;
+  return (top === "boot" && field === "command") || ((top === "http" || top === "install_media") && field === "content");
 }
 
 function interpolateVariables(value: unknown, env: NodeJS.ProcessEnv, problems: Problem[]): Record<string, string> {

@@ -110,7 +110,7 @@ function installFields(raw: RawTemplate, local: (p: string) => string): Pick<Bui
   if (raw.source.iso) {
     const m = raw.install_media;
     out.install = {
-      boot: raw.boot ? { command: raw.boot.command, waitMs: raw.boot.wait ?? 10_000, keyIntervalMs: raw.boot.key_interval } : undefined,
+      boot: raw.boot ? { command: raw.boot.command, waitMs: raw.boot.wait ?? 10_000, keyIntervalMs: raw.boot.key_interval ?? 100 } : undefined,
       media: m
         ? {
             type: m.floppy_files ? "floppy" : m.cd_files ? "cd" : (m.type ?? "cd"),
@@ -148,6 +148,8 @@ function normalizeVirtualBox(v: Partial<RawVirtualBox>): VirtualBoxSpec {
     headless: v.headless ?? true,
     guestOsType: v.guest_os_type ?? "Linux_64",
     graphicsController: v.graphics_controller ?? "vmsvga",
+    diskController: v.disk_controller ?? "sata",
+    nicType: v.nic_type ?? "82540EM",
     ovfVersion: v.ovf_version ?? "1.0",
     vboxmanage: v.vboxmanage ?? [],
     binary: v.binary ?? "VBoxManage",

@@ -5,6 +5,8 @@
 import { statSync, type Stats } from "node:fs";
 import type { Problem } from "../errors.js";
 import type { DriverName, OutputFormat } from "./spec.js";
+import { checkInstall } from "./install-rules.js";
+import { checkVsphere } from "./vsphere-rules.js";
 import { formatPath, type PathSegment } from "./paths.js";
 import { isUrl, resolveLocalPath } from "./normalize.js";
 import { OUTPUT_FORMATS, PROVISIONER_TYPES, SOURCE_KINDS } from "./schema.js";
@@ -33,11 +35,13 @@ export function checkRules(raw: unknown, ctx: RuleContext): Problem[] {
   const add = (path: PathSegment[], message: string) => problems.push({ path: formatPath(path), message });
 
   checkSource(raw.source, ctx, add);
-  if (isRec(raw.drivers) && Object.keys(raw.drivers).length === 0) add(["drivers"], "at least one driver is required (available: qemu)");
+  if (isRec(raw.drivers) && Object.keys(raw.drivers).length === 0) add(["drivers"], "at least one driver is required (available: qemu, virtualbox, vsphere)");
   if (isRec(raw.ssh) && nonEmptyString(raw.ssh.private_key_file))
     expectFile(ctx, raw.ssh.private_key_file, ["ssh", "private_key_file"], add);
   if (Array.isArray(raw.provision)) raw.provision.forEach((item, i) => checkProvisioner(item, i, ctx, add));
   checkOutputFormats(raw, add);
+  checkInstall(raw, ctx, add);
+  checkVsphere(raw, ctx, add);
   return problems;
 }
 
@@ -54,7 +58,7 @@ function exactlyOne(obj: Rec, keys: readonly string[], path: PathSegment[], add:
 function checkSource(source: unknown, ctx: RuleContext, add: Add): void {
   if (!isRec(source)) return;
   const kind = exactlyOne(source, SOURCE_KINDS, ["source"], add);
-  if (kind === undefined) return;
+  if (kind === undefined || kind === "clone") return;
   const s = source[kind];
   if (!isRec(s)) return;
   const where = exactlyOne(s, ["path", "url"], ["source", kind], add);
@@ -82,6 +86,20 @@ function checkProvisioner(item: unknown, i: number, ctx: RuleContext, add: Add):
   if (keys[0] === "shell") {
     const which = exactlyOne(body, ["inline", "script"], ["provision", i, "shell"], add);
     if (which === "script" && nonEmptyString(body.script)) expectFile(ctx, body.script, ["provision", i, "shell", "script"], add);
+  } else if (keys[0] === "file" && body.direction === "download") {
+    checkDownloadDestination(body.destination, ["provision", i, "file", "destination"], add);
+  } else if (keys[0] === "shell_local") {
+    const which = exactlyOne(body, ["inline", "script"], ["provision", i, "shell_local"], add);
+    if (which === "script" && nonEmptyString(body.script)) expectFile(ctx, body.script, ["provision", i, "shell_local", "script"], add);
+  } else if (keys[0] === "ansible" || keys[0] === "ansible_local") {
+    const kind = keys[0];
+    if (nonEmptyString(body.playbook)) expectFile(ctx, body.playbook, ["provision", i, kind, "playbook"], add);
+    const ev = body.extra_vars;
+    const list = Array.isArray(ev) ? ev : [ev];
+    list.forEach((v, j) => {
+      if (typeof v === "string" && v.startsWith("@") && v.length > 1)
+        expectFile(ctx, v.slice(1), ["provision", i, kind, "extra_vars", ...(Array.isArray(ev) ? [j] : [])], add);
+    });
   } else if (keys[0] === "file" && nonEmptyString(body.source)) {
     const abs = resolveLocalPath(ctx.baseDir, body.source);
     const st = stat(abs);
@@ -89,6 +107,14 @@ function checkProvisioner(item: unknown, i: number, ctx: RuleContext, add: Add):
     else if (abs.endsWith("/") && !st.isDirectory())
       add(["provision", i, "file", "source"], `a trailing "/" means a directory's contents, but ${abs} is not a directory`);
   }
+}
+
+/** A downloaded file lands inside the output directory: a relative path that stays inside it. */
+function checkDownloadDestination(dest: unknown, path: PathSegment[], add: Add): void {
+  if (!nonEmptyString(dest)) return;
+  if (dest.startsWith("/") || dest.startsWith("~") || dest.split(/[\\/]/).includes("..") || dest.endsWith("/"))
+    add(path, `a download goes into output.directory: expected a relative file path without "..", got ${dest}`);
+  else if (["SHA256SUMS", "manifest.json"].includes(dest)) add(path, `${dest} is written by vmkiln; pick another name`);
 }
 
 function expectFile(ctx: RuleContext, rel: string, path: PathSegment[], add: Add): void {

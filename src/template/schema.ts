@@ -236,6 +236,14 @@ const virtualbox = z
         .enum(["vboxvga", "vmsvga", "vboxsvga", "none"])
         .optional()
         .meta({ description: "modifyvm --graphicscontroller.", default: "vmsvga" }),
+      disk_controller: z
+        .enum(["sata", "virtio"])
+        .optional()
+        .meta({ description: "Boot disk controller: sata (AHCI) or virtio (VirtIO SCSI; for kernels without AHCI, such as Debian's cloud kernel).", default: "sata" }),
+      nic_type: z
+        .enum(["82540EM", "virtio"])
+        .optional()
+        .meta({ description: "NIC type (modifyvm --nictype1): 82540EM (Intel PRO/1000, e1000) or virtio.", default: "82540EM" }),
       ovf_version: z.enum(["1.0", "2.0"]).optional().meta({ description: "OVF version VBoxManage export writes for ovf/ova.", default: "1.0" }),
       vboxmanage: z
         .array(stringList("One VBoxManage command as a list of arguments."), { error: expecting("a list of argument lists") })
@@ -578,7 +586,9 @@ const boot = z
         "Keys typed at the installer's boot prompt (Packer's boot_command, same syntax): text, <enter> <esc> <tab> <bs> <f1>…, <leftCtrlOn>/<leftCtrlOff>, <wait>, <wait5>, <wait1m30s>; values {{ .HTTPIP }} {{ .HTTPPort }} {{ .Name }} or ${http.ip} ${http.port} ${http.url} ${name}. The list is typed as one string.",
       ),
       wait: withDefault(duration("Packer's boot_wait: how long after power-on to wait before typing."), "10s"),
-      key_interval: duration("Packer's boot_key_interval: pause between keys (default: the driver's pacing).").optional(),
+      // Unpaced keys overflow the firmware's 16-key buffer when the guest polls slowly (TCG, a busy
+      // host): isolinux typed "priority=cical" for "priority=critical". 100 ms is Packer's default.
+      key_interval: withDefault(duration("Packer's boot_key_interval: pause between key events (0 sends them back to back)."), "100ms"),
     },
     { error: expecting("a mapping") },
   )

@@ -53,6 +53,10 @@ export interface VirtualBoxSpec {
   /** VirtualBox OS type id (`VBoxManage list ostypes`), e.g. Debian_64, RedHat_64. */
   guestOsType: string;
   graphicsController: "vboxvga" | "vmsvga" | "vboxsvga" | "none";
+  /** Controller of the boot disk: SATA (AHCI), or VirtIO SCSI for kernels without AHCI (cloud kernels). */
+  diskController: "sata" | "virtio";
+  /** NIC 1 type: Intel PRO/1000 MT (VirtualBox's default) or virtio-net. */
+  nicType: "82540EM" | "virtio";
   /** OVF version `VBoxManage export` writes for the ovf/ova formats. */
   ovfVersion: "1.0" | "2.0";
   /** Extra VBoxManage commands run before the first boot (Packer's `vboxmanage`); `{{.Name}}` is the VM. */
@@ -288,8 +292,8 @@ export interface HttpSpec {
 export interface BootSpec {
   command: string[];
   waitMs: number;
-  /** undefined: the driver's own pacing. */
-  keyIntervalMs: number | undefined;
+  /** Pause between key events (default 100 ms, Packer's); 0 sends them back to back. */
+  keyIntervalMs: number;
 }
 
 export interface InstallMediaSpec {

@@ -29,3 +29,37 @@ describe("interpolateString", () => {
     });
   });
 });
+
+describe("fields rendered again at build time (boot.command, http.content, install_media.content)", () => {
+  const deferred = { ...scope, defer: true };
+  it.each([
+    ["${http.ip}:${http.port}", "${http.ip}:${http.port}"],
+    ["${http.url}/ks.cfg for ${name}", "${http.url}/ks.cfg for node"],
+    ["${ssh.public_key}", "${ssh.public_key}"],
+    // The escape survives this pass so the later one (which unescapes it) does not see a reference.
+    ["$${HOME} and $${http.ip}", "$${HOME} and $${http.ip}"],
+    ["${var.a}", "1"],
+  ])("%s", (text, want) => {
+    expect(interpolateString(text, deferred)).toEqual({ value: want, errors: [] });
+  });
+
+  it("still rejects references that are never valid, listing the later ones", () => {
+    expect(interpolateString("${bogus}", deferred).errors).toEqual([
+      'unknown reference "${bogus}" (use var.NAME, env.NAME, name, http.ip, http.port, http.url or ssh.public_key)',
+    ]);
+  });
+
+  it("elsewhere ${http.ip} is an error and $${ is unescaped at once", () => {
+    expect(interpolateString("${http.ip}", scope).errors).toEqual(['unknown reference "${http.ip}" (use var.NAME, env.NAME or name)']);
+    expect(interpolateString("$${x}", scope).value).toBe("${x}");
+  });
+
+  it("isRenderedLater picks exactly those fields", async () => {
+    const { isRenderedLater } = await import("../../../src/template/load.js");
+    expect(isRenderedLater(["boot", "command", 0])).toBe(true);
+    expect(isRenderedLater(["http", "content", "/ks.cfg"])).toBe(true);
+    expect(isRenderedLater(["install_media", "content", "ks.cfg"])).toBe(true);
+    expect(isRenderedLater(["http", "directory"])).toBe(false);
+    expect(isRenderedLater(["provision", 0, "shell", "inline", 0])).toBe(false);
+  });
+});

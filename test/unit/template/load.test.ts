@@ -63,7 +63,7 @@ describe("loadTemplate: good templates", () => {
       provision: [],
       generalize: { cloudInit: true, machineId: true, sshHostKeys: true, buildUser: true, logs: true, trim: true },
       shutdown: { command: "poweroff", timeoutMs: 300_000 },
-      output: { directory: path.join(GOOD, "output/minimal"), formats: ["qcow2"], compression: "zlib", basename: "minimal" },
+      output: { directory: path.join(GOOD, "output/minimal"), formats: ["qcow2"], compression: "zlib", basename: "minimal", ova: { osType: "linux", vmxVersion: 13 } },
     });
   });
 
@@ -72,19 +72,22 @@ describe("loadTemplate: good templates", () => {
     expect(spec.source.checksum).toEqual({ kind: "sha256", hex: "0123456789abcdef".repeat(4) });
     expect(spec.drivers.qemu).toMatchObject({ cpus: 4, memory: 2048, diskSize: 4 * 1024 ** 3, firmware: "efi", sshHostPort: 2222 });
     expect(spec.ssh).toMatchObject({ username: "builder", timeoutMs: 90 * 60_000 });
+    const options = { pauseBeforeMs: 0, maxRetries: 0, timeoutMs: undefined, only: undefined, except: [] };
     expect(spec.provision).toEqual([
-      { type: "wait_cloud_init", name: "wait_cloud_init #1", timeoutMs: 900_000 },
+      { type: "wait_cloud_init", name: "wait_cloud_init #1", options, timeoutMs: 900_000 },
       {
         type: "shell",
         name: "say hello",
+        options,
         inline: ["echo hello", "echo ${HOME}"],
         script: undefined,
         env: { GREETING: "hello", PORT: "8080" },
         sudo: true,
+        expectDisconnect: false,
       },
-      { type: "shell", name: "shell #3", inline: undefined, script: path.join(GOOD, "scripts/setup.sh"), env: {}, sudo: false },
+      { type: "shell", name: "shell #3", options, inline: undefined, script: path.join(GOOD, "scripts/setup.sh"), env: {}, sudo: false, expectDisconnect: false },
       // The trailing slash survives resolution: it means "the directory's contents".
-      { type: "file", name: "file #4", source: path.join(GOOD, "files") + "/", destination: "/opt/files" },
+      { type: "file", name: "file #4", options, direction: "upload", source: path.join(GOOD, "files") + "/", destination: "/opt/files" },
     ]);
     expect(spec.generalize.trim).toBe(false);
     expect(spec.generalize.logs).toBe(true);
@@ -94,6 +97,7 @@ describe("loadTemplate: good templates", () => {
       formats: ["qcow2", "ova"],
       compression: "zstd",
       basename: "fixture-node",
+      ova: { osType: "linux", vmxVersion: 13 },
     });
     expect(spec.cloudInit.userData).toEqual({ packages: ["curl"] });
   });
@@ -211,7 +215,8 @@ describe("specFromObject: shapes and rules", () => {
   });
 
   it("accepts the iso source kind and a local file: checksum", () => {
-    const s = spec({ source: { iso: { path: "./images/fixture.qcow2", checksum: "file:./scripts/setup.sh" } } }).source;
+    // An install needs an empty disk of a given size (rule: drivers.qemu.disk_size).
+    const s = spec({ source: { iso: { path: "./images/fixture.qcow2", checksum: "file:./scripts/setup.sh" } }, drivers: { qemu: { disk_size: "4G" } } }).source;
     expect(s).toEqual({
       kind: "iso",
       location: image,
@@ -241,9 +246,9 @@ describe("specFromObject: shapes and rules", () => {
   });
 
   it.each([
-    ["source", { source: {} }, "one of cloud_image or iso is required"],
+    ["source", { source: {} }, "one of cloud_image or iso or clone is required"],
     ["source.cloud_image", { source: { cloud_image: { checksum: "none" } } }, "one of path or url is required"],
-    ["provision[0]", { provision: [{}] }, "expected one provisioner type (shell, file, wait_cloud_init)"],
+    ["provision[0]", { provision: [{}] }, "expected one provisioner type (shell, file, wait_cloud_init, ansible, ansible_local, shell_local, restart, breakpoint)"],
     ["provision[0].shell", { provision: [{ shell: {} }] }, "one of inline or script is required"],
     ["provision[0].file.destination", { provision: [{ file: { source: "./files" } }] }, "required"],
     ["provision[0].file.source", { provision: [{ file: { source: "./images/fixture.qcow2/", destination: "/x" } }] }, "not a directory"],

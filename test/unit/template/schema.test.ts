@@ -27,7 +27,7 @@ describe("templateJsonSchema", () => {
   });
 
   it("carries hover text and defaults for editors", () => {
-    expect(at(schema, "properties.source.description")).toMatch(/exactly one of cloud_image or iso/);
+    expect(at(schema, "properties.source.description")).toMatch(/exactly one of cloud_image, iso or clone/);
     expect(at(schema, "properties.source.properties.cloud_image.properties.checksum.description")).toMatch(/sha256/);
     const qemu = "properties.drivers.properties.qemu.anyOf.0.properties";
     expect(at(schema, `${qemu}.cpus`)).toMatchObject({ default: 2, description: "Virtual CPUs." });
@@ -38,7 +38,7 @@ describe("templateJsonSchema", () => {
 
   it("describes provisioners as single-key maps", () => {
     const items = at(schema, "properties.provision.anyOf.0.items");
-    expect(Object.keys(at(items, "properties") as object)).toEqual(["shell", "file", "wait_cloud_init"]);
+    expect(Object.keys(at(items, "properties") as object)).toEqual(["shell", "file", "wait_cloud_init", "ansible", "ansible_local", "shell_local", "restart", "breakpoint"]);
     expect(items).toMatchObject({ minProperties: 1, maxProperties: 1, additionalProperties: false });
   });
 

@@ -41,8 +41,8 @@ describe("qemuArgs", () => {
       expect(after(a, "-smp")).toBe("4");
       expect(after(a, "-m")).toBe("4096");
     }],
-    ["disk with discard and detect-zeroes", {}, (a) => {
-      expect(after(a, "-drive")).toBe("file=/b/disk.qcow2,if=virtio,format=qcow2,discard=unmap,detect-zeroes=unmap,cache=writeback");
+    ["build disk: discard, detect-zeroes, guest flushes end at the host page cache", {}, (a) => {
+      expect(after(a, "-drive")).toBe("file=/b/disk.qcow2,if=virtio,format=qcow2,discard=unmap,detect-zeroes=unmap,cache=unsafe");
     }],
     ["cidata read-only", {}, (a) => expect(after(a, "-drive", 1)).toBe("file=/b/cidata.iso,if=virtio,format=raw,readonly=on")],
     ["no cidata drive without a seed", { cidataIso: undefined }, (a) => expect(a.filter((x) => x === "-drive")).toHaveLength(1)],
@@ -58,6 +58,19 @@ describe("qemuArgs", () => {
     }],
     ["installer iso as cdrom", { installerIso: "/c/debian.iso" }, (a) => expect(a).toContain("file=/c/debian.iso,media=cdrom,readonly=on")],
     ["no-reboot for installs", { noReboot: true }, (a) => expect(a).toContain("-no-reboot")],
+    ["kickstart CD beside the installer", { installerIso: "/c/d.iso", installerMedia: { path: "/b/oemdrv.iso", kind: "cd" } }, (a) => {
+      expect(a).toContain("file=/c/d.iso,media=cdrom,readonly=on");
+      expect(a).toContain("file=/b/oemdrv.iso,media=cdrom,readonly=on");
+    }],
+    ["kickstart floppy on its own controller (q35 has none)", { installerMedia: { path: "/b/ks.img", kind: "floppy" } }, (a) => {
+      const i = a.indexOf("isa-fdc,id=fdc0");
+      expect(i).toBeGreaterThan(0);
+      expect(a.slice(i - 1, i + 5)).toEqual(["-device", "isa-fdc,id=fdc0", "-drive", "file=/b/ks.img,if=none,id=fd0,format=raw,readonly=on", "-device", "floppy,drive=fd0,bus=fdc0.0"]);
+    }],
+    ["no reboot flag and no media by default", {}, (a) => {
+      expect(a).not.toContain("-no-reboot");
+      expect(a.join(" ")).not.toMatch(/media=cdrom|isa-fdc/);
+    }],
     ["extra args last", { extraArgs: ["-device", "virtio-balloon"] }, (a) => expect(a.slice(-2)).toEqual(["-device", "virtio-balloon"])],
     ["commas in paths are escaped", { disk: { path: "/b/a,b.qcow2", format: "qcow2" } }, (a) => expect(after(a, "-drive")).toMatch(/^file=\/b\/a,,b\.qcow2,/)],
     ["entropy device", {}, (a) => expect(a).toContain("virtio-rng-pci")],

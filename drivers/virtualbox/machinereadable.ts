@@ -1,0 +1,168 @@
+// Parsers for VBoxManage's text outputs: `showvminfo --machinereadable`, `list vms|runningvms`,
+// `guestproperty get`, `--version`. Formats are checked against real outputs recorded in
+// test/doubles/recorded/ (see SOURCES.md there).
+
+/**
+ * `showvminfo NAME --machinereadable`: one `key=value` per line. Strings are quoted, with `"` and `\`
+ * escaped by a backslash (Windows paths come out as `C:\\dir`); numbers are bare. Keys are bare or,
+ * when they contain spaces or punctuation, quoted too (`"SATA-0-0"="/path/disk.vdi"`). Windows ends
+ * lines with CRLF (Packer trims the CR, as we do). Lines that are not key=value are skipped.
+ */
+export function parseMachineReadable(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/\r$/, "");
+    if (line === "") continue;
+    let rest = line;
+    let key: string;
+    if (rest.startsWith('"')) {
+      const k = readQuoted(rest, 0);
+      if (!k || rest[k.end] !== "=") continue;
+      key = k.value;
+      rest = rest.slice(k.end + 1);
+    } else {
+      const eq = rest.indexOf("=");
+      if (eq <= 0) continue;
+      key = rest.slice(0, eq);
+      rest = rest.slice(eq + 1);
+    }
+    if (rest.startsWith('"')) {
+      const v = readQuoted(rest, 0);
+      out.set(key, v ? v.value : rest.slice(1));
+    } else {
+      out.set(key, rest);
+    }
+  }
+  return out;
+}
+
+function readQuoted(s: string, start: number): { value: string; end: number } | undefined {
+  let value = "";
+  for (let i = start + 1; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === "\\" && i + 1 < s.length) {
+      value += s[++i];
+      continue;
+    }
+    if (c === '"') return { value, end: i + 1 };
+    value += c;
+  }
+  return undefined;
+}
+
+/** VMState short names (VBoxManageInfo.cpp's machineStateToName with the short form). */
+export type VmState =
+  | "poweroff" | "saved" | "teleported" | "aborted" | "running" | "paused" | "gurumeditation" | "teleporting"
+  | "livesnapshotting" | "starting" | "stopping" | "saving" | "restoring" | "teleportingpausedvm" | "teleportingin"
+  | "deletingsnapshotlive" | "deletingsnapshotlivepaused" | "onlinesnapshotting" | "restoringsnapshot"
+  | "deletingsnapshot" | "settingup" | "snapshotting" | "unknown";
+
+/** Packer counts `running`, `stopping` and `paused` as still running (driver_4_2.go IsRunning). */
+export function isRunningState(state: string): boolean {
+  return state === "running" || state === "stopping" || state === "paused";
+}
+
+export interface NatRule {
+  name: string;
+  proto: "tcp" | "udp";
+  hostIp: string;
+  hostPort: number;
+  guestIp: string;
+  guestPort: number;
+}
+
+/** `ssh,tcp,127.0.0.1,2222,,22` (the `--natpf1` argument and the `Forwarding(N)` value). */
+export function parseNatRule(s: string): NatRule | undefined {
+  const p = s.split(",");
+  if (p.length !== 6) return undefined;
+  const [name, proto, hostIp, hostPort, guestIp, guestPort] = p as [string, string, string, string, string, string];
+  if (proto !== "tcp" && proto !== "udp") return undefined;
+  const hp = Number(hostPort);
+  const gp = Number(guestPort);
+  if (!Number.isInteger(hp) || !Number.isInteger(gp) || hp < 0 || hp > 65535 || gp < 1 || gp > 65535) return undefined;
+  return { name, proto, hostIp, hostPort: hp, guestIp, guestPort: gp };
+}
+
+export interface VmInfo {
+  name: string | undefined;
+  uuid: string | undefined;
+  state: string | undefined;
+  memoryMiB: number | undefined;
+  cpus: number | undefined;
+  firmware: string | undefined;
+  forwarding: NatRule[];
+  controllers: Array<{ name: string; type: string }>;
+  /** `"SATA-0-0"="/path/disk.vdi"` → { "SATA-0-0": "/path/disk.vdi" } ("none" and "emptydrive" kept). */
+  attachments: Record<string, string>;
+  raw: Map<string, string>;
+}
+
+export function parseVmInfo(text: string): VmInfo {
+  const m = parseMachineReadable(text);
+  const num = (k: string) => (m.has(k) && /^\d+$/.test(m.get(k)!) ? Number(m.get(k)) : undefined);
+  const forwarding: NatRule[] = [];
+  const controllers: Array<{ name: string; type: string }> = [];
+  const attachments: Record<string, string> = {};
+  for (const [k, v] of m) {
+    if (/^Forwarding\(\d+\)$/.test(k)) {
+      const r = parseNatRule(v);
+      if (r) forwarding.push(r);
+    }
+    const c = /^storagecontrollername(\d+)$/.exec(k);
+    if (c) controllers.push({ name: v, type: m.get(`storagecontrollertype${c[1]}`) ?? "" });
+  }
+  for (const c of controllers) {
+    for (const [k, v] of m) if (k.startsWith(`${c.name}-`) && /^\d+-\d+$/.test(k.slice(c.name.length + 1))) attachments[k] = v;
+  }
+  return {
+    name: m.get("name"),
+    uuid: m.get("UUID"),
+    state: m.get("VMState"),
+    memoryMiB: num("memory"),
+    cpus: num("cpus"),
+    firmware: m.get("firmware"),
+    forwarding,
+    controllers,
+    attachments,
+    raw: m,
+  };
+}
+
+/** `list vms` / `list runningvms`: `"NAME" {uuid}` per line (names may contain quotes and spaces). */
+export function parseVmList(text: string): Array<{ name: string; uuid: string }> {
+  const out: Array<{ name: string; uuid: string }> = [];
+  for (const raw of text.split("\n")) {
+    const m = /^"(.*)" \{([0-9a-fA-F-]{36})\}\s*$/.exec(raw.replace(/\r$/, ""));
+    if (m) out.push({ name: m[1]!, uuid: m[2]!.toLowerCase() });
+  }
+  return out;
+}
+
+/** `guestproperty get`: `Value: X`, or `No value set!` (exit 0) when the property is absent. */
+export function parseGuestProperty(text: string): string | undefined {
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/\r$/, "");
+    if (line.startsWith("Value: ")) return line.slice("Value: ".length);
+  }
+  return undefined;
+}
+
+/** `createvm` prints `UUID: …` among its lines. */
+export function parseCreatedUuid(text: string): string | undefined {
+  return /^UUID:\s*([0-9a-fA-F-]{36})\s*$/m.exec(text)?.[1]?.toLowerCase();
+}
+
+export type VersionResult = { ok: true; version: string; raw: string } | { ok: false; reason: "vboxdrv" | "unparsable"; raw: string };
+
+/**
+ * `VBoxManage --version`: `7.0.20r163906`, `4.1.2_Ubuntur38459`, `6.1.0_RC1r…`. Packer's rule: any
+ * mention of `vboxdrv` means a broken install (the kernel module warning arrives on stdout with
+ * exit 0, before the version), else the version is `^([.0-9]+)(?:_(?:RC|OSEr)[0-9]+)?`.
+ */
+export function parseVersion(text: string): VersionResult {
+  const raw = text.trim();
+  if (raw.includes("vboxdrv")) return { ok: false, reason: "vboxdrv", raw };
+  const m = /^([.0-9]+)(?:_(?:RC|OSEr)[0-9]+)?/.exec(raw);
+  if (!m || !/^\d+(\.\d+)*$/.test(m[1]!)) return { ok: false, reason: "unparsable", raw };
+  return { ok: true, version: m[1]!, raw };
+}

@@ -1,0 +1,43 @@
+// Cross-field rules for source.clone and drivers.vsphere. Reads the interpolated raw tree
+// defensively, like rules.ts: a field of the wrong type is the schema's to report.
+import { statSync } from "node:fs";
+import { resolveLocalPath } from "./normalize.js";
+import type { PathSegment } from "./paths.js";
+
+type Rec = Record<string, unknown>;
+type Add = (path: PathSegment[], message: string) => void;
+const isRec = (v: unknown): v is Rec => v !== null && typeof v === "object" && !Array.isArray(v);
+
+export function checkVsphere(raw: Rec, ctx: { baseDir: string }, add: Add): void {
+  const drivers = isRec(raw.drivers) ? raw.drivers : {};
+  const source = isRec(raw.source) ? raw.source : {};
+  if (source.clone !== undefined) {
+    for (const d of Object.keys(drivers)) {
+      if (d !== "vsphere") add(["drivers", d], "cannot build from source.clone (only vsphere clones an existing VM)");
+    }
+  }
+  const v = drivers.vsphere;
+  if (!isRec(v)) return;
+  if (source.iso !== undefined && v.disk_size === undefined) {
+    add(["drivers", "vsphere", "disk_size"], "required for an installer build (source.iso): the size of the thin disk to install on");
+  }
+  if (source.cloud_image !== undefined) add(["source", "cloud_image"], "the vsphere driver builds from source.iso or source.clone, not a cloud image");
+  if (typeof v.ca_file === "string" && v.ca_file !== "") {
+    const abs = resolveLocalPath(ctx.baseDir, v.ca_file);
+    let ok = false;
+    try {
+      ok = statSync(abs).isFile();
+    } catch {
+      ok = false;
+    }
+    if (!ok) add(["drivers", "vsphere", "ca_file"], `file not found: ${abs}`);
+  }
+  if ((v.insecure === true || v.insecure === "true") && typeof v.ca_file === "string") {
+    add(["drivers", "vsphere", "insecure"], "insecure: true turns verification off, so ca_file would be ignored; use one of them");
+  }
+  const after = v.after ?? "export";
+  const output = isRec(raw.output) ? raw.output : {};
+  if (after !== "export" && Array.isArray(output.formats) && output.formats.length > 0) {
+    add(["drivers", "vsphere", "after"], `after: ${String(after)} keeps the VM on vSphere and exports nothing; remove output.formats or use after: export`);
+  }
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env node
+// Side-by-side benchmark (issue 7): vmkiln vs Packer on the same template, machine and run, plus
+// vmkiln's OVA packing vs sha256sum and vs the naive sha256sum+tar pipeline. It prints figures; it is
+// not a pass/fail test and not part of `npm test`.
+//
+//   npm run bench                                  # build, then 3 pairs + the 2.25 GiB OVA pack
+//   node test/bench/run.mjs --pairs 1 --ova-size 256M --ova-runs 1     # a quick smoke run
+//
+// Options:
+//   --pairs N             vmkiln/Packer build pairs, alternating which goes first (default 3)
+//   --compression LIST    zlib, zstd or none, comma-separated; both tools use the same (default zlib)
+//   --accel kvm|tcg       default: what vmkiln's accelerator: auto picks on this host
+//   --packer-disk-cache M Packer's disk_cache (default writeback, Packer's own default)
+//   --vmkiln-defaults     vmkiln with its default generalize (more work than Packer does)
+//   --first vmkiln|packer which tool starts the first pair (default vmkiln)
+//   --only packer|ova     run one of the two benchmarks
+//   --ova-size SIZE       VMDK size for the OVA benchmark (default 2304M; cached in ~/.cache/vmkiln/bench)
+//   --ova-runs N          runs of each OVA method (default 3)
+//   --timeout MIN         per-build limit (default 45)
+//   --json FILE           also write every figure to FILE
+//   --keep                keep the work directory (templates, logs, artifacts of the last pair)
+//
+// Needs root for `apt-get install packer` when packer is missing; nothing else needs root.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { stringify } from "yaml";
+import { detectAccel, ensureFixture, ensurePacker, machineFacts, makeKey, requireBuild, writePackerCidata } from "./lib/setup.mjs";
+import { freePort } from "./lib/probe.mjs";
+import { running, runPacker, runVmkiln, stopAll } from "./lib/runners.mjs";
+import { packerTemplate, vmkilnTemplate } from "./lib/templates.mjs";
+import { parseSize, runOvaBench } from "./lib/ova.mjs";
+
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
+
+const { values: opt } = parseArgs({
+  options: {
+    pairs: { type: "string", default: "3" },
+    compression: { type: "string", default: "zlib" },
+    accel: { type: "string" },
+    "packer-disk-cache": { type: "string", default: "writeback" },
+    "vmkiln-defaults": { type: "boolean", default: false },
+    only: { type: "string" },
+    first: { type: "string", default: "vmkiln" },
+    "ova-size": { type: "string", default: "2304M" },
+    "ova-runs": { type: "string", default: "3" },
+    timeout: { type: "string", default: "45" },
+    json: { type: "string" },
+    keep: { type: "boolean", default: false },
+  },
+});
+const pairs = Number(opt.pairs);
+const compressions = opt.compression.split(",").map((s) => s.trim());
+if (!Number.isInteger(pairs) || pairs < 1) throw new Error("--pairs: expected a positive integer");
+for (const c of compressions) if (!["zlib", "zstd", "none"].includes(c)) throw new Error(`--compression: unknown "${c}" (zlib, zstd, none)`);
+if (opt.only && !["packer", "ova"].includes(opt.only)) throw new Error("--only: packer or ova");
+if (opt.accel && !["kvm", "tcg"].includes(opt.accel)) throw new Error("--accel: kvm or tcg");
+
+// ---- small helpers ------------------------------------------------------------------------------
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return undefined;
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const s = (ms) => (ms === undefined ? "    -" : (ms / 1000).toFixed(1).padStart(5));
+const mb = (b) => (b === undefined ? "     -" : (b / 1e6).toFixed(1).padStart(6));
+const ratio = (a, b) => (a === undefined || b === undefined || b === 0 ? undefined : a / b);
+const rf = (r) => (r === undefined ? "-" : `${r.toFixed(2)}x`);
+const goal = (r, op, limit) => (r === undefined ? "" : (op === "<=" ? r <= limit : r >= limit) ? `  (goal ${op} ${limit}x: met)` : `  (goal ${op} ${limit}x: NOT met)`);
+
+// ---- main ----------------------------------------------------------------------------------------
+requireBuild(REPO);
+const facts = machineFacts();
+log(`machine: ${facts.cpu}, ${facts.cores} cores, ${facts.memoryGiB} GiB, ${facts.os}, ${facts.qemu}, node ${facts.node}; load ${facts.load}`);
+const workDir = mkdtempSync(join(process.env.VMKILN_BENCH_DIR ?? tmpdir(), "vmkiln-bench-"));
+
+let interrupted = false;
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${sig}: stopping the running build (its own cleanup removes the VM)…`);
+    void stopAll().then(() => {
+      if (!opt.keep) rmSync(workDir, { recursive: true, force: true });
+      else log(`work directory kept: ${workDir}`);
+      process.exit(130);
+    });
+  });
+}
+const report = { machine: facts, started: new Date().toISOString(), options: opt };
+
+try {
+  if (opt.only !== "ova") report.packer = await packerBench();
+  if (opt.only !== "packer" && !interrupted) report.ova = await ovaBench();
+} finally {
+  if (!opt.keep) rmSync(workDir, { recursive: true, force: true });
+  else log(`work directory kept: ${workDir}`);
+}
+report.finishedLoad = machineFacts().load;
+if (opt.json) writeFileSync(opt.json, JSON.stringify(report, null, 2) + "\n");
+
+async function packerBench() {
+  const packerVersion = ensurePacker(log);
+  const image = ensureFixture(REPO);
+  const accel = opt.accel ?? (await detectAccel(REPO));
+  const timeoutMs = Number(opt.timeout) * 60_000;
+  log(`${packerVersion}; fixture ${image}; accelerator ${accel}; ${pairs} pair(s) per compression (${compressions.join(", ")})`);
+  const key = makeKey(workDir);
+  const runs = [];
+  let n = 0;
+  for (const compression of compressions) {
+    for (let pair = 0; pair < pairs && !interrupted; pair++) {
+      // Alternate which tool goes first, so neither always gets the cooler machine.
+      const order = (pair % 2 === 0) === (opt.first !== "packer") ? ["vmkiln", "packer"] : ["packer", "vmkiln"];
+      for (const tool of order) {
+        if (interrupted) break;
+        n++;
+        const dir = join(workDir, `${tool}-${n}`);
+        mkdirSync(dir, { recursive: true });
+        const port = await freePort();
+        const outputDir = join(dir, "out");
+        log(`run ${n}: ${tool} (${compression}, pair ${pair + 1}/${pairs}), ssh forward 127.0.0.1:${port}, load ${machineFacts().load}`);
+        let r;
+        if (tool === "vmkiln") {
+          const template = join(dir, "bench.yaml");
+          const name = "bench-vmkiln";
+          writeFileSync(template, stringify(vmkilnTemplate({ name, image, accel, sshPort: port, outputDir, compression, defaults: opt["vmkiln-defaults"] })));
+          r = await runVmkiln({ repo: REPO, template, outputDir, artifact: join(outputDir, `${name}.qcow2`), port, timeoutMs, progress: (m) => log(`  ${m}`) });
+        } else {
+          const cidataIso = join(dir, "cidata.iso");
+          await writePackerCidata(REPO, cidataIso, { publicKey: key.publicKey, instanceId: `packer-bench-${n}-${Date.now()}`, hostname: "bench-packer" });
+          const template = join(dir, "bench.json");
+          const vmName = "bench-packer.qcow2";
+          writeFileSync(template, JSON.stringify(packerTemplate({ image, accel, sshPort: port, outputDir, vmName, cidataIso, privateKeyFile: key.privateKeyFile, consoleLog: join(dir, "console.log"), compression, diskCache: opt["packer-disk-cache"] }), null, 2));
+          r = await runPacker({ template, workDir: dir, artifact: join(outputDir, vmName), port, timeoutMs, progress: (m) => log(`  ${m}`) });
+        }
+        writeFileSync(join(dir, "stdout.log"), r.stdout);
+        writeFileSync(join(dir, "stderr.log"), r.stderr);
+        delete r.stdout;
+        delete r.stderr;
+        r.compressionAsked = compression;
+        r.overheadMs = r.timeToSshdMs === undefined ? undefined : r.wallMs - r.timeToSshdMs;
+        runs.push(r);
+        printRun(n, r);
+        if (!r.ok) log(`  ${tool} FAILED (exit ${r.code ?? r.signal}): ${r.error ?? ""}; logs in ${dir} (use --keep to keep them)`);
+        // Artifacts are measured; drop them so the disk does not fill over many pairs.
+        rmSync(outputDir, { recursive: true, force: true });
+        rmSync(join(dir, "packer_cache"), { recursive: true, force: true });
+      }
+    }
+  }
+  const summary = {};
+  for (const compression of compressions) summary[compression] = summarize(runs.filter((r) => r.compressionAsked === compression), compression);
+  return { packerVersion, accel, runs, summary };
+}
+
+function printRun(n, r) {
+  const head = `  #${String(n).padEnd(2)} ${r.tool.padEnd(6)} ${r.ok ? "ok  " : "FAIL"} wall ${s(r.wallMs)} s  size ${mb(r.size)} MB (${r.compression ?? "?"})` +
+    `  qemu start +${s(r.qemuStartMs)} s  time-to-sshd ${s(r.timeToSshdMs)} s  overhead ${s(r.overheadMs)} s  qemu exit +${s(r.qemuExitMs)} s`;
+  console.log(head);
+  if (r.tool === "vmkiln") {
+    console.log(`       steps: ${r.steps.map((x) => `${x.name} ${(x.ms / 1000).toFixed(1)}`).join(", ")}`);
+    if (r.provisioners.length) console.log(`       provisioners: ${r.provisioners.map((x) => `${x.name} ${(x.ms / 1000).toFixed(1)}`).join(", ")}`);
+    const d = r.durations;
+    if (d && Object.keys(d).length) console.log(`       durations: ${Object.entries(d).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(", ")}`);
+  } else {
+    console.log(`       marks: ${Object.entries(r.marks).map(([k, v]) => `${k} +${(v / 1000).toFixed(1)} s`).join(", ")}`);
+  }
+}
+
+function summarize(runs, compression) {
+  const by = (tool) => runs.filter((r) => r.tool === tool && r.ok);
+  const v = by("vmkiln");
+  const p = by("packer");
+  const med = (rs, k) => median(rs.map((r) => r[k]));
+  const m = {
+    vmkiln: { wallMs: med(v, "wallMs"), size: med(v, "size"), timeToSshdMs: med(v, "timeToSshdMs"), overheadMs: med(v, "overheadMs"), n: v.length },
+    packer: { wallMs: med(p, "wallMs"), size: med(p, "size"), timeToSshdMs: med(p, "timeToSshdMs"), overheadMs: med(p, "overheadMs"), n: p.length },
+  };
+  const stepNames = [...new Set(v.flatMap((r) => r.steps.map((x) => x.name)))];
+  const steps = Object.fromEntries(stepNames.map((name) => [name, median(v.map((r) => r.steps.find((x) => x.name === name)?.ms))]));
+  const ratios = {
+    wall: ratio(m.vmkiln.wallMs, m.packer.wallMs),
+    size: ratio(m.vmkiln.size, m.packer.size),
+    overhead: ratio(m.vmkiln.overheadMs, m.packer.overheadMs),
+  };
+  console.log(`\n== vmkiln vs Packer, ${compression} qcow2: medians of ${v.length} vmkiln / ${p.length} Packer successful runs ==`);
+  console.log(`  wall          vmkiln ${s(m.vmkiln.wallMs)} s   Packer ${s(m.packer.wallMs)} s   ratio ${rf(ratios.wall)}${goal(ratios.wall, "<=", 0.65)}`);
+  console.log(`  qcow2 size    vmkiln ${mb(m.vmkiln.size)} MB  Packer ${mb(m.packer.size)} MB  ratio ${rf(ratios.size)}${goal(ratios.size, "<=", 1.0)}`);
+  console.log(`  time-to-sshd  vmkiln ${s(m.vmkiln.timeToSshdMs)} s   Packer ${s(m.packer.timeToSshdMs)} s   (the guest's own boot: qemu start -> SSH banner)`);
+  console.log(`  overhead      vmkiln ${s(m.vmkiln.overheadMs)} s   Packer ${s(m.packer.overheadMs)} s   ratio ${rf(ratios.overhead)}${goal(ratios.overhead, "<=", 0.25)}`);
+  console.log(`  vmkiln steps (median s): ${Object.entries(steps).map(([k, x]) => `${k} ${(x / 1000).toFixed(1)}`).join(", ")}`);
+  return { medians: m, ratios, vmkilnSteps: steps };
+}
+
+async function ovaBench() {
+  const bytes = parseSize(opt["ova-size"]);
+  const runsN = Number(opt["ova-runs"]);
+  const { disk, results } = await runOvaBench({ repo: REPO, workDir, bytes, runs: runsN, log });
+  const med = (k, f = "ms") => median(results[k].map((r) => r[f]));
+  const sha = med("sha256sum");
+  const vm = med("vmkiln");
+  const naive = med("naive");
+  const rss = Math.max(...results.vmkiln.map((r) => r.rssKb)) * 1024;
+  const ratios = { vsSha256sum: ratio(vm, sha), naiveVsVmkiln: ratio(naive, vm) };
+  console.log(`\n== OVA pack of a ${(disk.size / 2 ** 30).toFixed(2)} GiB VMDK (warm page cache), medians of ${runsN} ==`);
+  console.log(`  sha256sum (one pass)   ${s(sha)} s`);
+  console.log(`  vmkiln writeOva        ${s(vm)} s   (${rf(ratios.vsSha256sum)} one sha256sum pass${goal(ratios.vsSha256sum, "<=", 1.2)})   peak RSS ${(rss / 2 ** 20).toFixed(0)} MiB${rss <= 150e6 ? " (goal <= 150 MB: met)" : " (goal <= 150 MB: NOT met)"}`);
+  console.log(`  naive sha256sum+tar    ${s(naive)} s   (vmkiln is ${rf(ratios.naiveVsVmkiln)} faster${goal(ratios.naiveVsVmkiln, ">=", 2)})`);
+  return { disk, results, medians: { sha256sumMs: sha, vmkilnMs: vm, naiveMs: naive }, ratios, vmkilnPeakRssBytes: rss };
+}
+
+if (running.size) await stopAll();

@@ -1,0 +1,128 @@
+// TEST DOUBLE of VBoxManage: the machine registry, a JSON file named by $VBOXMANAGE_DOUBLE_STATE.
+// Every invocation takes a lock (a directory beside the file, stolen when its owner is dead), reads
+// the file, refreshes running machines against their QEMU process, and writes it back.
+import { mkdirSync, readFileSync, rmSync, writeFileSync, renameSync, existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+
+export function statePath() {
+  const p = process.env.VBOXMANAGE_DOUBLE_STATE;
+  if (!p) {
+    process.stderr.write("VBoxManage (test double): set VBOXMANAGE_DOUBLE_STATE to the path of its state file\n");
+    process.exit(1);
+  }
+  return p;
+}
+
+/** Milliseconds a machine stays session-locked after its VM process ends (the race Packer retries). */
+export function lockWindowMs() {
+  const v = Number(process.env.VBOXMANAGE_DOUBLE_LOCK_MS ?? "1500");
+  return Number.isFinite(v) && v >= 0 ? v : 1500;
+}
+
+function sleepSync(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export function pidAlive(pid) {
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // A zombie (exited, not yet reaped by its new parent) is dead for our purposes.
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** pid is alive and still the QEMU of this machine (pids are reused). */
+export function vmProcessAlive(m) {
+  if (!pidAlive(m.pid)) return false;
+  try {
+    return readFileSync(`/proc/${m.pid}/cmdline`, "utf8").includes(m.uuid);
+  } catch {
+    return false;
+  }
+}
+
+export function withState(fn) {
+  const file = statePath();
+  mkdirSync(dirname(file), { recursive: true });
+  const lock = `${file}.lock`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, "pid"), String(process.pid));
+      break;
+    } catch (err) {
+      if (err.code !== "EEXIST") throw err;
+      let owner = 0;
+      try {
+        owner = Number(readFileSync(join(lock, "pid"), "utf8"));
+      } catch {
+        /* being created or removed */
+      }
+      if (owner && !pidAlive(owner)) rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() > deadline) throw new Error(`VBoxManage (test double): state lock ${lock} held by pid ${owner}`);
+      else sleepSync(20);
+    }
+  }
+  let released = false;
+  const release = () => {
+    if (!released) rmSync(lock, { recursive: true, force: true });
+    released = true;
+  };
+  process.once("exit", release);
+  try {
+    const state = load(file);
+    const save = () => {
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify(state, null, 2) + "\n");
+      renameSync(tmp, file);
+    };
+    // A stop noticed by any command (even a read-only one) is recorded once, with its lock window.
+    if (refresh(state)) save();
+    return fn(state, save, release);
+  } finally {
+    release();
+  }
+}
+
+function load(file) {
+  if (!existsSync(file)) return { machines: [], media: [] };
+  const s = JSON.parse(readFileSync(file, "utf8"));
+  s.machines ??= [];
+  s.media ??= [];
+  return s;
+}
+
+/** A machine whose QEMU ended (guest power-off, crash, kill) is "poweroff", locked for a moment. */
+function refresh(state) {
+  let changed = false;
+  for (const m of state.machines) {
+    if ((m.state === "running" || m.state === "stopping") && !vmProcessAlive(m)) {
+      m.state = "poweroff";
+      m.stateChangeTime = nowIso();
+      m.pid = null;
+      m.lockedUntil = Date.now() + lockWindowMs();
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+export function nowIso() {
+  // VirtualBox prints nanoseconds: 2019-05-29T17:58:48.335000000
+  return new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000000");
+}
+
+export function findMachine(state, nameOrUuid) {
+  const key = String(nameOrUuid).replace(/^\{|\}$/g, "").toLowerCase();
+  return state.machines.find((m) => m.name === nameOrUuid || m.uuid === key);
+}
