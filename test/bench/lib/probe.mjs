@@ -1,19 +1,22 @@
-// The guest's own time-to-sshd, measured the same way for both tools, from outside them and without
-// touching the guest:
+// The guest's own time-to-sshd, measured the same way for both tools, from outside them:
 // 1. the QEMU process is found in /proc by its SSH forward (`hostfwd=tcp:…:<port>-:22`, which both
 //    tools put on the command line), and its start time is read from /proc/<pid>/stat (field 22,
 //    clock ticks since boot; 10 ms resolution), so a late discovery does not skew it;
 // 2. the serial console file named on that command line (`-serial file:…`; vmkiln always writes one,
-//    the bench adds one to Packer's qemuargs) is tailed every 100 ms for systemd's
-//    "Started ssh.service" line. Debian's ssh.service is Type=notify: sshd reports ready after it has
-//    bound its port, so the line marks sshd listening.
-// time-to-sshd = that line seen − qemu started; a tool's overhead = its wall time − time-to-sshd.
+//    the bench adds one to Packer's qemuargs) is tailed every 100 ms. systemd's "Started ssh.service"
+//    marks sshd listening (Debian's ssh.service is Type=notify: ready after the bind) — but systemd
+//    stops printing status once the serial getty owns the console, so that line is often missing.
+//    Hence: from "Starting ssh.service" on, the bench also reads the SSH banner on the forwarded
+//    port, one connection at a time, 100 ms apart; whichever comes first is sshd's time.
+// time-to-sshd = sshd up − qemu started; a tool's overhead = its wall time − time-to-sshd.
 //
-// Why not probe the SSH banner from here: every probe that reaches sshd forks (and re-execs) an sshd
-// child in the guest; under TCG on a loaded host that takes seconds, a short probe timeout abandons
-// it and the next probe starts another — the first version of this bench did that 10 times a second
-// and slowed the very builds it measured. The banner probe remains as a fallback for a QEMU without a
-// console file: one attempt at a time, each allowed 10 s.
+// Why the banner probe waits for "Starting ssh.service" and never gives up on an open connection:
+// every probe that reaches sshd forks and re-execs an sshd child in the guest, which under TCG on a
+// loaded host takes seconds; a short probe timeout abandons it and the next probe starts another (the
+// first version of this bench did that 10 times a second and slowed the builds it measured). Before
+// sshd listens a probe costs nothing: the guest kernel resets it and slirp closes ours at once. Before
+// the guest's network is up, slirp would hold a probe open for its SYN retries, reporting late.
+// Without a console file the probe starts with QEMU (less accurate, still correct).
 import { readFileSync, readdirSync } from "node:fs";
 import { connect, createServer } from "node:net";
 
@@ -68,12 +71,15 @@ export function alive(pid) {
 }
 
 /** Resolves with the SSH identification line, rejects on timeout/close. */
-export function readBanner(port, timeoutMs) {
+export function readBanner(port, timeoutMs, signal) {
   return new Promise((resolve, reject) => {
     const sock = connect({ host: "127.0.0.1", port });
     let buf = "";
+    const onAbort = () => done(new Error("aborted"));
+    signal?.addEventListener("abort", onAbort, { once: true });
     const done = (err, line) => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
       sock.destroy();
       if (err) reject(err);
       else resolve(line);
@@ -100,6 +106,7 @@ export function serialFile(argv) {
 }
 
 export const SSHD_READY = /Started (ssh\.service|.*OpenBSD Secure Shell server)/;
+export const SSHD_STARTING = /Starting (ssh\.service|.*OpenBSD Secure Shell server)/;
 
 function qemuArgv(pid) {
   try {
@@ -131,6 +138,7 @@ function newLines(path, state) {
  */
 export function watchGuest(port) {
   const result = { qemuPid: undefined, qemuStart: undefined, sshd: undefined, method: undefined, qemuExit: undefined };
+  const probes = new AbortController(); // ends a banner read still in flight when watching stops
   let stopped = false;
   const loop = (async () => {
     while (!stopped && result.qemuPid === undefined) {
@@ -145,22 +153,31 @@ export function watchGuest(port) {
       } else await sleep(50);
     }
     const consoleFile = result.qemuPid === undefined ? undefined : serialFile(qemuArgv(result.qemuPid));
-    result.method = consoleFile ? "serial console" : "ssh banner";
     const tail = { offset: 0, rest: "" };
+    let probing = consoleFile === undefined;
+    let probe; // the one banner read in flight
     while (!stopped && result.sshd === undefined && alive(result.qemuPid)) {
       if (consoleFile) {
-        if (newLines(consoleFile, tail).some((l) => SSHD_READY.test(l.replace(/\x1b\[[0-9;]*m/g, "")))) result.sshd = performance.now();
-        else await sleep(100);
-      } else {
-        const t = performance.now();
-        try {
-          await readBanner(port, 10_000);
+        const lines = newLines(consoleFile, tail).map((l) => l.replace(/\x1b\[[0-9;]*m/g, ""));
+        if (lines.some((l) => SSHD_READY.test(l))) {
           result.sshd = performance.now();
-        } catch {
-          await sleep(Math.max(0, 250 - (performance.now() - t)));
+          result.method = "console";
+          break;
         }
+        if (lines.some((l) => SSHD_STARTING.test(l))) probing = true;
       }
+      if (probing && !probe) {
+        probe = readBanner(port, 600_000, probes.signal).then(
+          () => {
+            result.sshd ??= performance.now();
+            result.method ??= "banner";
+          },
+          () => new Promise((r) => setTimeout(r, 100)),
+        ).finally(() => (probe = undefined));
+      }
+      await Promise.race([sleep(100), probe ?? sleep(100)]);
     }
+    probes.abort();
     while (!stopped && result.qemuPid !== undefined && alive(result.qemuPid)) await sleep(100);
     if (result.qemuPid !== undefined && !alive(result.qemuPid)) result.qemuExit ??= performance.now();
   })();
