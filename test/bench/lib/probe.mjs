@@ -124,7 +124,8 @@ function newLines(path, state) {
   } catch {
     return [];
   }
-  if (buf.length <= state.offset) return [];
+  if (buf.length < state.offset) Object.assign(state, { offset: 0, rest: "" }); // truncated: QEMU reopened it
+  if (buf.length === state.offset) return [];
   const text = state.rest + buf.subarray(state.offset).toString("latin1");
   state.offset = buf.length;
   const lines = text.split(/\r?\n/);
