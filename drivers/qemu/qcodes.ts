@@ -12,8 +12,9 @@
 // there: QEMU's "menu" qcode is Linux KEY_MENU (USB HID 0x76), not the PC Menu key (set-1 e0 5d,
 // HID 0x65) that Packer's <menu> means.
 import type { KeyEvent, KeyTransition } from "../../src/bootcommand/events.js";
-import { hasShiftedChar, isModifier, KEY_NAMES, type KeyName, type ModifierKey } from "../../src/bootcommand/keys.js";
+import { isModifier, KEY_NAMES, type KeyName, type ModifierKey } from "../../src/bootcommand/keys.js";
 import { fromTransitions, TransitionEncoder } from "../../src/bootcommand/transitions.js";
+import { chordsToEvents, type Chord } from "../../src/bootcommand/chords.js";
 
 export const QCODES: Readonly<Record<KeyName, string>> = {
   a: "a", b: "b", c: "c", d: "d", e: "e", f: "f", g: "g", h: "h", i: "i", j: "j", k: "k", l: "l", m: "m",
@@ -88,38 +89,15 @@ export function toSendKeyCalls(events: readonly KeyEvent[], opts: { holdTimeMs?:
  * the end, in reverse order).
  */
 export function sendKeyCallsToEvents(calls: readonly SendKeyCall[]): KeyEvent[] {
-  const out: KeyEvent[] = [];
-  const held: KeyName[] = [];
-  const sync = (want: readonly KeyName[]): void => {
-    for (const k of [...held].reverse()) {
-      if (!want.includes(k)) {
-        out.push({ kind: "up", key: k });
-        held.splice(held.indexOf(k), 1);
-      }
-    }
-    for (const k of want) {
-      if (!held.includes(k)) {
-        out.push({ kind: "down", key: k });
-        held.push(k);
-      }
-    }
-  };
-  for (const call of calls) {
-    if ("waitMs" in call) {
-      out.push({ kind: "wait", ms: call.waitMs });
-      continue;
-    }
-    const keys = call.keys.map((k) => keyOf(k.data));
-    const main = keys.at(-1);
-    if (main === undefined) throw new Error("send-key call with no keys");
-    let mods = keys.slice(0, -1);
-    const shift = mods.includes("leftShift") && !held.includes("leftShift") && hasShiftedChar(main);
-    if (shift) mods = mods.filter((k) => k !== "leftShift");
-    sync(mods);
-    out.push(shift ? { kind: "press", key: main, shift: true } : { kind: "press", key: main });
-  }
-  sync([]);
-  return out;
+  return chordsToEvents(
+    calls.map((call): Chord => {
+      if ("waitMs" in call) return call;
+      const keys = call.keys.map((k) => keyOf(k.data));
+      const key = keys.at(-1);
+      if (key === undefined) throw new Error("send-key call with no keys");
+      return { mods: keys.slice(0, -1), key };
+    }),
+  );
 }
 
 export function toInputSendEvents(events: readonly KeyEvent[]): InputSendEventCall[] {

@@ -8,7 +8,8 @@
 // sends one key event per call with boot_key_interval between, since hosts drop keys sent too
 // fast; the default batch size of 1 keeps that behaviour.
 import type { KeyEvent } from "../../src/bootcommand/events.js";
-import { hasShiftedChar, isModifier, KEY_NAMES, MODIFIER_KEYS, type KeyName, type ModifierKey } from "../../src/bootcommand/keys.js";
+import { chordsToEvents, type Chord } from "../../src/bootcommand/chords.js";
+import { isModifier, KEY_NAMES, MODIFIER_KEYS, type KeyName, type ModifierKey } from "../../src/bootcommand/keys.js";
 
 /** HID usage IDs, keyboard page 0x07. */
 export const HID_USAGE: Readonly<Record<KeyName, number>> = {
@@ -123,38 +124,10 @@ function keyOfCode(code: number): KeyName {
  * them and `up` before the first that lacks them (and at the end, in reverse order).
  */
 export function usbKeyEventsToEvents(items: ReadonlyArray<UsbKeyEvent | { waitMs: number } | UsbBatch>): KeyEvent[] {
-  const out: KeyEvent[] = [];
-  const held: ModifierKey[] = [];
-  const sync = (want: readonly ModifierKey[]): void => {
-    for (const k of [...held].reverse()) {
-      if (!want.includes(k)) {
-        out.push({ kind: "up", key: k });
-        held.splice(held.indexOf(k), 1);
-      }
-    }
-    for (const k of want) {
-      if (!held.includes(k)) {
-        out.push({ kind: "down", key: k });
-        held.push(k);
-      }
-    }
-  };
   const flat = items.flatMap((it) => ("keyEvents" in it ? it.keyEvents : [it]));
-  for (const item of flat) {
-    if ("waitMs" in item) {
-      out.push({ kind: "wait", ms: item.waitMs });
-      continue;
-    }
-    const key = keyOfCode(item.usbHidCode);
-    let mods = MODIFIER_KEYS.filter((m) => item.modifiers[FLAG[m]] === true);
-    const shift = mods.includes("leftShift") && !held.includes("leftShift") && hasShiftedChar(key);
-    if (shift) mods = mods.filter((m) => m !== "leftShift");
-    // Keep the order the modifiers went down in, appending new ones.
-    sync([...held.filter((h) => mods.includes(h)), ...mods.filter((m) => !held.includes(m))]);
-    out.push(shift ? { kind: "press", key, shift: true } : { kind: "press", key });
-  }
-  sync([]);
-  return out;
+  return chordsToEvents(
+    flat.map((item): Chord => ("waitMs" in item ? item : { mods: MODIFIER_KEYS.filter((m) => item.modifiers[FLAG[m]] === true), key: keyOfCode(item.usbHidCode) })),
+  );
 }
 
 const GOVC_FLAG: Readonly<Record<keyof UsbModifiers, string>> = {
