@@ -53,6 +53,7 @@ export async function waitForSsh(o: WaitSshOptions): Promise<WaitSshResult> {
   let stage: WaitStage = "banner";
   let lastError = "";
   let bannerAtMs = 0;
+  let authFailures = 0;
   o.events.info(`waiting for ${DESCRIBE.banner} on ${o.target.host}:${o.target.port} (timeout ${Math.round(o.timeoutMs / 1000)} s)`, "ssh");
   try {
     for (;;) {
@@ -93,11 +94,16 @@ export async function waitForSsh(o: WaitSshOptions): Promise<WaitSshResult> {
           if (err instanceof HostKeyMismatchError) throw err;
           if (local.signal.aborted) continue;
           lastError = (err as Error).message;
+          authFailures++;
           // sshd restarts once cloud-init has written its config and keys; fall back to the banner.
           if (/ECONNREFUSED|ECONNRESET|handshake|banner|timed out/i.test(lastError)) stage = "banner";
         }
       }
-      await sleep(poll, local.signal).catch(() => undefined);
+      // Banner probes are cheap for the guest (no listener: a reset; a listener: one line). A full
+      // login attempt makes the guest fork sshd and do a key exchange, seconds of CPU under TCG, so
+      // repeated auth failures back off (0.5 s, 1 s, 2 s) instead of slowing the boot they wait for.
+      const delay = stage === "auth" && authFailures > 0 ? Math.min(2000, 250 * 2 ** authFailures) : poll;
+      await sleep(delay, local.signal).catch(() => undefined);
     }
   } finally {
     o.signal.removeEventListener("abort", onAbort);
