@@ -208,7 +208,8 @@ export class QemuDriver implements Driver {
     st.running = running;
     void running.exit.then(async (r) => {
       this.journal.done({ kind: "process", pid, match: st.handle.id });
-      if (running.expectingExit || st.running !== running) return;
+      // Before QMP is up, launch() rejects and start() decides (port race, KVM fallback).
+      if (running.expectingExit || st.running !== running || !running.qmp) return;
       const tail = await this.consoleTail(st.handle, 10);
       st.failUnexpected(
         `qemu exited unexpectedly (${r.signal ? `signal ${r.signal}` : `exit code ${r.code}`})` +
