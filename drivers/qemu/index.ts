@@ -155,7 +155,10 @@ export class QemuDriver implements Driver {
         // With -cpu host, kvm-pvm makes QEMU abort at once ("failed to set MSR 0x10a"): retry under
         // TCG when auto chose KVM, and say so.
         if (st.kvmCrash && st.accel.fallbackToTcgOnCrash && !st.fellBackToTcg) {
+          const old = st.running;
           this.fallBackToTcg(st, st.kvmCrash);
+          // The aborting QEMU still holds the disk's image lock until it is gone.
+          if (old) await this.stopProcess(old, 0);
           continue;
         }
         // Another process can take the port between freePort() and QEMU's bind: pick another.
@@ -220,9 +223,13 @@ export class QemuDriver implements Driver {
 
     // QMP: the socket shows up a moment after start; a quick exit (bad argv, port in use) shows
     // up as the process ending first.
+    // If QEMU exits first, the connect loop must stop too: left polling, it would grab the socket
+    // of the next QEMU (a monitor serves one client), and that QEMU would never greet us.
+    const connectAbort = new AbortController();
     const qmp = await Promise.race([
-      QmpClient.connect(st.cmdline.qmpSocket, signal),
+      QmpClient.connect(st.cmdline.qmpSocket, AbortSignal.any([signal, connectAbort.signal])),
       running.exit.then((r) => {
+        connectAbort.abort();
         throw new BuildError("QEMU_START", `qemu exited at start (code ${r.code}): ${tailLines(running.stderr.join("\n"), 3)}`);
       }),
     ]);

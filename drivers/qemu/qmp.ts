@@ -33,12 +33,18 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: []; gree
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (signal.aborted) throw asAbortError(signal.reason);
+      let client: QmpClient | undefined;
       try {
         const sock = await openSocket(path);
-        const client = new QmpClient(sock);
+        client = new QmpClient(sock);
+        // An abort while the connect was in flight: let go at once, this socket may be the next
+        // QEMU's single monitor connection.
+        if (signal.aborted) throw asAbortError(signal.reason);
         await client.handshake(signal);
         return client;
       } catch (err) {
+        client?.close();
+        if (signal.aborted) throw asAbortError(signal.reason);
         const code = (err as NodeJS.ErrnoException).code;
         if ((code !== "ENOENT" && code !== "ECONNREFUSED") || Date.now() > deadline) {
           throw new BuildError("QMP_CONNECT", `cannot connect to QMP socket ${path}: ${(err as Error).message}`);
@@ -89,14 +95,20 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: []; gree
 
   private async handshake(signal: AbortSignal): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error("no QMP greeting")), 10_000);
-      const onAbort = () => reject(asAbortError(signal.reason));
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.once("greeting", () => {
+      const done = (err?: Error) => {
         clearTimeout(t);
         signal.removeEventListener("abort", onAbort);
-        resolve();
-      });
+        this.off("close", onClose);
+        if (err) reject(err);
+        else resolve();
+      };
+      const t = setTimeout(() => done(new Error("no QMP greeting")), 10_000);
+      const onAbort = () => done(asAbortError(signal.reason));
+      // QEMU that dies during machine init (e.g. KVM refusing the CPU) closes the socket unannounced.
+      const onClose = () => done(new Error("QMP socket closed before the greeting"));
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.once("close", onClose);
+      this.once("greeting", () => done());
     });
     await this.execute("qmp_capabilities");
   }
