@@ -5,16 +5,10 @@
 import { UserError } from "../../src/errors.js";
 import { refOf, type MoRef } from "./soap.js";
 import type { VimSession } from "./session.js";
+import type { VsphereSpec } from "../../src/template/spec.js";
 
-export interface PlacementSpec {
-  datacenter: string | undefined;
-  cluster: string | undefined;
-  host: string | undefined;
-  resourcePool: string | undefined;
-  folder: string | undefined;
-  datastore: string | undefined;
-  network: string | undefined;
-}
+/** Where a VM goes: the template's placement fields, each a name or an inventory path. */
+export type PlacementSpec = Pick<VsphereSpec, "datacenter" | "cluster" | "host" | "resourcePool" | "folder" | "datastore" | "network">;
 
 export interface Placement {
   datacenter: MoRef;

@@ -80,7 +80,7 @@ describe("waitForSsh", () => {
     await first.close();
     const second = await startSshd(hostKeyB.private, 0);
     closers.push(() => second.close());
-    const err = await waitForSsh({ target: { host: "127.0.0.1", port: second.port, username: "u", privateKey: clientKey.private }, timeoutMs: 10_000, pinned: r.hostKey, events: new EventBus(), signal: new AbortController().signal }).catch((e: unknown) => e);
+    const err = (await waitForSsh({ target: { host: "127.0.0.1", port: second.port, username: "u", privateKey: clientKey.private }, timeoutMs: 10_000, pinned: r.hostKey, events: new EventBus(), signal: new AbortController().signal }).catch((e: unknown) => e));
     expect(err).toBeInstanceOf(HostKeyMismatchError);
     expect((err as Error).message).toContain(r.hostKey);
   });
@@ -91,13 +91,13 @@ describe("waitForSsh", () => {
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
     closers.push(() => new Promise((r) => silent.close(() => r())));
     const port = (silent.address() as { port: number }).port;
-    const err = await waitForSsh({
+    const err = (await waitForSsh({
       target: { host: "127.0.0.1", port, username: "u", privateKey: clientKey.private },
       timeoutMs: 1500,
       events: new EventBus(),
       signal: new AbortController().signal,
       consoleTail: async () => "[  OK  ] Reached target Multi-User System.",
-    }).catch((e: unknown) => e as Error);
+    }).catch((e: unknown) => e)) as Error;
     expect(err.message).toMatch(/timed out after \d+ s waiting for the guest's sshd to answer/);
     expect(err.message).toContain("Reached target Multi-User System");
   });
@@ -108,13 +108,13 @@ describe("waitForSsh", () => {
     closers.push(() => new Promise((r) => silent.close(() => r())));
     const port = (silent.address() as { port: number }).port;
     const started = Date.now();
-    const err = await waitForSsh({
+    const err = (await waitForSsh({
       target: { host: "127.0.0.1", port, username: "u", privateKey: clientKey.private },
       timeoutMs: 60_000,
       events: new EventBus(),
       signal: new AbortController().signal,
       vmExited: new Promise((_, reject) => setTimeout(() => reject(new Error("qemu exited unexpectedly (exit code 1)")), 300)),
-    }).catch((e: unknown) => e as Error);
+    }).catch((e: unknown) => e)) as Error;
     expect(err.message).toMatch(/the VM stopped while waiting .*qemu exited unexpectedly/);
     expect(Date.now() - started).toBeLessThan(5000);
   });
@@ -122,7 +122,7 @@ describe("waitForSsh", () => {
   it("an abort ends the wait with AbortError", async () => {
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 200);
-    const err = await waitForSsh({ target: { host: "127.0.0.1", port: 1, username: "u" }, timeoutMs: 60_000, events: new EventBus(), signal: ac.signal }).catch((e: unknown) => e as Error);
+    const err = (await waitForSsh({ target: { host: "127.0.0.1", port: 1, username: "u" }, timeoutMs: 60_000, events: new EventBus(), signal: ac.signal }).catch((e: unknown) => e)) as Error;
     expect(err.name).toBe("AbortError");
   });
 
