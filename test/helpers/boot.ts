@@ -9,9 +9,16 @@ import { EventBus } from "../../src/log/events.js";
 import { writeCidataIso } from "../../src/media/cidata.js";
 import { Journal } from "../../src/pipeline/journal.js";
 import type { VmHandle } from "../../src/pipeline/driver.js";
+import type { QemuSpec } from "../../src/template/spec.js";
 import { generateBuildKey } from "../../src/ssh/keys.js";
 import type { SshSession } from "../../src/ssh/session.js";
 import { waitForSsh } from "../../src/ssh/wait.js";
+
+/** The VM the tests boot artifacts in: what a template's `drivers.qemu: {}` defaults to. */
+export const TEST_QEMU_SPEC: QemuSpec = {
+  accelerator: "auto", cpus: 2, memory: 1024, diskSize: undefined, diskMode: "overlay", firmware: "bios",
+  machine: "q35", binary: "qemu-system-x86_64", sshHostPort: undefined, headless: true, extraArgs: [],
+};
 
 export interface BootedVm {
   ssh: SshSession;
@@ -35,7 +42,7 @@ export async function bootImage(image: string, opts: { username?: string; format
   if (opts.log ?? process.env.VMKILN_TEST_VERBOSE) events.subscribe((e) => e.type === "log" && process.stderr.write(`[boot] ${e.message}\n`));
   const journal = new Journal(`test-boot-${Date.now()}`);
   const driver = new QemuDriver(
-    { accelerator: "auto", cpus: 2, memory: 1024, diskSize: undefined, diskMode: "overlay", firmware: "bios", machine: "q35", binary: "qemu-system-x86_64", sshHostPort: undefined, headless: true, extraArgs: [] },
+    TEST_QEMU_SPEC,
     22,
     events,
     journal,

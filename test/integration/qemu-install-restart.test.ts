@@ -17,6 +17,7 @@ import { waitForSsh } from "../../src/ssh/wait.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { ensureNetbootIso } from "../helpers/netboot-iso.js";
 import { qemuProcesses } from "../helpers/processes.js";
+import { TEST_QEMU_SPEC } from "../helpers/boot.js";
 
 describe("QEMU driver: install completion", () => {
   const name = `vmkiln-restart-${Date.now()}`;
@@ -28,7 +29,7 @@ describe("QEMU driver: install completion", () => {
     const events = new EventBus();
     const journal = new Journal(`test-restart-${Date.now()}`);
     const driver = new QemuDriver(
-      { accelerator: "auto", cpus: 2, memory: 1024, diskSize: undefined, diskMode: "overlay", firmware: "bios", machine: "q35", binary: "qemu-system-x86_64", sshHostPort: undefined, headless: true, extraArgs: [] },
+      TEST_QEMU_SPEC,
       22,
       events,
       journal,

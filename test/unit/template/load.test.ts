@@ -4,6 +4,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { TemplateError, UserError } from "../../../src/errors.js";
 import { loadTemplate, parseVarArgs, specFromObject } from "../../../src/template/load.js";
+import { problemsOf } from "../../helpers/template.js";
 
 const GOOD = path.resolve(import.meta.dirname, "../../fixtures/templates/good");
 const image = path.join(GOOD, "images/fixture.qcow2");
@@ -18,15 +19,6 @@ function base(extra: Record<string, unknown> = {}): Record<string, unknown> {
   };
 }
 
-function problemsOf(fn: () => unknown): Record<string, string> {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TemplateError) return Object.fromEntries(err.problems.map((p) => [p.path, p.message]));
-    throw err;
-  }
-  throw new Error("expected a TemplateError");
-}
 
 function tmp(files: Record<string, string>): string {
   const dir = mkdtempSync(path.join(tmpdir(), "vmkiln-template-"));

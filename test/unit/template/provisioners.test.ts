@@ -1,23 +1,14 @@
 // Issue 8's provisioner kinds and options: template → BuildSpec.
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { TemplateError } from "../../../src/errors.js";
 import { specFromObject } from "../../../src/template/load.js";
+import { problemsOf as problems } from "../../helpers/template.js";
 
 const GOOD = path.resolve(import.meta.dirname, "../../fixtures/templates/good");
 const EXAMPLES = path.resolve(import.meta.dirname, "../../../fixtures/examples");
 const spec = (provision: unknown[], baseDir = GOOD) =>
   specFromObject({ name: "t", source: { cloud_image: { path: path.join(GOOD, "images/fixture.qcow2"), checksum: "none" } }, drivers: { qemu: {} }, provision }, { baseDir, env: {} });
 
-function problems(fn: () => unknown): Record<string, string> {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TemplateError) return Object.fromEntries(err.problems.map((p) => [p.path, p.message]));
-    throw err;
-  }
-  throw new Error("expected a TemplateError");
-}
 
 describe("provisioner options", () => {
   it("converts pause_before/timeout to ms and keeps only/except", () => {

@@ -2,8 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { TemplateError } from "../../../src/errors.js";
 import { specFromObject } from "../../../src/template/load.js";
+import { problemsOf } from "../../helpers/template.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "vmkiln-vs-tpl-"));
 writeFileSync(path.join(dir, "installer.iso"), "iso");
@@ -12,15 +12,6 @@ writeFileSync(path.join(dir, "ca.pem"), "pem");
 const vsphere = (extra: Record<string, unknown> = {}) => ({ url: "https://vc.example", username: "u", password: "p4ssw0rd", ...extra });
 const load = (raw: Record<string, unknown>) => specFromObject({ name: "t", ...raw }, { baseDir: dir });
 
-function problemsOf(fn: () => unknown): Record<string, string> {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof TemplateError) return Object.fromEntries(err.problems.map((p) => [p.path, p.message]));
-    throw err;
-  }
-  throw new Error("expected a TemplateError");
-}
 
 describe("drivers.vsphere and source.clone", () => {
   it("normalizes a clone build with defaults (OVA export, TLS verified)", () => {
