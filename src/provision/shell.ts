@@ -34,16 +34,23 @@ export function runCommand(remoteScript: string, p: Pick<ShellProvisioner, "env"
   return `${sudo}${envPrefix(p.env)}${exe}`;
 }
 
+/** Writes the command's stdin to `remote` (0700: the script may hold secrets; sudo reads it as root). */
+export function writeStdinTo(remote: string): string {
+  return `(umask 077 && cat > ${shq(remote)}) && chmod 0700 ${shq(remote)}`;
+}
+
 export async function runShell(p: ShellProvisioner, ctx: ProvisionContext): Promise<void> {
   // With expect_disconnect the script may reboot the guest: note the boot to tell a reboot apart.
   const before = p.expectDisconnect ? await bootId(ctx.ssh, ctx.signal).catch(() => undefined) : undefined;
   const remote = `/tmp/vmkiln-${randomBytes(4).toString("hex")}-${p.script ? basename(p.script) : "inline.sh"}`;
   const body = p.script ? await readFile(p.script) : Buffer.from(inlineScript(p.inline ?? []));
-  await ctx.ssh.uploadContent(body, remote, { signal: ctx.signal, mode: 0o755 });
   let failed: { rc: string; command: string } | undefined;
   const interpreter = p.script ? undefined : "/bin/bash";
-  const r = await ctx.ssh.exec(`${runCommand(remote, p, ctx.username, interpreter)}; rc=$?; rm -f ${shq(remote)}; exit $rc`, {
+  // The script travels on the command's stdin (no SFTP round trip, and guests without an sftp
+  // subsystem work); the script itself then reads an empty stdin, as it would have before.
+  const r = await ctx.ssh.exec(`${writeStdinTo(remote)} && ${runCommand(remote, p, ctx.username, interpreter)}; rc=$?; rm -f ${shq(remote)}; exit $rc`, {
     signal: ctx.signal,
+    stdin: body,
     onLine: (stream, line) => {
       if (line.startsWith(FAIL_MARK + " ")) {
         const [, rc = "?", ...cmd] = line.split(" ");

@@ -63,7 +63,12 @@ async function stageDownloads(ctx: BuildContext, staging: string, signal: AbortS
     }
     const to = join(staging, d.name);
     await mkdir(dirname(to), { recursive: true });
-    await copyFile(d.path, to);
+    // The download waits in the build dir, which is removed at the end: move it, copy only across
+    // file systems.
+    await rename(d.path, to).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "EXDEV") throw err;
+      return copyFile(d.path, to);
+    });
     const { size } = await stat(to);
     const sha256 = await sha256File(to, signal);
     ctx.artifacts.push({ name: d.name, path: join(ctx.spec.output.directory, d.name), size, sha256, format: "download" });

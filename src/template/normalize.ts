@@ -70,7 +70,7 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
     ...installFields(raw, local),
     provision: (raw.provision ?? []).map((item, i) => normalizeProvisioner(item, i, local)),
     generalize: normalizeGeneralize(raw.generalize),
-    shutdown: { command: raw.shutdown?.command ?? "poweroff", timeoutMs: raw.shutdown?.timeout ?? 5 * 60_000 },
+    shutdown: { mode: raw.shutdown?.mode ?? "fast", command: raw.shutdown?.command, timeoutMs: raw.shutdown?.timeout ?? 5 * 60_000 },
     output: {
       // `${name}` in these defaults is already the name: the schema saw the interpolated tree.
       directory: local(output.directory ?? `./output/${raw.name}`),

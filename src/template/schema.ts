@@ -516,7 +516,15 @@ const generalize = z
 const shutdown = z
   .strictObject(
     {
-      command: nonEmpty("Command run with sudo over SSH to power off.").optional().meta({ default: "poweroff" }),
+      mode: z
+        .enum(["fast", "graceful"])
+        .optional()
+        .meta({
+          description:
+            "fast: `systemctl poweroff --force`: units' stop jobs are skipped, but every process still gets SIGTERM and every file system is unmounted or remounted read-only and synced, so the disk is clean (about 3 s sooner under emulation). graceful: `systemctl poweroff`, every unit stopped in order (for services whose ExecStop= writes state the image needs). Without systemd both run `poweroff`.",
+          default: "fast",
+        }),
+      command: nonEmpty("Command run as root over SSH to power off; replaces mode.").optional(),
       timeout: withDefault(duration("How long to wait for power-off before forcing it."), "5m"),
     },
     { error: expecting("a mapping") },

@@ -252,8 +252,10 @@ export interface GeneralizeSpec {
 }
 
 export interface ShutdownSpec {
-  /** Command run over SSH (with sudo) to power off; then QMP/ACPI, then kill. */
-  command: string;
+  /** How the default power-off runs (see the schema's description); ignored with `command`. */
+  mode: "fast" | "graceful";
+  /** The template's own power-off command (run as root over SSH); then ACPI, then kill. */
+  command: string | undefined;
   timeoutMs: number;
 }
 

@@ -12,6 +12,8 @@
 //   --accel kvm|tcg       default: what vmkiln's accelerator: auto picks on this host
 //   --packer-disk-cache M Packer's disk_cache (default writeback, Packer's own default)
 //   --vmkiln-defaults     vmkiln with its default generalize (more work than Packer does)
+//   --vmkiln-shutdown M   vmkiln's shutdown.mode: fast (its default: systemctl poweroff --force) or
+//                         graceful (systemctl poweroff, every unit stopped, as Packer's poweroff does)
 //   --first vmkiln|packer which tool starts the first pair (default vmkiln)
 //   --only packer|ova     run one of the two benchmarks
 //   --ova-size SIZE       VMDK size for the OVA benchmark (default 2304M; cached in ~/.cache/vmkiln/bench)
@@ -43,6 +45,7 @@ const { values: opt } = parseArgs({
     accel: { type: "string" },
     "packer-disk-cache": { type: "string", default: "writeback" },
     "vmkiln-defaults": { type: "boolean", default: false },
+    "vmkiln-shutdown": { type: "string" },
     only: { type: "string" },
     first: { type: "string", default: "vmkiln" },
     "ova-size": { type: "string", default: "2304M" },
@@ -58,6 +61,7 @@ if (!Number.isInteger(pairs) || pairs < 1) throw new Error("--pairs: expected a 
 for (const c of compressions) if (!["zlib", "zstd", "none"].includes(c)) throw new Error(`--compression: unknown "${c}" (zlib, zstd, none)`);
 if (opt.only && !["packer", "ova"].includes(opt.only)) throw new Error("--only: packer or ova");
 if (opt.accel && !["kvm", "tcg"].includes(opt.accel)) throw new Error("--accel: kvm or tcg");
+if (opt["vmkiln-shutdown"] && !["fast", "graceful"].includes(opt["vmkiln-shutdown"])) throw new Error("--vmkiln-shutdown: fast or graceful");
 
 // ---- small helpers ------------------------------------------------------------------------------
 const median = (xs) => {
@@ -128,7 +132,7 @@ async function packerBench() {
         if (tool === "vmkiln") {
           const template = join(dir, "bench.yaml");
           const name = "bench-vmkiln";
-          writeFileSync(template, stringify(vmkilnTemplate({ name, image, accel, sshPort: port, outputDir, compression, defaults: opt["vmkiln-defaults"] })));
+          writeFileSync(template, stringify(vmkilnTemplate({ name, image, accel, sshPort: port, outputDir, compression, defaults: opt["vmkiln-defaults"], shutdownMode: opt["vmkiln-shutdown"] })));
           r = await runVmkiln({ repo: REPO, template, outputDir, artifact: join(outputDir, `${name}.qcow2`), port, timeoutMs, progress: (m) => log(`  ${m}`) });
         } else {
           const cidataIso = join(dir, "cidata.iso");
@@ -144,6 +148,8 @@ async function packerBench() {
         delete r.stderr;
         r.compressionAsked = compression;
         r.overheadMs = r.timeToSshdMs === undefined ? undefined : r.wallMs - r.timeToSshdMs;
+        r.cloudInitTailMs = r.cloudInitDoneMs === undefined || r.sshdMs === undefined ? undefined : r.cloudInitDoneMs - r.sshdMs;
+        r.afterCloudInitMs = r.cloudInitDoneMs === undefined ? undefined : r.wallMs - r.cloudInitDoneMs;
         runs.push(r);
         printRun(n, r);
         if (!r.ok) log(`  ${tool} FAILED (exit ${r.code ?? r.signal}): ${r.error ?? ""}; logs in ${dir} (use --keep to keep them)`);
@@ -160,7 +166,8 @@ async function packerBench() {
 
 function printRun(n, r) {
   const head = `  #${String(n).padEnd(2)} ${r.tool.padEnd(6)} ${r.ok ? "ok  " : "FAIL"} wall ${s(r.wallMs)} s  size ${mb(r.size)} MB (${r.compression ?? "?"})` +
-    `  qemu start +${s(r.qemuStartMs)} s  time-to-sshd ${s(r.timeToSshdMs)} s${r.sshdMethod ? ` (${r.sshdMethod})` : ""}  overhead ${s(r.overheadMs)} s  qemu exit +${s(r.qemuExitMs)} s`;
+    `  qemu start +${s(r.qemuStartMs)} s  time-to-sshd ${s(r.timeToSshdMs)} s${r.sshdMethod ? ` (${r.sshdMethod})` : ""}  overhead ${s(r.overheadMs)} s` +
+    `  cloud-init tail ${s(r.cloudInitTailMs)} s  after cloud-init ${s(r.afterCloudInitMs)} s  qemu exit +${s(r.qemuExitMs)} s`;
   console.log(head);
   if (r.tool === "vmkiln") {
     console.log(`       steps: ${r.steps.map((x) => `${x.name} ${(x.ms / 1000).toFixed(1)}`).join(", ")}`);
@@ -178,8 +185,8 @@ function summarize(runs, compression) {
   const p = by("packer");
   const med = (rs, k) => median(rs.map((r) => r[k]));
   const m = {
-    vmkiln: { wallMs: med(v, "wallMs"), size: med(v, "size"), timeToSshdMs: med(v, "timeToSshdMs"), overheadMs: med(v, "overheadMs"), n: v.length },
-    packer: { wallMs: med(p, "wallMs"), size: med(p, "size"), timeToSshdMs: med(p, "timeToSshdMs"), overheadMs: med(p, "overheadMs"), n: p.length },
+    vmkiln: { wallMs: med(v, "wallMs"), size: med(v, "size"), timeToSshdMs: med(v, "timeToSshdMs"), overheadMs: med(v, "overheadMs"), cloudInitTailMs: med(v, "cloudInitTailMs"), afterCloudInitMs: med(v, "afterCloudInitMs"), n: v.length },
+    packer: { wallMs: med(p, "wallMs"), size: med(p, "size"), timeToSshdMs: med(p, "timeToSshdMs"), overheadMs: med(p, "overheadMs"), cloudInitTailMs: med(p, "cloudInitTailMs"), afterCloudInitMs: med(p, "afterCloudInitMs"), n: p.length },
   };
   const stepNames = [...new Set(v.flatMap((r) => r.steps.map((x) => x.name)))];
   const steps = Object.fromEntries(stepNames.map((name) => [name, median(v.map((r) => r.steps.find((x) => x.name === name)?.ms))]));
@@ -187,12 +194,15 @@ function summarize(runs, compression) {
     wall: ratio(m.vmkiln.wallMs, m.packer.wallMs),
     size: ratio(m.vmkiln.size, m.packer.size),
     overhead: ratio(m.vmkiln.overheadMs, m.packer.overheadMs),
+    afterCloudInit: ratio(m.vmkiln.afterCloudInitMs, m.packer.afterCloudInitMs),
   };
   console.log(`\n== vmkiln vs Packer, ${compression} qcow2: medians of ${v.length} vmkiln / ${p.length} Packer successful runs ==`);
   console.log(`  wall          vmkiln ${s(m.vmkiln.wallMs)} s   Packer ${s(m.packer.wallMs)} s   ratio ${rf(ratios.wall)}${goal(ratios.wall, "<=", 0.65)}`);
   console.log(`  qcow2 size    vmkiln ${mb(m.vmkiln.size)} MB  Packer ${mb(m.packer.size)} MB  ratio ${rf(ratios.size, 3)}${goal(ratios.size, "<=", 1.0)}`);
   console.log(`  time-to-sshd  vmkiln ${s(m.vmkiln.timeToSshdMs)} s   Packer ${s(m.packer.timeToSshdMs)} s   (the guest's own boot: qemu start -> sshd up)`);
   console.log(`  overhead      vmkiln ${s(m.vmkiln.overheadMs)} s   Packer ${s(m.packer.overheadMs)} s   ratio ${rf(ratios.overhead)}${goal(ratios.overhead, "<=", 0.25)}`);
+  console.log(`  cloud-init    vmkiln ${s(m.vmkiln.cloudInitTailMs)} s   Packer ${s(m.packer.cloudInitTailMs)} s   (guest work after sshd that both tools wait for: sshd up -> cloud-init done)`);
+  console.log(`  after c-i     vmkiln ${s(m.vmkiln.afterCloudInitMs)} s   Packer ${s(m.packer.afterCloudInitMs)} s   ratio ${rf(ratios.afterCloudInit)}   (cloud-init done -> tool exits: the rest of provisioning, shutdown, export)`);
   console.log(`  vmkiln steps (median s): ${Object.entries(steps).map(([k, x]) => `${k} ${(x / 1000).toFixed(1)}`).join(", ")}`);
   return { medians: m, ratios, vmkilnSteps: steps };
 }

@@ -9,6 +9,10 @@
 //    Hence: from "Starting ssh.service" on, the bench also reads the SSH banner on the forwarded
 //    port, one connection at a time, 100 ms apart; whichever comes first is sshd's time.
 // time-to-sshd = sshd up − qemu started; a tool's overhead = its wall time − time-to-sshd.
+// 3. then the console line cloud-init's final-message module prints at the end of its last stage:
+//    cloud-init tail = cloud-init done − sshd up is guest work both tools wait out (the template runs
+//    `cloud-init status --wait`), and wall − cloud-init done is what each tool adds after the guest
+//    has finished its own boot work (the rest of provisioning, shutdown, export).
 //
 // Why the banner probe waits for "Starting ssh.service" and never gives up on an open connection:
 // every probe that reaches sshd forks and re-execs an sshd child in the guest, which under TCG on a
@@ -106,6 +110,7 @@ export function serialFile(argv) {
 }
 
 export const SSHD_READY = /Started (ssh\.service|.*OpenBSD Secure Shell server)/;
+export const CLOUD_INIT_DONE = /Cloud-init v\. \S+ finished at /;
 export const SSHD_STARTING = /Starting (ssh\.service|.*OpenBSD Secure Shell server)/;
 
 function qemuArgv(pid) {
@@ -138,7 +143,7 @@ function newLines(path, state) {
  * Call stop() when the tool has exited; `result` then has every time as performance.now() values.
  */
 export function watchGuest(port) {
-  const result = { qemuPid: undefined, qemuStart: undefined, sshd: undefined, method: undefined, qemuExit: undefined };
+  const result = { qemuPid: undefined, qemuStart: undefined, sshd: undefined, method: undefined, cloudInitDone: undefined, qemuExit: undefined };
   const probes = new AbortController(); // ends a banner read still in flight when watching stops
   let stopped = false;
   const loop = (async () => {
@@ -179,7 +184,15 @@ export function watchGuest(port) {
       await Promise.race([sleep(100), probe ?? sleep(100)]);
     }
     probes.abort();
-    while (!stopped && result.qemuPid !== undefined && alive(result.qemuPid)) await sleep(100);
+    // Then the end of cloud-init's last stage (its final-message module prints CLOUD_INIT_DONE): the
+    // guest's own post-sshd work, which both tools wait for (`cloud-init status --wait`).
+    while (!stopped && result.qemuPid !== undefined && alive(result.qemuPid)) {
+      if (consoleFile && result.cloudInitDone === undefined) {
+        const lines = newLines(consoleFile, tail);
+        if (lines.some((l) => CLOUD_INIT_DONE.test(l))) result.cloudInitDone = performance.now();
+      }
+      await sleep(100);
+    }
     if (result.qemuPid !== undefined && !alive(result.qemuPid)) result.qemuExit ??= performance.now();
   })();
   return {

@@ -81,6 +81,7 @@ function spawnTimed(file, args, { env, cwd, port, timeoutMs, onLine }) {
       sshdMs: rel(g.sshd),
       sshdMethod: g.method,
       qemuExitMs: rel(g.qemuExit),
+      cloudInitDoneMs: rel(g.cloudInitDone),
       timeToSshdMs: g.sshd !== undefined && g.qemuStart !== undefined ? g.sshd - g.qemuStart : undefined,
     };
   })();

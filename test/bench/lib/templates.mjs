@@ -1,5 +1,8 @@
 // The two equivalent templates the Packer benchmark builds: same guest, same VM shape, same cidata
-// user, same provisioning, same shutdown, same qcow2 export. Pure functions: the bench writes their
+// user, same provisioning, same trim before power-off, same qcow2 export. The power-off itself is
+// each tool's own: Packer runs its shutdown_command (`poweroff`, every unit stopped), vmkiln its
+// default shutdown.mode fast (`systemctl poweroff --force`, same clean unmount, no unit stop jobs);
+// `--vmkiln-shutdown graceful` makes vmkiln power off exactly as Packer does. Pure functions: the bench writes their
 // results to files; nothing here touches the system.
 
 /** What both tools run in the guest, in this order (issue 7): write files, wait for cloud-init, 64 MiB scratch. */
@@ -11,7 +14,7 @@ export const WRITE_FILES = [
 // Random data, so the deleted blocks would land in the image unless they are trimmed (both tools trim).
 export const SCRATCH_64M = ["dd if=/dev/urandom of=/var/tmp/scratch bs=1M count=64 status=none", "sync", "rm -f /var/tmp/scratch"];
 export const CLOUD_INIT_WAIT = "cloud-init status --wait";
-/** Packer's shutdown: what vmkiln's shutdown step runs with generalize {trim: true} (sync, fstrim, power off). */
+/** Packer's shutdown: what vmkiln's shutdown step runs with generalize {trim: true} (sync, fstrim, power off; see the top). */
 export const PACKER_SHUTDOWN = "sudo -n sh -c 'sync; fstrim -av || true; poweroff'";
 
 export const GUEST = { cpus: 2, memoryMiB: 1024, diskSize: "4G", diskSizeMiB: 4096, machine: "q35", username: "builder" };
@@ -45,6 +48,7 @@ export function vmkilnTemplate(o) {
       { shell: { name: "scratch 64 MiB", sudo: true, inline: SCRATCH_64M } },
     ],
     generalize,
+    ...(o.shutdownMode ? { shutdown: { mode: o.shutdownMode } } : {}),
     output: { directory: o.outputDir, formats: ["qcow2"], compression: o.compression },
   };
 }

@@ -1,13 +1,13 @@
 // The generalize and shell scripts are executed for real with bash in a scratch root, so these tests
 // check behaviour, not just text.
-import { execFileSync } from "node:child_process";
-import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { generalizeScript, removeUserScript } from "../../../src/provision/generalize.js";
-import { envPrefix, inlineScript, runCommand } from "../../../src/provision/shell.js";
-import { finalCommand } from "../../../src/steps/shutdown.js";
+import { envPrefix, inlineScript, runCommand, writeStdinTo } from "../../../src/provision/shell.js";
+import { finalCommand, powerOffCommand } from "../../../src/steps/shutdown.js";
 
 describe("removeUserScript", () => {
   let root: string;
@@ -88,14 +88,48 @@ describe("shell provisioner scripts", () => {
 });
 
 describe("finalCommand (shutdown)", () => {
+  const fast = { mode: "fast", command: undefined } as const;
   it("removes the user, trims, then powers off detached — as root", () => {
-    const c = finalCommand({ username: "builder", removeUser: true, trim: true, command: "poweroff" });
+    const c = finalCommand({ username: "builder", removeUser: true, trim: true, shutdown: fast });
     expect(c.startsWith("sudo -n sh -c ")).toBe(true);
     expect(c).toContain("fstrim -av");
-    expect(c).toContain("nohup sh -c");
+    expect(c).toContain("systemctl --no-block poweroff --force");
     expect(c.indexOf("sed -i")).toBeLessThan(c.indexOf("fstrim"));
+    expect(c.indexOf("fstrim")).toBeLessThan(c.indexOf("poweroff"));
   });
   it("never removes root", () => {
-    expect(finalCommand({ username: "root", removeUser: true, trim: false, command: "poweroff" })).not.toContain("passwd");
+    expect(finalCommand({ username: "root", removeUser: true, trim: false, shutdown: fast })).not.toContain("passwd");
+  });
+});
+
+describe("powerOffCommand", () => {
+  it.each([
+    [{ mode: "fast", command: undefined }, "if [ -d /run/systemd/system ]; then systemctl --no-block poweroff --force; else nohup sh -c 'sleep 1; poweroff' >/dev/null 2>&1 & fi"],
+    [{ mode: "graceful", command: undefined }, "if [ -d /run/systemd/system ]; then systemctl --no-block poweroff; else nohup sh -c 'sleep 1; poweroff' >/dev/null 2>&1 & fi"],
+    // The template's own command wins over mode, detached with a head start for the exit status.
+    [{ mode: "fast", command: "shutdown -h now" }, "nohup sh -c 'sleep 1; shutdown -h now' >/dev/null 2>&1 &"],
+  ] as const)("%j", (s, want) => {
+    expect(powerOffCommand(s)).toBe(want);
+  });
+  it("is valid POSIX sh", () => {
+    for (const mode of ["fast", "graceful"] as const) {
+      const r = spawnSync("sh", ["-n", "-c", powerOffCommand({ mode, command: undefined })]);
+      expect(r.status, String(r.stderr)).toBe(0);
+    }
+  });
+});
+
+describe("writeStdinTo (shell scripts travel on stdin)", () => {
+  it("writes stdin to a private executable file, even with quotes in the path", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vmkiln-stdin-"));
+    try {
+      const file = join(dir, "it's a script.sh");
+      const r = spawnSync("sh", ["-c", `${writeStdinTo(file)} && "$0"`, file], { input: "#!/bin/sh\necho ran\n", encoding: "utf8" });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toBe("ran\n");
+      expect((await stat(file)).mode & 0o777).toBe(0o700);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -54,7 +54,7 @@ describe("loadTemplate: good templates", () => {
       cloudInit: { userData: {}, metaData: {}, networkConfig: undefined, vendorData: undefined },
       provision: [],
       generalize: { cloudInit: true, machineId: true, sshHostKeys: true, buildUser: true, logs: true, trim: true },
-      shutdown: { command: "poweroff", timeoutMs: 300_000 },
+      shutdown: { mode: "fast", command: undefined, timeoutMs: 300_000 },
       output: { directory: path.join(GOOD, "output/minimal"), formats: ["qcow2"], compression: "zlib", basename: "minimal", ova: { osType: "linux", vmxVersion: 13 } },
     });
   });
@@ -83,7 +83,7 @@ describe("loadTemplate: good templates", () => {
     ]);
     expect(spec.generalize.trim).toBe(false);
     expect(spec.generalize.logs).toBe(true);
-    expect(spec.shutdown).toEqual({ command: "sudo shutdown -h now", timeoutMs: 90_000 });
+    expect(spec.shutdown).toEqual({ mode: "fast", command: "sudo shutdown -h now", timeoutMs: 90_000 });
     expect(spec.output).toEqual({
       directory: path.join(GOOD, "out/fixture-node"),
       formats: ["qcow2", "ova"],
@@ -257,6 +257,7 @@ describe("specFromObject: shapes and rules", () => {
     ["output.basename", { output: { basename: "a/b" } }, "must contain only"],
     ["cloud_init.user_data", { cloud_init: { user_data: "#cloud-config" } }, "expected a mapping"],
     ["shutdown.timeout", { shutdown: { timeout: -1 } }, "invalid duration"],
+    ["shutdown.mode", { shutdown: { mode: "slow" } }, "must be one of fast, graceful"],
     ["generalize", { generalize: "yes" }, "expected true, false or a mapping"],
   ])("%s", (at, extra, message) => {
     expect(problemsOf(() => spec(extra))[at]).toContain(message);
