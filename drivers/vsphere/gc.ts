@@ -1,9 +1,13 @@
-// `vmkiln gc` for vSphere journal entries: a VM (by inventory path; names are unique per build) or
-// an uploaded datastore file/folder. The journal holds where to connect (url, ca_file, insecure),
-// never credentials: those come from VSPHERE_USERNAME / VSPHERE_PASSWORD.
+// `vmkiln gc` for vSphere journal entries: a VM (by inventory path; names are unique per build), an
+// uploaded datastore file/folder, or a content-library item a capture was creating (by library id
+// and name: the capture refuses names that exist, so the name is this build's). The journal holds
+// where to connect (url, ca_file, insecure), never credentials: those come from VSPHERE_USERNAME /
+// VSPHERE_PASSWORD.
 import { UserError } from "../../src/errors.js";
 import type { DriverGc } from "../../src/pipeline/driver.js";
 import type { MoRef } from "./soap.js";
+import { ContentLibrary } from "./library.js";
+import { RestSession } from "./rest.js";
 import { VimSession } from "./session.js";
 import { SoapFault } from "./soap.js";
 
@@ -17,6 +21,16 @@ export const gcVsphereEntry: DriverGc = async (entry, signal) => {
   try {
     if (d.kind === "vm") {
       await destroyVmAt(s, entry.id, signal);
+      return;
+    }
+    if (d.kind === "library-item") {
+      const rest = await RestSession.login(s.origin, s.dispatcher, username, password, signal);
+      if (!rest) throw new UserError("VSPHERE_NO_REST", `${d.url} has no REST API to remove library item ${entry.id} with`);
+      try {
+        await new ContentLibrary(rest).deleteItemsNamed(d.library_id ?? "", d.name ?? "", signal);
+      } finally {
+        await rest.logout();
+      }
       return;
     }
     const dc = d.datacenter ? await s.findByInventoryPath(d.datacenter, signal) : undefined;

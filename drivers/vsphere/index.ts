@@ -1,7 +1,8 @@
 // The vSphere driver: vim25 SOAP for the VM's life (create/clone, power, guest IP, keystrokes,
-// export lease), REST where it serves (session probe, content library), datastore /folder for
-// uploads. Every object it creates outside the process is journaled first so `vmkiln gc` can remove
-// it after a crash, and undone on failure or abort.
+// export lease), REST where it serves (content library: ISOs attached from a library, OVF templates
+// deployed from and captured into one), datastore /folder for uploads. Every object it creates
+// outside the process is journaled first so `vmkiln gc` can remove it after a crash, and undone on
+// failure or abort.
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { formatManifest } from "../../src/artifact/manifest-mf.js";
@@ -15,19 +16,18 @@ import type { BuildSpec, VsphereSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
 import { Datastore, cachedIsoPath } from "./datastore.js";
 import { govcKeystrokeCalls, govcUsable, typeWithGovc } from "./govc.js";
+import { isLoopback, localAddressTowards, needsRouteLookup } from "./host-address.js";
 import { inventoryPath, resolvePlacement, type Placement } from "./inventory.js";
 import { pickGuestIp, type GuestIpInfo } from "./ip.js";
 import { exportVm } from "./nfc-export.js";
 import { destroyVmAt } from "./gc.js";
 import { vspherePlan } from "./plan.js";
-import { RestSession } from "./rest.js";
+import { ContentLibrary, pickIsoFile } from "./library.js";
+import { RestSession, storageUriToDsPath } from "./rest.js";
 import { VimSession, type Connection } from "./session.js";
 import { MoRef, SoapFault, child, children, refOf, textOf, type SoapObject, type XNode } from "./soap.js";
 import { toUsbBatches } from "./usb-hid.js";
 import { cloneSpec, isoVmConfigSpec, removeDevicesSpec, usbScanCodeSpec } from "./vm-config.js";
-
-/** Default pause between keys when the template sets none: hosts drop keys sent in a burst. */
-const DEFAULT_KEY_INTERVAL_MS = 50;
 
 interface VmState {
   handle: VmHandle;
@@ -56,12 +56,16 @@ export class VsphereDriver implements Driver {
     sources: ["iso", "clone"] as Array<"iso" | "clone">,
     keystrokes: true,
     exports: ["ovf", "ova"] as Array<"ovf" | "ova">,
+    contentLibrary: true,
   };
   private session: VimSession | undefined;
   private placement: Placement | undefined;
+  private rest: RestSession | undefined;
   private readonly vms = new Map<string, VmState>();
   /** Per-build datastore folder for uploaded media (removed at the end). */
   private tempFolder: string | undefined;
+  /** `[ds] path`s of the installer ISO and media this build attached (detached before keeping the VM). */
+  private readonly attachedMedia = new Set<string>();
 
   constructor(
     private readonly build: BuildSpec,
@@ -82,19 +86,53 @@ export class VsphereDriver implements Driver {
       if (this.v.insecure) this.events.warn("drivers.vsphere.insecure: TLS verification is off", "vsphere");
       this.session = await VimSession.login(this.conn, signal);
       this.events.info(`logged in to ${this.session.origin.host} (${this.session.sc.apiType})`, "vsphere");
-      // REST is optional (standalone ESXi has none): only its flavor is logged here.
+      // REST is optional (standalone ESXi has none); content-library work uses this session.
       const rest = await RestSession.login(this.session.origin, this.session.dispatcher, this.conn.username, this.conn.password, signal).catch(() => undefined);
       this.events.debug(`REST API: ${rest ? (rest.flavor === "api" ? "/api" : "legacy /rest") : "none"}`, "vsphere");
-      await rest?.logout();
+      if (rest) this.events.addSecret(rest.token);
+      this.rest = rest;
     }
     this.placement ??= await resolvePlacement(this.session, this.v, signal);
     return { s: this.session, p: this.placement };
   }
 
-  private remoteEntry(id: string, kind: "vm" | "file"): Extract<JournalEntry, { kind: "remote" }> {
-    const detail: Record<string, string> = { kind, url: this.v.url, datacenter: this.placement?.datacenterPath ?? "", insecure: String(this.v.insecure) };
+  /** The REST session content libraries need (logged in once per build; vCenter only). */
+  private async library(signal: AbortSignal): Promise<ContentLibrary> {
+    const { s } = await this.connect(signal);
+    if (!this.rest) {
+      // Again without swallowing errors: the probe in connect() may have failed for another reason.
+      const rest = await RestSession.login(s.origin, s.dispatcher, this.conn.username, this.conn.password, signal);
+      if (!rest) {
+        throw new UserError("VSPHERE_NO_REST", `content libraries need vCenter's REST API, and ${s.origin.host} has none (a standalone ESXi host?)`, {
+          hint: "point drivers.vsphere.url at the vCenter that manages the library",
+        });
+      }
+      this.events.addSecret(rest.token);
+      this.rest = rest;
+    }
+    return new ContentLibrary(this.rest);
+  }
+
+  private remoteEntry(id: string, kind: "vm" | "file" | "library-item", extra: Record<string, string> = {}): Extract<JournalEntry, { kind: "remote" }> {
+    const detail: Record<string, string> = { kind, url: this.v.url, datacenter: this.placement?.datacenterPath ?? "", insecure: String(this.v.insecure), ...extra };
     if (this.v.caFile) detail.ca_file = this.v.caFile;
     return { kind: "remote", driver: "vsphere", id, detail };
+  }
+
+  // ---------- install ----------
+
+  /**
+   * The address the guest reaches the build's HTTP server at: a specific bind address as is; for
+   * 0.0.0.0, :: or loopback, this host's address on the route to vCenter (no packet is sent).
+   */
+  async guestHostAddress(bindAddress: string): Promise<string> {
+    if (!needsRouteLookup(bindAddress)) return bindAddress;
+    const u = new URL(this.v.url);
+    const address = await localAddressTowards(u.hostname, Number(u.port || 443), AbortSignal.timeout(30_000));
+    if (isLoopback(bindAddress) && !isLoopback(address)) {
+      this.events.warn(`http.bind_address ${bindAddress} is not reachable from a vSphere VM; set it to 0.0.0.0 or ${address}`, "vsphere");
+    }
+    return address;
   }
 
   // ---------- create ----------
@@ -103,6 +141,8 @@ export class VsphereDriver implements Driver {
     const existing = this.vms.get(spec.name);
     if (existing) return existing.handle;
     const { s, p } = await this.connect(signal);
+    // after: library fails now, not after the whole build, when its library or name is wrong.
+    if (this.v.after === "library") await this.libraryDestination(signal);
     const folderPath = inventoryPath(p.datacenterPath, "vm", this.v.folder ?? "");
     const path = `${folderPath}/${spec.name}`;
     if (await s.findByInventoryPath(path, signal)) throw new BuildError("VSPHERE_VM_EXISTS", `a VM named ${path} already exists`);
@@ -127,13 +167,17 @@ export class VsphereDriver implements Driver {
   private async createFromIso(s: VimSession, p: Placement, spec: VmSpec, signal: AbortSignal): Promise<MoRef> {
     if (this.v.diskSize === undefined) throw new UserError("DISK_SIZE_REQUIRED", "drivers.vsphere.disk_size: required for an installer ISO build");
     const ds = new Datastore(s, p);
-    const isoPath = spec.installerIso ? await this.uploadIso(ds, spec.installerIso, signal) : undefined;
+    const lib = this.build.source.library;
+    // A content-library ISO is attached where the library keeps it; a local one is uploaded (once).
+    const isoPath = lib ? await this.libraryIsoPath(s, p, lib, signal) : spec.installerIso ? await this.uploadIso(ds, spec.installerIso, signal) : undefined;
     let media: { path: string; kind: "cd" | "floppy" } | undefined;
     if (spec.installerMedia) {
       const name = spec.installerMedia.kind === "floppy" ? "install.flp" : "install.iso";
       media = { kind: spec.installerMedia.kind, path: ds.path(`${await this.ensureTempFolder(ds, spec.buildId, signal)}/${name}`) };
       await ds.upload(spec.installerMedia.path, `${this.tempFolder}/${name}`, this.events, signal);
     }
+    if (isoPath) this.attachedMedia.add(isoPath);
+    if (media) this.attachedMedia.add(media.path);
     const network = await this.network(s, p, signal);
     const config = isoVmConfigSpec({
       name: spec.name,
@@ -203,7 +247,30 @@ export class VsphereDriver implements Driver {
     return ds.path(rel);
   }
 
+  /** `[ds] path` of the .iso file of a content-library item, from its storage URI and the datastores' summary.url. */
+  private async libraryIsoPath(s: VimSession, p: Placement, ref: { library: string; item: string }, signal: AbortSignal): Promise<string> {
+    const field = "source.iso.content_library";
+    const lib = await this.library(signal);
+    const item = await lib.item(ref, field, signal);
+    const file = pickIsoFile(await lib.storage(item.id, signal));
+    if (!file) throw new UserError("VSPHERE_LIBRARY_ITEM", `${field}: ${ref.library}/${ref.item} holds no .iso file (type ${item.type || "unknown"})`);
+    const datastores = [];
+    for (const d of children((await s.prop(p.datacenter, "datastore", signal)) ?? undefined, "ManagedObjectReference")) {
+      const props = await s.props(refOf(d)!, ["name", "summary.url"], signal);
+      datastores.push({ name: props.get("name")?.text ?? "", url: props.get("summary.url")?.text ?? "" });
+    }
+    for (const uri of file.uris) {
+      const path = storageUriToDsPath(uri, datastores);
+      if (path) {
+        this.events.info(`ISO from content library ${ref.library}/${ref.item}: ${path}`, "vsphere");
+        return path;
+      }
+    }
+    throw new BuildError("VSPHERE_LIBRARY_STORAGE", `${field}: ${file.name} is stored at ${file.uris.join(", ") || "no URI"}, on no datastore of ${p.datacenterPath}`);
+  }
+
   private async cloneFrom(s: VimSession, p: Placement, name: string, signal: AbortSignal): Promise<MoRef> {
+    if (this.build.source.library) return this.deployFromLibrary(s, p, name, this.build.source.library, signal);
     const srcPath = inventoryPath(p.datacenterPath, "vm", this.build.source.location);
     const src = await s.findByInventoryPath(srcPath, signal);
     if (!src) throw new UserError("VSPHERE_NOT_FOUND", `source.clone.template: ${srcPath} not found`);
@@ -220,6 +287,23 @@ export class VsphereDriver implements Driver {
     return vm;
   }
 
+  /** Deploys a content-library OVF template as the build VM (then reconfigured like a clone). */
+  private async deployFromLibrary(s: VimSession, p: Placement, name: string, ref: { library: string; item: string }, signal: AbortSignal): Promise<MoRef> {
+    const field = "source.clone.content_library";
+    const lib = await this.library(signal);
+    const item = await lib.item(ref, field, signal);
+    if (item.type !== "ovf") throw new UserError("VSPHERE_LIBRARY_ITEM", `${field}: ${ref.library}/${ref.item} is not an OVF template (type ${item.type || "unknown"})`);
+    const target = { resourcePoolId: p.pool.value, folderId: p.folder.value, hostId: p.host?.value };
+    // The OVF's networks all go to the build's network (an unmapped one may not exist here).
+    const network = await this.network(s, p, signal);
+    const networks = await lib.ovfNetworks(item.id, target, signal);
+    this.events.info(`deploying OVF template ${ref.library}/${ref.item} as ${name}`, "vsphere");
+    const id = await lib.deploy(item.id, target, { name, datastoreId: p.datastore.value, networkMappings: networks.map((n) => [n, network.ref.value]) }, `${ref.library}/${ref.item}`, signal);
+    const vm = new MoRef("VirtualMachine", id);
+    await s.task("ReconfigVM_Task", vm, [["spec", { numCPUs: this.v.cpus, memoryMB: this.v.memory }]], signal);
+    return vm;
+  }
+
   // ---------- run ----------
 
   async start(vm: VmHandle, signal: AbortSignal): Promise<void> {
@@ -228,29 +312,22 @@ export class VsphereDriver implements Driver {
     this.events.info(`powered on ${this.state(vm).path}`, "vsphere");
   }
 
-  keyIntervalMs(): number {
-    return this.build.install?.boot?.keyIntervalMs ?? DEFAULT_KEY_INTERVAL_MS;
-  }
-
+  /**
+   * Types key events, one PutUsbScanCodes call (or govc run) per key. The pacing is in `keys`: the
+   * boot-command step puts boot.key_interval waits between events.
+   */
   async sendKeys(vm: VmHandle, keys: KeyEvent[], signal: AbortSignal): Promise<void> {
     const { s } = await this.connect(signal);
     const st = this.state(vm);
     const govc = govcUsable(process.env);
     if (govc) {
       this.events.info("typing the boot command with govc vm.keystrokes", "vsphere");
-      await typeWithGovc(govc, govcKeystrokeCalls(st.path, keys, this.keyIntervalMs()), signal, this.events.secretList);
+      await typeWithGovc(govc, govcKeystrokeCalls(st.path, keys, 0), signal, this.events.secretList);
       return;
     }
-    let first = true;
     for (const batch of toUsbBatches(keys)) {
-      if ("waitMs" in batch) {
-        await sleep(batch.waitMs, signal);
-        first = true;
-        continue;
-      }
-      if (!first) await sleep(this.keyIntervalMs(), signal);
-      first = false;
-      await s.call("PutUsbScanCodes", st.ref, [["spec", usbScanCodeSpec(batch.keyEvents)]], signal);
+      if ("waitMs" in batch) await sleep(batch.waitMs, signal);
+      else await s.call("PutUsbScanCodes", st.ref, [["spec", usbScanCodeSpec(batch.keyEvents)]], signal);
     }
   }
 
@@ -337,18 +414,64 @@ export class VsphereDriver implements Driver {
     return st.path;
   }
 
+  /** The after: library destination: its library's id, and the item name checked to be free. */
+  private async libraryDestination(signal: AbortSignal) {
+    const dest = this.v.libraryDestination;
+    if (!dest) throw new UserError("VSPHERE_LIBRARY_DESTINATION", "drivers.vsphere.library_destination: required with after: library");
+    const lib = await this.library(signal);
+    const libraryId = await lib.libraryId(dest.library, "drivers.vsphere.library_destination.library", signal);
+    // An existing item is someone's template: never overwrite it (and gc must not delete it).
+    if ((await lib.findItems(libraryId, dest.name, signal)).length > 0) {
+      throw new UserError("VSPHERE_LIBRARY_ITEM_EXISTS", `drivers.vsphere.library_destination.name: content library ${dest.library} already has an item named ${dest.name}`, {
+        hint: "pick another name, or delete the old item first",
+      });
+    }
+    return { lib, libraryId, dest };
+  }
+
+  /** Removes the CD-ROMs and floppies this build attached (the installer ISO and media), nothing else. */
   private async detachInstallerMedia(s: VimSession, ref: MoRef, signal: AbortSignal): Promise<void> {
+    if (this.attachedMedia.size === 0) return;
     const devices = (await s.prop(ref, "config.hardware.device", signal))?.children ?? [];
     const remove: SoapObject[] = [];
     for (const d of devices) {
       const type = d.xsiType ?? "";
-      const backing = child(d, "backing");
-      const file = textOf(backing, "fileName") ?? "";
-      const isMedia = (type === "VirtualCdrom" && file !== "") || type === "VirtualFloppy";
-      if (!isMedia || (this.tempFolder === undefined && !file.includes(this.v.isoCacheFolder))) continue;
+      const file = textOf(child(d, "backing"), "fileName") ?? "";
+      if ((type !== "VirtualCdrom" && type !== "VirtualFloppy") || !this.attachedMedia.has(file)) continue;
       remove.push({ $type: type, key: Number(textOf(d, "key")), ...(textOf(d, "controllerKey") ? { controllerKey: Number(textOf(d, "controllerKey")) } : {}) });
     }
     if (remove.length > 0) await s.task("ReconfigVM_Task", ref, [["spec", removeDevicesSpec(remove)]], signal);
+  }
+
+  /**
+   * after: library — captures the (stopped) VM as an OVF template item in a content library; the
+   * VM itself is removed at the end like an exported one. The item is journaled (by library and
+   * name: its id is only known once it exists) so a crash mid-capture leaves nothing for good.
+   */
+  async captureToLibrary(vm: VmHandle, signal: AbortSignal): Promise<{ library: string; name: string; id: string }> {
+    const { s } = await this.connect(signal);
+    const st = this.state(vm);
+    // Checked again: the name may have been taken while the VM was built.
+    const { lib, libraryId, dest } = await this.libraryDestination(signal);
+    await this.detachInstallerMedia(s, st.ref, signal);
+    const entry = this.remoteEntry(`${dest.library}/${dest.name}`, "library-item", { library_id: libraryId, name: dest.name });
+    this.journal.add(entry);
+    let id: string;
+    try {
+      this.events.info(`capturing ${st.path} as OVF template ${dest.name} in content library ${dest.library}`, "vsphere");
+      id = await lib.capture({ vmId: st.ref.value, libraryId, name: dest.name, description: dest.description }, `${st.path} into ${dest.library}`, signal);
+    } catch (err) {
+      // The capture may have created the item before failing (or before the abort reached it);
+      // if it cannot be removed now, the journal keeps it for `vmkiln gc`.
+      const removed = await lib.deleteItemsNamed(libraryId, dest.name, AbortSignal.timeout(120_000)).then(
+        () => true,
+        () => false,
+      );
+      if (removed) this.journal.done(entry);
+      throw err;
+    }
+    this.journal.done(entry);
+    return { library: dest.library, name: dest.name, id };
   }
 
   // ---------- export ----------
@@ -423,8 +546,11 @@ export class VsphereDriver implements Driver {
 
   async close(): Promise<void> {
     const s = this.session;
+    const rest = this.rest;
     this.session = undefined;
     this.placement = undefined;
+    this.rest = undefined;
+    await rest?.logout();
     await s?.logout();
   }
 

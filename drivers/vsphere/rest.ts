@@ -1,25 +1,47 @@
-// The vSphere Automation REST API, where it serves: the session and content-library lookups (ISOs
-// kept in a library). vCenter 7.0U2+ has `/api`; older vCenters only the legacy `/rest` (bodies
-// wrapped in {"spec": …} / {"value": …}); standalone ESXi has neither, so the driver treats REST as
-// optional and does everything else over SOAP (see README "vSphere").
+// The vSphere Automation REST API transport: session login/logout and one `send` for the requests
+// library.ts builds. vCenter 7.0U2+ has `/api`; older vCenters only the legacy `/rest`, which wraps
+// answers in {"value": …} (request bodies carry each operation's parameters by name, e.g.
+// {"spec": …} for a find); standalone ESXi has neither, so the driver treats REST as optional and
+// does everything else over SOAP (see README "vSphere").
 import { request, type Dispatcher } from "undici";
 import { BuildError, UserError, asAbortError } from "../../src/errors.js";
 
 export type RestFlavor = "api" | "rest";
+
+export interface RestRequest {
+  method: "GET" | "POST" | "DELETE";
+  /** Path and query, e.g. `/api/content/library?action=find`. */
+  path: string;
+  body?: unknown;
+  /** Synchronous operations (OVF deploy and capture) take as long as the copy: minutes. */
+  timeoutMs?: number;
+}
+
+/** A REST call that failed: its HTTP status and the vAPI error type, when the answer names one. */
+export class RestError extends BuildError {
+  constructor(
+    readonly status: number,
+    readonly errorType: string | undefined,
+    message: string,
+  ) {
+    super("VSPHERE_REST", message);
+  }
+}
 
 export class RestSession {
   private constructor(
     private readonly origin: URL,
     private readonly dispatcher: Dispatcher,
     readonly flavor: RestFlavor,
-    private readonly token: string,
+    /** The session token (a secret: callers register it with the event bus). */
+    readonly token: string,
   ) {}
 
   /** Logs in with /api/session, else the legacy /rest session; undefined when neither exists (ESXi). */
   static async login(origin: URL, dispatcher: Dispatcher, username: string, password: string, signal: AbortSignal): Promise<RestSession | undefined> {
     const auth = `Basic ${Buffer.from(`${username}:${password}`).toString("base64")}`;
     for (const [flavor, path] of [["api", "/api/session"], ["rest", "/rest/com/vmware/cis/session"]] as const) {
-      const res = await send(origin, dispatcher, "POST", path, { authorization: auth }, undefined, signal);
+      const res = await send(origin, dispatcher, { method: "POST", path }, { authorization: auth }, signal);
       if (res.status === 404) continue;
       if (res.status === 401 || res.status === 403) throw new UserError("VSPHERE_LOGIN", `drivers.vsphere: REST login as ${username} failed (HTTP ${res.status})`);
       if (res.status >= 300) throw new BuildError("VSPHERE_REST", `POST ${path}: HTTP ${res.status}`);
@@ -30,31 +52,34 @@ export class RestSession {
     return undefined;
   }
 
-  private async call(method: string, api: string, legacy: string, body: unknown, signal: AbortSignal): Promise<unknown> {
-    const path = this.flavor === "api" ? api : legacy;
-    const payload = body === undefined ? undefined : this.flavor === "api" ? body : { spec: body };
-    const res = await send(this.origin, this.dispatcher, method, path, { "vmware-api-session-id": this.token }, payload, signal);
-    if (res.status >= 300) throw new BuildError("VSPHERE_REST", `${method} ${path}: HTTP ${res.status}`);
+  /** Sends one request; returns the answer (unwrapped from the legacy {"value": …}). */
+  async send(req: RestRequest, signal: AbortSignal): Promise<unknown> {
+    const res = await send(this.origin, this.dispatcher, req, { "vmware-api-session-id": this.token }, signal);
+    if (res.status >= 300) {
+      const e = restErrorOf(res.json);
+      throw new RestError(res.status, e.type, `${req.method} ${req.path.replace(/\?.*$/, "")}: HTTP ${res.status}${e.type ? ` ${e.type}` : ""}${e.message ? `: ${e.message}` : ""}`);
+    }
     return this.flavor === "api" ? res.json : (res.json as { value?: unknown } | undefined)?.value;
   }
 
-  /** Content-library item ids with this name (optionally in one library). */
-  async findLibraryItems(name: string, signal: AbortSignal): Promise<string[]> {
-    const r = await this.call("POST", "/api/content/library/item?action=find", "/rest/com/vmware/content/library/item?~action=find", { name }, signal);
-    return Array.isArray(r) ? (r as string[]) : [];
-  }
-
-  /** Storage URIs (ds:///vmfs/volumes/…) of a library item's files. */
-  async libraryItemStorage(itemId: string, signal: AbortSignal): Promise<Array<{ name: string; uris: string[] }>> {
-    const q = encodeURIComponent(itemId);
-    const r = await this.call("GET", `/api/content/library/item/${q}/storage`, `/rest/com/vmware/content/library/item/storage?library_item_id=${q}`, undefined, signal);
-    return ((r as Array<{ name: string; storage_uris?: string[] }>) ?? []).map((f) => ({ name: f.name, uris: f.storage_uris ?? [] }));
-  }
-
   async logout(): Promise<void> {
-    const signal = AbortSignal.timeout(10_000);
-    await this.call("DELETE", "/api/session", "/rest/com/vmware/cis/session", undefined, signal).catch(() => undefined);
+    const path = this.flavor === "api" ? "/api/session" : "/rest/com/vmware/cis/session";
+    await this.send({ method: "DELETE", path }, AbortSignal.timeout(10_000)).catch(() => undefined);
   }
+}
+
+/**
+ * The error type and first message of a failed call: legacy /rest answers
+ * {"type": "com.vmware.vapi.std.errors.not_found", "value": {"messages": [{"default_message"}]}},
+ * /api answers {"error_type": "NOT_FOUND", "messages": [{"default_message"}]}.
+ */
+export function restErrorOf(json: unknown): { type: string | undefined; message: string | undefined } {
+  if (json === null || typeof json !== "object") return { type: undefined, message: undefined };
+  const j = json as { type?: unknown; error_type?: unknown; messages?: unknown; value?: { messages?: unknown } };
+  const type = typeof j.error_type === "string" ? j.error_type : typeof j.type === "string" ? j.type : undefined;
+  const messages = Array.isArray(j.messages) ? j.messages : Array.isArray(j.value?.messages) ? j.value.messages : [];
+  const first = messages[0] as { default_message?: unknown } | undefined;
+  return { type, message: typeof first?.default_message === "string" ? first.default_message : undefined };
 }
 
 /** Maps a library storage URI onto `[datastore] path` using the datastores' summary.url values. */
@@ -66,22 +91,16 @@ export function storageUriToDsPath(uri: string, datastores: Array<{ name: string
   return undefined;
 }
 
-async function send(
-  origin: URL,
-  dispatcher: Dispatcher,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  body: unknown,
-  signal: AbortSignal,
-): Promise<{ status: number; json: unknown }> {
+async function send(origin: URL, dispatcher: Dispatcher, req: RestRequest, headers: Record<string, string>, signal: AbortSignal): Promise<{ status: number; json: unknown }> {
+  const body = req.body;
   try {
-    const res = await request(new URL(path, origin), {
-      method: method as Dispatcher.HttpMethod,
+    const res = await request(new URL(req.path, origin), {
+      method: req.method,
       dispatcher,
       signal,
       headers: { accept: "application/json", ...(body === undefined ? {} : { "content-type": "application/json" }), ...headers },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      ...(req.timeoutMs === undefined ? {} : { headersTimeout: req.timeoutMs, bodyTimeout: req.timeoutMs }),
     });
     const text = await res.body.text();
     let json: unknown;

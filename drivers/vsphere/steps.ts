@@ -1,81 +1,27 @@
-// vSphere-specific steps of the plan (plan.ts). The ISO-install steps of issue 4 (boot command,
-// installer media) are written against the same spec sections (boot, install_media); these are the
-// vSphere forms: media are uploaded to the datastore, and power-on does not wait for SSH.
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { parseBootCommand } from "../../src/bootcommand/parse.js";
-import { buildFloppy } from "../../src/media/fat12.js";
-import { writeIsoFile } from "../../src/media/iso9660.js";
-import type { BuildContext } from "../../src/pipeline/context.js";
+// The vSphere-only steps of the plan (plan.ts), where its flow differs from the shared one.
 import type { Step } from "../../src/pipeline/step.js";
-import type { RenderedText } from "../../src/template/spec.js";
-import { sleep } from "../../src/util/abort.js";
-import { writeFile } from "node:fs/promises";
 import type { VsphereDriver } from "./index.js";
 
-const media = new WeakMap<BuildContext, { path: string; kind: "cd" | "floppy" }>();
-
-async function text(t: RenderedText): Promise<string> {
-  return "text" in t ? t.text : readFile(t.file, "utf8");
-}
-
-/** install_media → a floppy (FAT12) or CD (ISO 9660) image in the build dir, uploaded by createVm. */
-export const installMediaStep: Step = {
-  name: "installer media",
-  async run(ctx) {
-    const m = ctx.spec.install?.media;
-    if (!m) return;
-    const files: Array<{ name: string; content: Buffer | string }> = [];
-    for (const f of m.files) files.push({ name: f.split("/").pop()!, content: await readFile(f) });
-    for (const [name, t] of Object.entries(m.content)) files.push({ name, content: await text(t) });
-    if (m.type === "floppy") {
-      const path = join(ctx.buildDir, "install.flp");
-      await writeFile(path, buildFloppy(files, { label: m.label }));
-      media.set(ctx, { path, kind: "floppy" });
-    } else {
-      const path = join(ctx.buildDir, "install.iso");
-      await writeIsoFile(path, files, { volumeId: m.label });
-      media.set(ctx, { path, kind: "cd" });
-    }
-  },
-};
-
-export const createVsphereVmStep: Step = {
-  name: "create vm",
-  async run(ctx, signal) {
-    const spec = ctx.spec;
-    const vm = await ctx.driver.createVm(
-      {
-        name: `vmkiln-${ctx.buildId}`,
-        buildId: ctx.buildId,
-        buildDir: ctx.buildDir,
-        sourceDisk: undefined,
-        installerIso: spec.source.kind === "iso" ? ctx.source?.path : undefined,
-        installerMedia: media.get(ctx),
-        cidataIso: undefined,
-        diskSize: spec.drivers.vsphere?.diskSize,
-        firmware: spec.drivers.vsphere?.firmware ?? "bios",
-      },
-      signal,
-    );
-    ctx.defer(`destroy vm ${vm.id}`, () => ctx.driver.destroyVm(vm));
-    ctx.vm = vm;
-  },
-};
-
+/** Power on without waiting for SSH: an installer first needs its boot command. */
 export const powerOnStep: Step = {
   name: "power on",
   run: (ctx, signal) => ctx.driver.start(ctx.vm!, signal),
 };
 
-export const bootCommandStep: Step = {
-  name: "boot command",
+/**
+ * http.expect for an install on vSphere: the installer reboots into the installed system (there is
+ * no -no-reboot to stop the VM, as under QEMU), so the fetch is waited for on its own, before SSH;
+ * a boot command that never reached the installer fails here, after http.expect_timeout, instead of
+ * after the whole SSH wait.
+ */
+export const waitHttpFetchStep: Step = {
+  name: "wait for http fetch",
   async run(ctx, signal) {
-    const boot = ctx.spec.install?.boot;
-    if (!boot || boot.command.length === 0) return;
-    await sleep(boot.waitMs, signal);
-    const events = parseBootCommand(boot.command, { values: { name: `vmkiln-${ctx.buildId}`, "ssh.public_key": ctx.sshKey?.publicKey } });
-    await ctx.driver.sendKeys!(ctx.vm!, events, signal);
+    const h = ctx.spec.http;
+    if (!ctx.http || !h || h.expect.length === 0) return;
+    ctx.events.info(`waiting up to ${Math.round(h.expectTimeoutMs / 60_000)} min for the installer to fetch ${h.expect.join(", ")}`, "install");
+    await ctx.http.server.waitForRequests(h.expect, h.expectTimeoutMs, signal);
+    ctx.events.info(`the installer fetched ${h.expect.join(", ")}`, "install");
   },
 };
 
@@ -85,6 +31,17 @@ export function finishStep(driver: VsphereDriver, after: "template" | "snapshot"
     async run(ctx, signal) {
       const path = await driver.finish(ctx.vm!, after, ctx.buildId, signal);
       ctx.events.info(after === "template" ? `converted ${path} to a template` : after === "snapshot" ? `took snapshot vmkiln-${ctx.buildId} of ${path}` : `left ${path} on vSphere`, "vsphere");
+    },
+  };
+}
+
+/** after: library — the VM becomes an OVF template item; the VM itself is removed like an exported one. */
+export function captureStep(driver: VsphereDriver): Step {
+  return {
+    name: "capture to library",
+    async run(ctx, signal) {
+      const r = await driver.captureToLibrary(ctx.vm!, signal);
+      ctx.events.info(`captured the VM as OVF template ${r.name} in content library ${r.library} (item ${r.id})`, "vsphere");
     },
   };
 }

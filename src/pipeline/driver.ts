@@ -69,6 +69,8 @@ export interface DriverCapabilities {
   sources: Array<"cloud-image" | "iso" | "clone">;
   keystrokes: boolean;
   exports: Array<"qcow2" | "raw" | "vmdk" | "ovf" | "ova">;
+  /** Sources may name a content-library item (source.*.content_library): vSphere. */
+  contentLibrary?: boolean;
 }
 
 export interface Driver {
@@ -90,8 +92,9 @@ export interface Driver {
   destroyVm(vm: VmHandle): Promise<void>;
 
   // ISO installs (issue 4): optional, needed for source.iso.
-  /** The address the guest reaches a host listener on `bindAddress` at (QEMU user networking: 10.0.2.2). */
-  guestHostAddress?(bindAddress: string): string;
+  /** The address the guest reaches a host listener on `bindAddress` at (QEMU user networking:
+   *  10.0.2.2; vSphere: the local address that routes to the server). */
+  guestHostAddress?(bindAddress: string): string | Promise<string>;
   /** Resolves true when the guest stops by itself (installer power-off, or reboot with exitOnReboot), false after timeoutMs. */
   waitForGuestStop?(vm: VmHandle, opts: { timeoutMs: number }, signal: AbortSignal): Promise<boolean>;
   /** Boots the stopped VM again, without the installer ISO and media when asked. */

@@ -22,6 +22,9 @@ export function planSteps(spec: BuildSpec, driver: Driver): Step[] {
   if (!driver.capabilities.sources.includes(spec.source.kind)) {
     throw new UserError("SOURCE_UNSUPPORTED", `source: the ${driver.name} driver cannot build from a ${spec.source.kind}`);
   }
+  if (spec.source.library && !driver.capabilities.contentLibrary) {
+    throw new UserError("SOURCE_UNSUPPORTED", `source.${spec.source.kind}.content_library: the ${driver.name} driver cannot read a content library`);
+  }
   for (const f of spec.output.formats) {
     if (!driver.capabilities.exports.includes(f)) throw new UserError("FORMAT_UNSUPPORTED", `output.formats: the ${driver.name} driver cannot export ${f}`);
   }

@@ -4,6 +4,7 @@ import { eventsToText } from "../bootcommand/text.js";
 import { UserError } from "../errors.js";
 import type { Step } from "../pipeline/step.js";
 import { abortable, sleep } from "../util/abort.js";
+import { renderScope } from "./render-scope.js";
 
 export const bootCommandStep: Step = {
   name: "boot command",
@@ -14,8 +15,8 @@ export const bootCommandStep: Step = {
     if (!driver.capabilities.keystrokes || !driver.sendKeys) {
       throw new UserError("KEYSTROKES_UNSUPPORTED", `boot.command: the ${driver.name} driver cannot type keys`);
     }
-    const values: Record<string, string> = { name: ctx.spec.name };
-    if (ctx.http) Object.assign(values, { "http.ip": ctx.http.guestIp, "http.port": String(ctx.http.port), "http.url": ctx.http.url });
+    // The values answer files get (http.*, ssh.public_key), so every one validation accepts is set.
+    const values: Record<string, string> = { name: ctx.spec.name, ...renderScope(ctx).values };
     let keys = parseBootCommand(boot.command, { values });
     if (boot.keyIntervalMs > 0) keys = withKeyInterval(keys, boot.keyIntervalMs);
 

@@ -14,8 +14,9 @@ export const serveHttpStep: Step = {
     // Listen first (the port is part of what content may render), then fill the map it serves.
     const server = await InstallerHttpServer.start({ bindAddress: h.bindAddress, port: h.port, content, directory: h.directory, events: ctx.events });
     ctx.defer(`stop http server on ${h.bindAddress}:${server.port}`, () => server.close());
-    const guestIp = h.guestAddress ?? ctx.driver.guestHostAddress?.(h.bindAddress) ?? h.bindAddress;
-    ctx.http = { server, guestIp, port: server.port, url: `http://${guestIp}:${server.port}` };
+    const guestIp = h.guestAddress ?? (await ctx.driver.guestHostAddress?.(h.bindAddress)) ?? h.bindAddress;
+    const host = guestIp.includes(":") ? `[${guestIp}]` : guestIp; // an IPv6 address in a URL
+    ctx.http = { server, guestIp, port: server.port, url: `http://${host}:${server.port}` };
     const scope = renderScope(ctx);
     for (const [path, entry] of Object.entries(h.content)) content.set(path, await renderEntry(entry, scope, `http.content["${path}"]`));
     ctx.events.info(

@@ -5,7 +5,9 @@ import type { VsphereSpec } from "./spec.js";
 
 type RawVsphere = NonNullable<NonNullable<RawTemplate["drivers"]["vsphere"]>>;
 
-export function normalizeVsphere(v: RawVsphere, local: (p: string) => string, env: NodeJS.ProcessEnv = process.env): VsphereSpec {
+/** `name` is the build's: the default name of the library item after: library creates. */
+export function normalizeVsphere(v: RawVsphere, local: (p: string) => string, name: string, env: NodeJS.ProcessEnv = process.env): VsphereSpec {
+  const dest = v.library_destination;
   return {
     url: v.url,
     username: v.username ?? env.VSPHERE_USERNAME,
@@ -25,6 +27,7 @@ export function normalizeVsphere(v: RawVsphere, local: (p: string) => string, en
     guestOsType: v.guest_os_type ?? "otherLinux64Guest",
     firmware: v.firmware ?? "bios",
     after: v.after ?? "export",
+    libraryDestination: dest ? { library: dest.library, name: dest.name ?? name, description: dest.description ?? "" } : undefined,
     isoCacheFolder: v.iso_cache_folder ?? "vmkiln-cache",
     sshHost: v.ssh_host,
     sshPort: v.ssh_port,

@@ -52,7 +52,7 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
     drivers: {
       ...(raw.drivers.qemu !== undefined ? { qemu: normalizeQemu(raw.drivers.qemu ?? {}) } : {}),
       ...(raw.drivers.virtualbox !== undefined ? { virtualbox: normalizeVirtualBox(raw.drivers.virtualbox ?? {}) } : {}),
-      ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local) } : {}),
+      ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local, raw.name) } : {}),
     },
     ssh: {
       username: raw.ssh?.username ?? "vmkiln",
@@ -126,12 +126,26 @@ function installFields(raw: RawTemplate, local: (p: string) => string): Pick<Bui
   return out;
 }
 
+/** "Library/Item" → its two names (the item's name may itself contain "/"). */
+export function splitLibraryItem(ref: string): { library: string; item: string } {
+  const i = ref.indexOf("/");
+  return { library: ref.slice(0, i), item: ref.slice(i + 1) };
+}
+
 function normalizeSource(source: RawTemplate["source"], local: (p: string) => string): SourceSpec {
-  if (source.clone) return { kind: "clone", location: source.clone.template, checksum: { kind: "none" }, format: undefined, linked: source.clone.linked ?? false };
+  const none: ChecksumSpec = { kind: "none" };
+  if (source.clone) {
+    const lib = source.clone.content_library;
+    if (lib !== undefined) return { kind: "clone", location: lib, checksum: none, format: undefined, linked: false, library: splitLibraryItem(lib) };
+    return { kind: "clone", location: source.clone.template!, checksum: none, format: undefined, linked: source.clone.linked ?? false };
+  }
+  const lib = source.iso?.content_library;
+  if (lib !== undefined) return { kind: "iso", location: lib, checksum: none, format: undefined, library: splitLibraryItem(lib) };
   const image = source.cloud_image;
   const s = image ?? source.iso!;
   const location = s.url ?? local(s.path!);
-  const c = s.checksum;
+  // rules.ts requires a checksum with path/url.
+  const c = s.checksum ?? none;
   const checksum: ChecksumSpec = c.kind === "file" ? { kind: "file", location: isUrl(c.location) ? c.location : local(c.location) } : c;
   return { kind: image ? "cloud-image" : "iso", location, checksum, format: image?.format };
 }

@@ -61,8 +61,10 @@ function checkSource(source: unknown, ctx: RuleContext, add: Add): void {
   if (kind === undefined || kind === "clone") return;
   const s = source[kind];
   if (!isRec(s)) return;
-  const where = exactlyOne(s, ["path", "url"], ["source", kind], add);
+  // An ISO may also come from a vSphere content library (vsphere-rules.ts checks that side).
+  const where = exactlyOne(s, kind === "iso" ? ["path", "url", "content_library"] : ["path", "url"], ["source", kind], add);
   if (where === "path" && nonEmptyString(s.path)) expectFile(ctx, s.path, ["source", kind, "path"], add);
+  if (kind === "iso" && (where === "path" || where === "url") && s.checksum === undefined) add(["source", kind, "checksum"], "required");
   // A local SHA256SUMS file must exist too; a URL one is checked when it is fetched.
   if (typeof s.checksum === "string" && s.checksum.trim().startsWith("file:")) {
     const loc = s.checksum.trim().slice(5).trim();

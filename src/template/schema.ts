@@ -178,19 +178,40 @@ const cloudImage = z
   })
   .meta({ description: "Boot a prebuilt cloud image (configured by cloud-init).", oneOf: [{ required: ["path"] }, { required: ["url"] }] });
 
+/** "Library/Item": a vSphere content-library item, by the library's name and the item's name in it. */
+export const LIBRARY_ITEM_PATTERN = /^[^/]+\/.+$/;
+
+const libraryItem = (description: string) =>
+  z
+    .string({ error: expecting('"Library/Item"') })
+    .regex(LIBRARY_ITEM_PATTERN, { message: 'expected "Library/Item": the content library\'s name, "/", the item\'s name' })
+    .meta({ description });
+
 const iso = z
-  .strictObject({ path: sourceFields.path.optional(), url: sourceFields.url.optional(), checksum: sourceFields.checksum })
-  .meta({ description: "Install from an installer ISO.", oneOf: [{ required: ["path"] }, { required: ["url"] }] });
+  .strictObject({
+    path: sourceFields.path.optional(),
+    url: sourceFields.url.optional(),
+    // Optional here: rules.ts requires it with path/url; a content-library ISO has none.
+    checksum: sourceFields.checksum.optional(),
+    content_library: libraryItem(
+      'vsphere only: an ISO in a content library, "Library/Item". Attached from the library\'s datastore (nothing is downloaded or uploaded); no checksum. Exactly one of path, url or content_library.',
+    ).optional(),
+  })
+  .meta({
+    description: "Install from an installer ISO.",
+    oneOf: [{ required: ["path", "checksum"] }, { required: ["url", "checksum"] }, { required: ["content_library"] }],
+  });
 
 const clone = z
   .strictObject(
     {
-      template: nonEmpty("The VM or template to clone: a name (in the datacenter's VM folder) or an absolute inventory path."),
-      linked: withDefault(bool("Linked clone: share the source's disks through its current snapshot (fast, thin)."), false),
+      template: nonEmpty("The VM or template to clone: a name (in the datacenter's VM folder) or an absolute inventory path.").optional(),
+      content_library: libraryItem('An OVF template in a content library, "Library/Item": deployed, then built like a clone. Exactly one of template or content_library.').optional(),
+      linked: withDefault(bool("Linked clone: share the source's disks through its current snapshot (fast, thin). Not with content_library."), false),
     },
     { error: expecting("a mapping") },
   )
-  .meta({ description: "Clone a VM or template that exists on the hypervisor (vSphere)." });
+  .meta({ description: "Clone a VM or template that exists on the hypervisor (vSphere).", oneOf: [{ required: ["template"] }, { required: ["content_library"] }] });
 
 const source = z
   .strictObject({ cloud_image: cloudImage.optional(), iso: iso.optional(), clone: clone.optional() }, { error: expecting("a mapping") })
@@ -278,9 +299,24 @@ const vsphere = z
       guest_os_type: nonEmpty("vSphere guest OS identifier (VirtualMachineGuestOsIdentifier).").optional().meta({ default: "otherLinux64Guest" }),
       firmware: z.enum(["bios", "efi"]).optional().meta({ description: "Guest firmware.", default: "bios" }),
       after: z
-        .enum(["export", "template", "snapshot", "none"])
+        .enum(["export", "template", "snapshot", "library", "none"])
         .optional()
-        .meta({ description: "After shutdown: export (then delete the VM), convert to a template, take a snapshot, or leave the VM.", default: "export" }),
+        .meta({
+          description:
+            "After shutdown: export (then delete the VM), convert to a template, take a snapshot, capture it as an OVF template into a content library (library_destination; then delete the VM), or leave the VM.",
+          default: "export",
+        }),
+      library_destination: z
+        .strictObject(
+          {
+            library: nonEmpty("Name of the content library (local, on this vCenter) to capture into."),
+            name: nonEmpty("Name of the new OVF template item; default: the template's name. It must not exist yet.").optional(),
+            description: z.string({ error: expecting("a string") }).optional().meta({ description: "Description of the item." }),
+          },
+          { error: expecting("a mapping") },
+        )
+        .optional()
+        .meta({ description: "Where after: library puts the built VM (Packer's content_library_destination with ovf: true)." }),
       iso_cache_folder: nonEmpty("Datastore folder where uploaded ISOs are kept under their SHA-256.").optional().meta({ default: "vmkiln-cache" }),
       ssh_host: nonEmpty("SSH to this address instead of the guest IP VMware Tools reports.").optional(),
       ssh_port: intIn(1, 65535, "SSH to this port instead of ssh.port (NAT, tests).").optional(),

@@ -17,6 +17,12 @@ export interface SourceSpec {
   format: "qcow2" | "raw" | "vmdk" | "vdi" | undefined;
   /** clone only: a linked clone (shares the source's disks through a snapshot). */
   linked?: boolean;
+  /**
+   * A vSphere content-library item (`content_library: "Library/Item"`): an ISO attached from the
+   * library's datastore, or an OVF template deployed for a clone. Nothing is fetched; `location`
+   * is "Library/Item".
+   */
+  library?: { library: string; item: string };
 }
 
 export type Accelerator = "auto" | "kvm" | "tcg";
@@ -91,7 +97,9 @@ export interface VsphereSpec {
   guestOsType: string;
   firmware: Firmware;
   /** What happens to the VM after shutdown. */
-  after: "export" | "template" | "snapshot" | "none";
+  after: "export" | "template" | "snapshot" | "library" | "none";
+  /** after: library — the content library and the OVF template item to create in it. */
+  libraryDestination: { library: string; name: string; description: string } | undefined;
   /** Datastore folder holding uploaded ISOs under their SHA-256. */
   isoCacheFolder: string;
   /** Address and port to SSH to instead of the guest IP VMware Tools reports (tests, NAT). */

@@ -16,8 +16,22 @@ export function checkVsphere(raw: Rec, ctx: { baseDir: string }, add: Add): void
       if (d !== "vsphere") add(["drivers", d], "cannot build from source.clone (only vsphere clones an existing VM)");
     }
   }
+  if (isRec(source.clone)) {
+    const c = source.clone;
+    if (c.template === undefined && c.content_library === undefined) add(["source", "clone"], "one of template or content_library is required");
+    if (c.template !== undefined && c.content_library !== undefined) add(["source", "clone"], "only one of template or content_library may be given");
+    if (c.content_library !== undefined && (c.linked === true || c.linked === "true"))
+      add(["source", "clone", "linked"], "a content-library OVF template is deployed as a new VM; a linked clone needs a VM with a snapshot (source.clone.template)");
+  }
+  if (isRec(source.iso) && source.iso.content_library !== undefined) {
+    const others = Object.keys(drivers).filter((d) => d !== "vsphere");
+    if (others.length > 0) add(["source", "iso", "content_library"], `only the vsphere driver reads content libraries (drivers.${others.join(", drivers.")} cannot); use path or url`);
+    if (source.iso.checksum !== undefined) add(["source", "iso", "checksum"], "not used with content_library: the ISO is already on vSphere (remove it)");
+  }
   const v = drivers.vsphere;
   if (!isRec(v)) return;
+  if (v.after === "library" && !isRec(v.library_destination)) add(["drivers", "vsphere", "library_destination"], "required with after: library (the content library to capture into)");
+  if (v.library_destination !== undefined && v.after !== "library") add(["drivers", "vsphere", "library_destination"], "only used with after: library");
   if (source.iso !== undefined && v.disk_size === undefined) {
     add(["drivers", "vsphere", "disk_size"], "required for an installer build (source.iso): the size of the thin disk to install on");
   }
@@ -38,6 +52,7 @@ export function checkVsphere(raw: Rec, ctx: { baseDir: string }, add: Add): void
   const after = v.after ?? "export";
   const output = isRec(raw.output) ? raw.output : {};
   if (after !== "export" && Array.isArray(output.formats) && output.formats.length > 0) {
-    add(["drivers", "vsphere", "after"], `after: ${String(after)} keeps the VM on vSphere and exports nothing; remove output.formats or use after: export`);
+    const keeps = after === "library" ? "captures the VM into a content library" : "keeps the VM on vSphere";
+    add(["drivers", "vsphere", "after"], `after: ${String(after)} ${keeps} and exports nothing; remove output.formats or use after: export`);
   }
 }

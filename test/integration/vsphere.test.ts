@@ -3,7 +3,8 @@
 // every build; when a build creates its VM, the test uploads a real disk over the VM's disk file
 // (so the export carries real bytes) and sets the VM's guest IP to 127.0.0.1 with
 // SET.guest.ipAddress; drivers.vsphere.ssh_port points at the guest's forwarded SSH port, so the
-// provisioning over SSH is real.
+// provisioning over SSH is real. For the ISO install the test also plays the installer: it decodes
+// the keys vcsim recorded, and fetches the kickstart URL they typed from the build's HTTP server.
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -17,15 +18,19 @@ import { MoRef, child, children, refOf, textOf } from "../../drivers/vsphere/soa
 import { usbKeyEventsToEvents } from "../../drivers/vsphere/usb-hid.js";
 import { extraConfigSpec } from "../../drivers/vsphere/vm-config.js";
 import { parseBootCommand } from "../../src/bootcommand/parse.js";
+import { eventsToText } from "../../src/bootcommand/text.js";
 import { EventBus } from "../../src/log/events.js";
 import { bootImage, type BootedVm } from "../helpers/boot.js";
 import { runCli, startCli, type CliResult, type CliRun } from "../helpers/cli.js";
+import { libraryAdmin, type LibraryAdmin } from "../helpers/content-library.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuProcesses } from "../helpers/processes.js";
 import { startVcsim, type Vcsim } from "../helpers/vcsim.js";
 
-// Upper case and punctuation travel as Shift flags, Ctrl as a held modifier (USB HID has no key-up).
-const BOOT_COMMAND = ["<esc><wait>linux inst.ks=hd:fd0:/ks.cfg ", "ip=dhcp X_Y:{} <leftCtrlOn>c<leftCtrlOff><enter>"];
+// Upper case and punctuation travel as Shift flags, Ctrl as a held modifier (USB HID has no key-up);
+// ${http.url} is the build's HTTP server as the guest reaches it.
+const BOOT_COMMAND = ["<esc><wait>linux inst.ks=${http.url}/ks.cfg ", "ip=dhcp X_Y:{} <leftCtrlOn>c<leftCtrlOff><enter>"];
+const KICKSTART = 'text\nuser --name=tester\nsshkey --username=tester "${ssh.public_key}"\nreboot\n';
 const signal = new AbortController().signal;
 
 function parentPid(pid: number): number {
@@ -114,12 +119,14 @@ describe("vsphere driver against vcsim", () => {
   }
 
   /** Waits for the build's VM, gives it the real disk and (unless told not to) the guest's IP. */
-  async function supplyGuest(run: CliRun, o: { setIp: boolean }): Promise<{ ref: MoRef; path: string; numCPU: number; memoryMB: number }> {
+  async function supplyGuest(run: CliRun, o: { setIp: boolean }): Promise<{ ref: MoRef; path: string; numCPU: number; memoryMB: number; cdroms: string[] }> {
     const e = await run.waitForEvent((ev) => ev.type === "log" && /^created VM /.test(String(ev.message)), 300_000);
     const m = /^created VM (\S+) \((vm-\d+)\)$/.exec(String(e.message))!;
     const ref = new MoRef("VirtualMachine", m[2]!);
     const p = await s.props(ref, ["config.hardware.device", "config.hardware.numCPU", "config.hardware.memoryMB"], signal);
-    const disk = p.get("config.hardware.device")!.children.find((d) => d.xsiType === "VirtualDisk")!;
+    const devices = p.get("config.hardware.device")!.children;
+    const disk = devices.find((d) => d.xsiType === "VirtualDisk")!;
+    const cdroms = devices.filter((d) => d.xsiType === "VirtualCdrom").map((d) => textOf(child(d, "backing"), "fileName") ?? "");
     const fileName = textOf(child(disk, "backing"), "fileName")!;
     const dc = (await s.findByInventoryPath("/DC0", signal))!;
     const ds = new Datastore(s, { datacenter: dc, datacenterPath: "/DC0", datastoreName: "LocalDS_0" });
@@ -128,17 +135,25 @@ describe("vsphere driver against vcsim", () => {
       const extra = extraConfigSpec({ "SET.guest.ipAddress": "127.0.0.1", "SET.guest.toolsRunningStatus": "guestToolsRunning" });
       await s.task("ReconfigVM_Task", ref, [["spec", extra]], signal);
     }
-    return { ref, path: m[1]!, numCPU: Number(p.get("config.hardware.numCPU")?.text), memoryMB: Number(p.get("config.hardware.memoryMB")?.text) };
+    return { ref, path: m[1]!, numCPU: Number(p.get("config.hardware.numCPU")?.text), memoryMB: Number(p.get("config.hardware.memoryMB")?.text), cdroms };
   }
 
   const tmpFiles = () => {
     const dir = join(vc.datastoreDir, "vmkiln-tmp");
     return existsSync(dir) ? execFileSync("find", [dir, "-type", "f"], { encoding: "utf8" }).trim() : "";
   };
+  const cacheFiles = () => {
+    const dir = join(vc.datastoreDir, "vmkiln-cache");
+    return existsSync(dir) ? readdirSync(dir).sort() : [];
+  };
+  const logged = (r: CliResult, re: RegExp) => r.events.filter((e) => e.type === "log" && re.test(String(e.message))).map((e) => String(e.message));
 
   describe("vsphere-iso → OVA", () => {
     let res: CliResult;
     let vm: { ref: MoRef; path: string };
+    let typed: string;
+    let kickstart: { status: number; body: string };
+    let floppyNote: string;
     const out = () => join(work, "out", "vs-iso");
 
     beforeAll(async () => {
@@ -146,30 +161,55 @@ describe("vsphere driver against vcsim", () => {
         source: { iso: { path: join(work, "installer.iso"), checksum: "none" } },
         vsphere: { disk_size: "4G", guest_os_type: "debian12_64Guest" },
         extra: {
-          install_media: { type: "floppy", label: "OEMDRV", content: { "ks.cfg": "text\nreboot\n" } },
+          variables: { floppy_note: "rendered-from-a-variable" },
+          http: { content: { "/ks.cfg": KICKSTART } },
+          install_media: { type: "floppy", label: "OEMDRV", content: { "ks.cfg": "text\nreboot\n", "note.txt": "${var.floppy_note}\n${ssh.public_key}\n" } },
           boot: { command: BOOT_COMMAND, wait: "1s", key_interval: "10ms" },
           output: { directory: join(work, "out", "vs-iso"), formats: ["ova"] },
         },
       });
       const run = startCli(["build", file, "--json"], env());
       vm = await supplyGuest(run, { setIp: true });
+      // vcsim's VM runs no installer: play it. Read back what was typed, take the kickstart URL from
+      // it and fetch it as Anaconda would; the build waits for that fetch (http.expect) before SSH.
+      await run.waitForEvent((e) => e.type === "step-end" && e.step === "boot command", 120_000);
+      const flp = tmpFiles().split("\n").find((f) => f.endsWith("/install.flp"))!;
+      floppyNote = execFileSync("mtype", ["-i", flp, "::note.txt"], { encoding: "utf8", env: { ...process.env, MTOOLS_SKIP_CHECK: "1" } });
+      typed = eventsToText(usbKeyEventsToEvents(await vc.scancodes(vm.ref.value)));
+      const url = /inst\.ks=(\S+)/.exec(typed)?.[1] ?? "";
+      const r = await fetch(url);
+      kickstart = { status: r.status, body: await r.text() };
       res = await run.done;
       if (res.code !== 0) console.error(res.stderr.slice(-4000));
     });
 
-    it("exits 0 through the vSphere plan", () => {
+    it("exits 0 through the vSphere plan: the shared install steps, then the fetch, then SSH", () => {
       expect(res.code, res.stderr.slice(-2000)).toBe(0);
       expect(res.events.filter((e) => e.type === "step-end").map((e) => e.step)).toEqual([
-        "prepare", "fetch source", "ssh key", "installer media", "create vm", "power on", "boot command", "wait for ssh", "provision", "generalize", "shutdown", "export",
+        "prepare", "fetch source", "ssh key", "serve http", "installer media", "create vm", "power on", "boot command", "wait for http fetch", "wait for ssh", "provision", "generalize", "shutdown", "export",
       ]);
+      expect(logged(res, /^the installer fetched \/ks\.cfg$/)).toHaveLength(1);
     });
 
-    it("the keystrokes vcsim recorded decode back to exactly the boot command", async () => {
+    it("the keystrokes vcsim recorded decode back to exactly the boot command, with the guest's view of the HTTP server", async () => {
+      // Against vcsim on 127.0.0.1 the route to vCenter starts at 127.0.0.1: that is http.ip.
+      const url = /the guest uses (http:\/\/127\.0\.0\.1:\d+)\)/.exec(logged(res, /^serving /)[0] ?? "")?.[1];
+      expect(url).toBeDefined();
       const calls = await vc.scancodes(vm.ref.value);
       expect(calls.length).toBeGreaterThan(20);
-      const typed = usbKeyEventsToEvents(calls);
-      const expected = parseBootCommand(BOOT_COMMAND).filter((ev) => ev.kind !== "wait");
-      expect(typed).toEqual(expected);
+      const expected = parseBootCommand(BOOT_COMMAND, { values: { "http.url": url! } }).filter((ev) => ev.kind !== "wait");
+      expect(usbKeyEventsToEvents(calls)).toEqual(expected);
+      expect(typed).toContain(`inst.ks=${url}/ks.cfg ip=dhcp X_Y:{} `);
+      // One PutUsbScanCodes per key, boot.key_interval (10 ms) between them.
+      const manifest = JSON.parse(readFileSync(join(out(), "manifest.json"), "utf8"));
+      expect(manifest.durations_ms.boot_command_ms).toBeGreaterThanOrEqual((calls.length - 1) * 10);
+    });
+
+    it("served the kickstart rendered with the build's SSH public key; the floppy's content was rendered too", () => {
+      const pub = readFileSync(`${guest.privateKeyPath}.pub`, "utf8").trim();
+      expect(kickstart.status).toBe(200);
+      expect(kickstart.body).toBe(`text\nuser --name=tester\nsshkey --username=tester "${pub}"\nreboot\n`);
+      expect(floppyNote).toBe(`rendered-from-a-variable\n${pub}\n`);
     });
 
     it("provisioned the real guest over SSH", async () => {
@@ -260,6 +300,109 @@ describe("vsphere driver against vcsim", () => {
       // The kept VM is not a leftover: its journal entry is closed.
       expect(readdirSync(join(stateDir, "journal"))).toEqual([]);
       await s.task("Destroy_Task", vm.ref, [], signal);
+    });
+  });
+
+  describe("content libraries", () => {
+    let admin: LibraryAdmin;
+    let isoLib: string;
+    let isoItem: string;
+    let tplLib: string;
+
+    beforeAll(async () => {
+      // What an admin sets up beforehand: an ISO item (uploaded through an update session) and an
+      // OVF template item (the descriptor of the vs-iso build's OVA: vcsim deploys from the .ovf).
+      admin = await libraryAdmin(vc);
+      const dsId = (await s.findByInventoryPath("/DC0/datastore/LocalDS_0", signal))!.value;
+      writeFileSync(join(work, "media", "README.txt"), "installer from a content library\n");
+      execFileSync("genisoimage", ["-quiet", "-o", join(work, "library.iso"), "-V", "LIBRARY", join(work, "media", "README.txt")]);
+      isoLib = await admin.createLibrary("vmkiln-isos", dsId);
+      isoItem = await admin.createItem(isoLib, "installer", "iso");
+      await admin.upload(isoItem, join(work, "library.iso"));
+      tplLib = await admin.createLibrary("vmkiln-templates", dsId);
+      const ovfDir = join(work, "ovf-item");
+      mkdirSync(ovfDir);
+      execFileSync("tar", ["-xf", join(work, "out", "vs-iso", "vs-iso.ova"), "-C", ovfDir, "vs-iso.ovf"]);
+      await admin.upload(await admin.createItem(tplLib, "vs-iso-ovf", "ovf"), join(ovfDir, "vs-iso.ovf"));
+    });
+
+    afterAll(async () => {
+      await admin?.close();
+    });
+
+    it("ISO from a library (attached in place, nothing uploaded), captured back into one (after: library)", async () => {
+      const cacheBefore = cacheFiles();
+      const file = template("vs-lib", {
+        source: { iso: { content_library: "vmkiln-isos/installer" } },
+        vsphere: { disk_size: "4G", after: "library", library_destination: { library: "vmkiln-templates", name: "vs-lib-template", description: "built by vmkiln's vSphere test" } },
+      });
+      const run = startCli(["build", file, "--json"], env());
+      const vm = await supplyGuest(run, { setIp: true });
+      const res = await run.done;
+      expect(res.code, res.stderr.slice(-3000)).toBe(0);
+      expect(vm.cdroms).toContain(`[LocalDS_0] contentlib-${isoLib}/${isoItem}/library.iso`);
+      expect(cacheFiles()).toEqual(cacheBefore);
+      expect(tmpFiles()).toBe("");
+      expect(res.events.filter((e) => e.type === "step-end").map((e) => e.step)).toEqual([
+        "prepare", "ssh key", "create vm", "power on", "wait for ssh", "provision", "generalize", "shutdown", "capture to library",
+      ]);
+      expect((await guest.sh("cat /tmp/vmkiln-vs-lib")).trim()).toBe("vs-lib");
+      const items = await admin.findItems(tplLib, "vs-lib-template");
+      expect(items).toHaveLength(1);
+      expect(await admin.item(items[0]!)).toMatchObject({ name: "vs-lib-template", type: "ovf", library_id: tplLib, description: "built by vmkiln's vSphere test" });
+      expect(logged(res, /^captured the VM as OVF template vs-lib-template in content library vmkiln-templates \(item /)).toHaveLength(1);
+      // The VM is gone (the library item is the artifact), the journal closed, the password not logged.
+      expect((await vmRefs()).map((v) => v.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
+      expect(readdirSync(join(stateDir, "journal"))).toEqual([]);
+      expect(res.stdout + res.stderr).not.toContain(vc.password);
+    });
+
+    it("a capture into a name that exists is refused before any VM is created (exit 2); the item stays", async () => {
+      const file = template("vs-lib-again", {
+        source: { clone: { template: "vmkiln-base-template" } },
+        vsphere: { after: "library", library_destination: { library: "vmkiln-templates", name: "vs-lib-template" } },
+      });
+      const res = await runCli(["build", file, "--json"], env());
+      expect(res.code).toBe(2);
+      expect(logged(res, /^created VM /)).toEqual([]);
+      expect(res.stderr).toContain("drivers.vsphere.library_destination.name: content library vmkiln-templates already has an item named vs-lib-template");
+      expect(await admin.findItems(tplLib, "vs-lib-template")).toHaveLength(1);
+      expect((await vmRefs()).map((v) => v.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
+    });
+
+    it("clone from a library OVF template: deployed, reconfigured, provisioned, exported", async () => {
+      const file = template("vs-lib-clone", { source: { clone: { content_library: "vmkiln-templates/vs-iso-ovf" } }, vsphere: { cpus: 2, memory: "2G" } });
+      const run = startCli(["build", file, "--json"], env());
+      const vm = await supplyGuest(run, { setIp: true });
+      const res = await run.done;
+      expect(res.code, res.stderr.slice(-3000)).toBe(0);
+      expect(logged(res, /^deploying OVF template vmkiln-templates\/vs-iso-ovf as vmkiln-/)).toHaveLength(1);
+      expect(vm.numCPU).toBe(2);
+      expect(vm.memoryMB).toBe(2048);
+      expect(res.events.filter((e) => e.type === "step-end").map((e) => e.step)).toEqual([
+        "prepare", "ssh key", "create vm", "power on", "wait for ssh", "provision", "generalize", "shutdown", "export",
+      ]);
+      expect((await guest.sh("cat /tmp/vmkiln-vs-lib-clone")).trim()).toBe("vs-lib-clone");
+      const v = await runCli(["verify", join(work, "out", "vs-lib-clone", "vs-lib-clone.ova"), "--json"]);
+      expect(v.code, v.stdout).toBe(0);
+      expect((await vmRefs()).map((x) => x.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
+    });
+
+    it("vmkiln gc removes a library item a killed capture journaled", async () => {
+      await admin.createItem(tplLib, "vmkiln-gc-item", "ovf");
+      expect(await admin.findItems(tplLib, "vmkiln-gc-item")).toHaveLength(1);
+      const entry = {
+        kind: "remote",
+        driver: "vsphere",
+        id: "vmkiln-templates/vmkiln-gc-item",
+        detail: { kind: "library-item", url: vc.url, datacenter: "/DC0", insecure: "false", library_id: tplLib, name: "vmkiln-gc-item", ca_file: vc.caFile },
+      };
+      mkdirSync(join(stateDir, "journal"), { recursive: true });
+      writeFileSync(join(stateDir, "journal", "gc-lib.4194305.jsonl"), JSON.stringify({ op: "add", entry, time: new Date().toISOString() }) + "\n");
+      const r = await runCli(["gc"], env());
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain("removed vsphere object vmkiln-templates/vmkiln-gc-item");
+      expect(await admin.findItems(tplLib, "vmkiln-gc-item")).toEqual([]);
     });
   });
 

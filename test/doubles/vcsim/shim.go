@@ -6,6 +6,8 @@
 //                    HttpNfcLease whose device URLs use "*" for the host, as vSphere does.
 //   HttpNfcLeaseProgress/Complete/Abort on those leases are recorded (GET /_test/leases) and then
 //                    passed to the simulator's own lease object.
+//   GET /rest/com/vmware/content/library/item/storage  a content-library item's files on their
+//                    datastore (library_storage.go).
 package main
 
 import (
@@ -75,6 +77,9 @@ func (s *shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, s.leases)
 		return
 	case strings.HasPrefix(r.URL.Path, "/nfc/") && s.serveLeaseFile(w, r):
+		return
+	case r.URL.Path == libraryItemStoragePath && r.Method == http.MethodGet:
+		s.libraryItemStorage(w, r)
 		return
 	case r.URL.Path == "/sdk" && r.Method == http.MethodPost:
 		body, err := io.ReadAll(r.Body)

@@ -61,3 +61,69 @@ describe("drivers.vsphere and source.clone", () => {
     expect(Object.keys(p).sort()).toEqual(["drivers.vsphere.after", "drivers.vsphere.ssh_port", "source.clone.template"]);
   });
 });
+
+describe("content libraries (source.iso / source.clone content_library, after: library)", () => {
+  it("an ISO from a library: no checksum, nothing to fetch, the names split at the first /", () => {
+    const spec = load({ source: { iso: { content_library: "ISOs/debian/12.iso" } }, drivers: { vsphere: vsphere({ disk_size: "8G" }) } });
+    expect(spec.source).toEqual({ kind: "iso", location: "ISOs/debian/12.iso", checksum: { kind: "none" }, format: undefined, library: { library: "ISOs", item: "debian/12.iso" } });
+  });
+
+  it("an OVF template from a library as the clone source", () => {
+    const spec = load({ source: { clone: { content_library: "Templates/debian-12" } }, drivers: { vsphere: vsphere() } });
+    expect(spec.source).toMatchObject({ kind: "clone", location: "Templates/debian-12", linked: false, library: { library: "Templates", item: "debian-12" } });
+  });
+
+  it("after: library with its destination; the item name defaults to the template's name", () => {
+    const spec = load({ source: { clone: { template: "base" } }, drivers: { vsphere: vsphere({ after: "library", library_destination: { library: "Templates" } }) } });
+    expect(spec.drivers.vsphere).toMatchObject({ after: "library", libraryDestination: { library: "Templates", name: "t", description: "" } });
+    const named = load({ source: { clone: { template: "base" } }, drivers: { vsphere: vsphere({ after: "library", library_destination: { library: "T", name: "n", description: "d" } }) } });
+    expect(named.drivers.vsphere?.libraryDestination).toEqual({ library: "T", name: "n", description: "d" });
+  });
+
+  it("exactly one of path, url or content_library; checksum with path/url only", () => {
+    const p = problemsOf(() => load({ source: { iso: { path: "installer.iso", content_library: "L/I", checksum: "none" } }, drivers: { vsphere: vsphere({ disk_size: "1G" }) } }));
+    expect(p).toEqual({
+      "source.iso": "only one of path or content_library may be given",
+      "source.iso.checksum": "not used with content_library: the ISO is already on vSphere (remove it)",
+    });
+    expect(problemsOf(() => load({ source: { iso: { path: "installer.iso" } }, drivers: { vsphere: vsphere({ disk_size: "1G" }) } }))).toEqual({ "source.iso.checksum": "required" });
+    expect(problemsOf(() => load({ source: { iso: {} }, drivers: { vsphere: vsphere({ disk_size: "1G" }) } }))).toEqual({ "source.iso": "one of path or url or content_library is required" });
+  });
+
+  it('"Library/Item" is checked by shape', () => {
+    const p = problemsOf(() => load({ source: { iso: { content_library: "no-slash" } }, drivers: { vsphere: vsphere({ disk_size: "1G" }) } }));
+    expect(p["source.iso.content_library"]).toMatch(/expected "Library\/Item"/);
+  });
+
+  it("other drivers reject a content-library ISO, naming the field", () => {
+    const p = problemsOf(() => load({ source: { iso: { content_library: "L/I" } }, drivers: { qemu: { disk_size: "1G" }, vsphere: vsphere({ disk_size: "1G" }) } }));
+    expect(p).toEqual({ "source.iso.content_library": "only the vsphere driver reads content libraries (drivers.qemu cannot); use path or url" });
+  });
+
+  it("clone: one of template or content_library; no linked clone of a library item", () => {
+    expect(problemsOf(() => load({ source: { clone: {} }, drivers: { vsphere: vsphere() } }))).toEqual({ "source.clone": "one of template or content_library is required" });
+    expect(problemsOf(() => load({ source: { clone: { template: "b", content_library: "L/I" } }, drivers: { vsphere: vsphere() } }))).toEqual({
+      "source.clone": "only one of template or content_library may be given",
+    });
+    expect(problemsOf(() => load({ source: { clone: { content_library: "L/I", linked: true } }, drivers: { vsphere: vsphere() } }))).toEqual({
+      "source.clone.linked": "a content-library OVF template is deployed as a new VM; a linked clone needs a VM with a snapshot (source.clone.template)",
+    });
+  });
+
+  it("after: library needs library_destination, which needs after: library; no output.formats with it", () => {
+    const src = { clone: { template: "b" } };
+    expect(problemsOf(() => load({ source: src, drivers: { vsphere: vsphere({ after: "library" }) } }))).toEqual({
+      "drivers.vsphere.library_destination": "required with after: library (the content library to capture into)",
+    });
+    expect(problemsOf(() => load({ source: src, drivers: { vsphere: vsphere({ library_destination: { library: "T" } }) } }))).toEqual({
+      "drivers.vsphere.library_destination": "only used with after: library",
+    });
+    expect(problemsOf(() => load({ source: src, drivers: { vsphere: vsphere({ after: "library", library_destination: { library: "T" } }) }, output: { formats: ["ova"] } }))).toEqual({
+      "drivers.vsphere.after": "after: library captures the VM into a content library and exports nothing; remove output.formats or use after: export",
+    });
+    expect(Object.keys(problemsOf(() => load({ source: src, drivers: { vsphere: vsphere({ after: "library", library_destination: { library: "", extra: 1 } }) } }))).sort()).toEqual([
+      "drivers.vsphere.library_destination.extra",
+      "drivers.vsphere.library_destination.library",
+    ]);
+  });
+});
