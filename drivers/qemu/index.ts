@@ -16,6 +16,7 @@ import { qemuArgs, type QemuCmdline } from "./cmdline.js";
 import { QmpClient } from "./qmp.js";
 import { toSendKeyCalls } from "./qcodes.js";
 import { convert, createDisk, createOverlay, imageInfo, resize } from "../../src/artifact/qemu-img.js";
+import { exportQcow2 } from "../../src/artifact/qcow2-export.js";
 
 const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
@@ -337,8 +338,12 @@ export class QemuDriver implements Driver {
     if (st.running && !(await this.waitExit(st.running, 0, signal))) {
       throw new BuildError("VM_RUNNING", `cannot export the disk of ${vm.id} while it runs`);
     }
-    const o = { src: st.cmdline.disk.path, srcFormat: "qcow2", dst: to.path, format: to.format, compression: to.compression, ...(to.subformat ? { subformat: to.subformat } : {}) } as const;
-    await convert(o, this.events, `convert to ${to.format}`, signal);
+    if (to.format === "qcow2") {
+      await exportQcow2({ src: st.cmdline.disk.path, dst: to.path, compression: to.compression, events: this.events, signal });
+    } else {
+      const o = { src: st.cmdline.disk.path, srcFormat: "qcow2", dst: to.path, format: to.format, compression: to.compression, ...(to.subformat ? { subformat: to.subformat } : {}) } as const;
+      await convert(o, this.events, `convert to ${to.format}`, signal);
+    }
     const info = await imageInfo(to.path, signal, to.format);
     const { size } = await stat(to.path);
     return { path: to.path, format: to.format, size, virtualSize: info.virtualSize };
