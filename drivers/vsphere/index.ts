@@ -25,9 +25,9 @@ import { vspherePlan } from "./plan.js";
 import { ContentLibrary, pickIsoFile } from "./library.js";
 import { RestSession, storageUriToDsPath } from "./rest.js";
 import { VimSession, type Connection } from "./session.js";
-import { MoRef, SoapFault, child, children, refOf, textOf, type SoapObject, type XNode } from "./soap.js";
+import { MoRef, SoapFault, children, refOf, textOf, type XNode } from "./soap.js";
 import { toUsbBatches } from "./usb-hid.js";
-import { cloneSpec, isoVmConfigSpec, removeDevicesSpec, usbScanCodeSpec } from "./vm-config.js";
+import { cloneReconfigSpec, cloneSpec, detachMediaSpec, growFirstDisk, isoVmConfigSpec, usbScanCodeSpec } from "./vm-config.js";
 
 interface VmState {
   handle: VmHandle;
@@ -64,8 +64,11 @@ export class VsphereDriver implements Driver {
   private readonly vms = new Map<string, VmState>();
   /** Per-build datastore folder for uploaded media (removed at the end). */
   private tempFolder: string | undefined;
-  /** `[ds] path`s of the installer ISO and media this build attached (detached before keeping the VM). */
-  private readonly attachedMedia = new Set<string>();
+  /**
+   * `[ds] path`s of the media this build attached, and what happens to their devices before the VM
+   * is exported or kept: the installer ISO's CD-ROM is emptied, the answer-file medium removed.
+   */
+  private readonly attachedMedia = new Map<string, "eject" | "remove">();
 
   constructor(
     private readonly build: BuildSpec,
@@ -176,8 +179,8 @@ export class VsphereDriver implements Driver {
       media = { kind: spec.installerMedia.kind, path: ds.path(`${await this.ensureTempFolder(ds, spec.buildId, signal)}/${name}`) };
       await ds.upload(spec.installerMedia.path, `${this.tempFolder}/${name}`, this.events, signal);
     }
-    if (isoPath) this.attachedMedia.add(isoPath);
-    if (media) this.attachedMedia.add(media.path);
+    if (isoPath) this.attachedMedia.set(isoPath, "eject");
+    if (media) this.attachedMedia.set(media.path, "remove");
     const network = await this.network(s, p, signal);
     const config = isoVmConfigSpec({
       name: spec.name,
@@ -279,12 +282,27 @@ export class VsphereDriver implements Driver {
       snapshot = refOf(await s.prop(src, "snapshot.currentSnapshot", signal));
       if (!snapshot) throw new UserError("VSPHERE_LINKED_CLONE", `source.clone.linked: ${srcPath} has no snapshot to link to`, { hint: "take a snapshot of the template, or set linked: false" });
     }
+    // A disk_size vSphere would refuse (smaller than the source's disk) fails before anything is cloned.
+    if (this.v.diskSize !== undefined) growFirstDisk(await this.devices(s, src, signal), this.v.diskSize, srcPath);
     const spec = cloneSpec({ pool: p.pool, datastore: p.datastore, host: p.host, cpus: this.v.cpus, memoryMiB: this.v.memory, linkedSnapshot: snapshot });
     const vm = refOf(await s.task("CloneVM_Task", src, [["folder", p.folder], ["name", name], ["spec", spec]], signal))!;
-    // Set CPU/memory again on the clone: the clone spec's config is not applied everywhere (vcsim
-    // ignores it), and a reconfigure is what the build relies on.
-    await s.task("ReconfigVM_Task", vm, [["spec", { numCPUs: this.v.cpus, memoryMB: this.v.memory }]], signal);
+    await this.reconfigureClone(s, vm, name, srcPath, signal);
     return vm;
+  }
+
+  /**
+   * One reconfigure after the clone or deploy: CPU/memory again (the clone spec's config is not
+   * applied everywhere; vcsim ignores it), and drivers.vsphere.disk_size's growth of the first disk
+   * (on the clone's own disk: a linked clone's delta disk cannot grow, the rules refuse that).
+   */
+  private async reconfigureClone(s: VimSession, vm: MoRef, name: string, source: string, signal: AbortSignal): Promise<void> {
+    const growth = this.v.diskSize === undefined ? undefined : growFirstDisk(await this.devices(s, vm, signal), this.v.diskSize, source);
+    await s.task("ReconfigVM_Task", vm, [["spec", cloneReconfigSpec({ cpus: this.v.cpus, memoryMiB: this.v.memory, grownDisk: growth?.device })]], signal);
+    if (growth) this.events.info(`${name}: ${growth.summary}`, "vsphere");
+  }
+
+  private async devices(s: VimSession, vm: MoRef, signal: AbortSignal): Promise<XNode[]> {
+    return (await s.prop(vm, "config.hardware.device", signal))?.children ?? [];
   }
 
   /** Deploys a content-library OVF template as the build VM (then reconfigured like a clone). */
@@ -300,7 +318,7 @@ export class VsphereDriver implements Driver {
     this.events.info(`deploying OVF template ${ref.library}/${ref.item} as ${name}`, "vsphere");
     const id = await lib.deploy(item.id, target, { name, datastoreId: p.datastore.value, networkMappings: networks.map((n) => [n, network.ref.value]) }, `${ref.library}/${ref.item}`, signal);
     const vm = new MoRef("VirtualMachine", id);
-    await s.task("ReconfigVM_Task", vm, [["spec", { numCPUs: this.v.cpus, memoryMB: this.v.memory }]], signal);
+    await this.reconfigureClone(s, vm, name, `${ref.library}/${ref.item}`, signal);
     return vm;
   }
 
@@ -429,18 +447,18 @@ export class VsphereDriver implements Driver {
     return { lib, libraryId, dest };
   }
 
-  /** Removes the CD-ROMs and floppies this build attached (the installer ISO and media), nothing else. */
+  /**
+   * Before the VM leaves the build's hands (export, template, snapshot, library capture, none):
+   * empties the installer ISO's CD-ROM and removes the answer-file medium (detachMediaSpec). Only
+   * what this build attached; once per build (an ova and a vmdk export both ask).
+   */
   private async detachInstallerMedia(s: VimSession, ref: MoRef, signal: AbortSignal): Promise<void> {
     if (this.attachedMedia.size === 0) return;
-    const devices = (await s.prop(ref, "config.hardware.device", signal))?.children ?? [];
-    const remove: SoapObject[] = [];
-    for (const d of devices) {
-      const type = d.xsiType ?? "";
-      const file = textOf(child(d, "backing"), "fileName") ?? "";
-      if ((type !== "VirtualCdrom" && type !== "VirtualFloppy") || !this.attachedMedia.has(file)) continue;
-      remove.push({ $type: type, key: Number(textOf(d, "key")), ...(textOf(d, "controllerKey") ? { controllerKey: Number(textOf(d, "controllerKey")) } : {}) });
-    }
-    if (remove.length > 0) await s.task("ReconfigVM_Task", ref, [["spec", removeDevicesSpec(remove)]], signal);
+    const d = detachMediaSpec(await this.devices(s, ref, signal), this.attachedMedia);
+    if (d.spec) await s.task("ReconfigVM_Task", ref, [["spec", d.spec]], signal);
+    this.attachedMedia.clear();
+    for (const f of d.ejected) this.events.info(`ejected ${f} (the CD-ROM drive stays, empty)`, "vsphere");
+    for (const f of d.removed) this.events.info(`removed the device holding ${f}`, "vsphere");
   }
 
   /**
@@ -475,11 +493,15 @@ export class VsphereDriver implements Driver {
   }
 
   // ---------- export ----------
+  // Both exports detach the installer media first: an OVF whose CD-ROM names the build's datastore
+  // ISO (or whose floppy names the deleted answer-file image) does not import elsewhere.
 
   async exportAppliance(vm: VmHandle, to: { dir: string; basename: string }, signal: AbortSignal): Promise<ApplianceFiles> {
     const { s } = await this.connect(signal);
+    const ref = this.state(vm).ref;
+    await this.detachInstallerMedia(s, ref, signal);
     await mkdir(to.dir, { recursive: true });
-    const r = await exportVm(s, this.state(vm).ref, { dir: to.dir, basename: to.basename, events: this.events, signal });
+    const r = await exportVm(s, ref, { dir: to.dir, basename: to.basename, events: this.events, signal });
     const ovfXml =
       r.ovfXml ??
       buildOvf({
@@ -501,9 +523,11 @@ export class VsphereDriver implements Driver {
   async exportDisk(vm: VmHandle, to: ExportRequest, signal: AbortSignal): Promise<DiskFile> {
     if (to.format !== "vmdk") throw new UserError("FORMAT_UNSUPPORTED", `the vsphere driver exports VMDK disks (streamOptimized), not ${to.format}`);
     const { s } = await this.connect(signal);
+    const ref = this.state(vm).ref;
+    await this.detachInstallerMedia(s, ref, signal);
     const dir = await mkdtemp(`${to.path}.nfc-`);
     try {
-      const r = await exportVm(s, this.state(vm).ref, { dir, basename: "export", events: this.events, signal });
+      const r = await exportVm(s, ref, { dir, basename: "export", events: this.events, signal });
       const d = r.disks[0]!;
       await rename(d.path, to.path);
       return { path: to.path, format: "vmdk", size: d.size, virtualSize: d.capacity };

@@ -125,6 +125,32 @@ export function refOf(n: XNode | undefined): MoRef | undefined {
   return n ? new MoRef(n.attrs.type ?? n.xsiType ?? "", n.text) : undefined;
 }
 
+const XSD_SIMPLE = new Set(["string", "boolean", "byte", "short", "int", "long", "float", "double", "dateTime", "base64Binary", "anyURI"]);
+
+/**
+ * A response element as a request value, to send back an object read from vSphere: an edit in
+ * ReconfigVM_Task carries the whole device as read (govc and Packer do the same; vcsim even needs
+ * its deviceInfo). Data objects keep their xsi:type and the server's (WSDL) field order, repeated
+ * fields become arrays, references stay references.
+ */
+export function asSoapValue(n: XNode): SoapValue {
+  if (n.children.length === 0) {
+    if (n.attrs.type !== undefined) return new MoRef(n.attrs.type, n.text);
+    if (n.xsiType === undefined) return n.text;
+    if (XSD_SIMPLE.has(n.xsiType)) return { $type: `xsd:${n.xsiType}`, _: n.text };
+    return n.text === "" ? { $type: n.xsiType } : { $type: n.xsiType, _: n.text };
+  }
+  const fields = new Map<string, SoapValue[]>();
+  for (const c of n.children) {
+    const list = fields.get(c.local);
+    if (list) list.push(asSoapValue(c));
+    else fields.set(c.local, [asSoapValue(c)]);
+  }
+  const out: SoapObject = n.xsiType === undefined ? {} : { $type: n.xsiType };
+  for (const [name, values] of fields) out[name] = values.length === 1 ? values[0] : values;
+  return out;
+}
+
 export class SoapFault extends BuildError {
   constructor(
     /** The fault type from <detail> (e.g. InvalidPowerState), or "ServerFault" when there is none. */

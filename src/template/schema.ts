@@ -207,7 +207,7 @@ const clone = z
     {
       template: nonEmpty("The VM or template to clone: a name (in the datacenter's VM folder) or an absolute inventory path.").optional(),
       content_library: libraryItem('An OVF template in a content library, "Library/Item": deployed, then built like a clone. Exactly one of template or content_library.').optional(),
-      linked: withDefault(bool("Linked clone: share the source's disks through its current snapshot (fast, thin). Not with content_library."), false),
+      linked: withDefault(bool("Linked clone: share the source's disks through its current snapshot (fast, thin). Not with content_library or drivers.vsphere.disk_size."), false),
     },
     { error: expecting("a mapping") },
   )
@@ -295,7 +295,7 @@ const vsphere = z
       insecure: withDefault(bool("Skip TLS verification. Only for lab servers."), false),
       cpus: withDefault(intIn(1, 128, "Virtual CPUs."), 2),
       memory: withDefault(memoryMiB, 1024),
-      disk_size: sizeBytes("Thin disk size for an ISO build (required there); for a clone, grow the first disk to it.").optional(),
+      disk_size: sizeBytes("Thin disk size for an ISO build (required there); for a clone, grow the first disk to it (never shrinks; not with a linked clone).").optional(),
       guest_os_type: nonEmpty("vSphere guest OS identifier (VirtualMachineGuestOsIdentifier).").optional().meta({ default: "otherLinux64Guest" }),
       firmware: z.enum(["bios", "efi"]).optional().meta({ description: "Guest firmware.", default: "bios" }),
       after: z

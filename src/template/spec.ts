@@ -92,7 +92,7 @@ export interface VsphereSpec {
   cpus: number;
   /** MiB */
   memory: number;
-  /** Bytes: the thin disk of an ISO build; for a clone, grow the first disk to this. */
+  /** Bytes: the thin disk of an ISO build; for a (full) clone, grow the first disk to this. */
   diskSize: number | undefined;
   guestOsType: string;
   firmware: Firmware;

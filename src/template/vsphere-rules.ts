@@ -32,6 +32,11 @@ export function checkVsphere(raw: Rec, ctx: { baseDir: string }, add: Add): void
   if (!isRec(v)) return;
   if (v.after === "library" && !isRec(v.library_destination)) add(["drivers", "vsphere", "library_destination"], "required with after: library (the content library to capture into)");
   if (v.library_destination !== undefined && v.after !== "library") add(["drivers", "vsphere", "library_destination"], "only used with after: library");
+  // vSphere does not expand a disk that has a parent, and a linked clone's disk is a delta disk on
+  // the source's snapshot ("Disks with parents cannot be expanded"); Packer refuses the pair too.
+  if (isRec(source.clone) && (source.clone.linked === true || source.clone.linked === "true") && v.disk_size !== undefined) {
+    add(["drivers", "vsphere", "disk_size"], "cannot grow a linked clone's disk (a delta disk on the source's snapshot); remove disk_size or set source.clone.linked: false");
+  }
   if (source.iso !== undefined && v.disk_size === undefined) {
     add(["drivers", "vsphere", "disk_size"], "required for an installer build (source.iso): the size of the thin disk to install on");
   }

@@ -14,12 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import { Datastore } from "../../drivers/vsphere/datastore.js";
 import { VimSession } from "../../drivers/vsphere/session.js";
-import { MoRef, child, children, refOf, textOf } from "../../drivers/vsphere/soap.js";
+import { MoRef, SoapFault, child, children, refOf, textOf, type XNode } from "../../drivers/vsphere/soap.js";
 import { usbKeyEventsToEvents } from "../../drivers/vsphere/usb-hid.js";
 import { extraConfigSpec } from "../../drivers/vsphere/vm-config.js";
 import { parseBootCommand } from "../../src/bootcommand/parse.js";
 import { eventsToText } from "../../src/bootcommand/text.js";
 import { EventBus } from "../../src/log/events.js";
+import { sleep } from "../../src/util/abort.js";
 import { bootImage, type BootedVm } from "../helpers/boot.js";
 import { runCli, startCli, type CliResult, type CliRun } from "../helpers/cli.js";
 import { libraryAdmin, type LibraryAdmin } from "../helpers/content-library.js";
@@ -32,6 +33,9 @@ import { startVcsim, type Vcsim } from "../helpers/vcsim.js";
 const BOOT_COMMAND = ["<esc><wait>linux inst.ks=${http.url}/ks.cfg ", "ip=dhcp X_Y:{} <leftCtrlOn>c<leftCtrlOff><enter>"];
 const KICKSTART = 'text\nuser --name=tester\nsshkey --username=tester "${ssh.public_key}"\nreboot\n';
 const signal = new AbortController().signal;
+const GiB = 2 ** 30;
+/** Every text in a device tree (file names hide in backings, and in a floppy's or CD's summary). */
+const texts = (n: XNode): string[] => [n.text, ...Object.values(n.attrs), ...n.children.flatMap(texts)];
 
 function parentPid(pid: number): number {
   try {
@@ -118,8 +122,14 @@ describe("vsphere driver against vcsim", () => {
     return out;
   }
 
-  /** Waits for the build's VM, gives it the real disk and (unless told not to) the guest's IP. */
-  async function supplyGuest(run: CliRun, o: { setIp: boolean }): Promise<{ ref: MoRef; path: string; numCPU: number; memoryMB: number; cdroms: string[] }> {
+  /**
+   * Waits for the build's VM, gives it the real disk and (unless told not to) the guest's IP. What
+   * it reads is the VM as createVm left it ("created VM" is logged after the clone's reconfigure).
+   */
+  async function supplyGuest(
+    run: CliRun,
+    o: { setIp: boolean },
+  ): Promise<{ ref: MoRef; path: string; numCPU: number; memoryMB: number; cdroms: string[]; disk: { capacityInKB: number; capacityInBytes: number } }> {
     const e = await run.waitForEvent((ev) => ev.type === "log" && /^created VM /.test(String(ev.message)), 300_000);
     const m = /^created VM (\S+) \((vm-\d+)\)$/.exec(String(e.message))!;
     const ref = new MoRef("VirtualMachine", m[2]!);
@@ -135,7 +145,55 @@ describe("vsphere driver against vcsim", () => {
       const extra = extraConfigSpec({ "SET.guest.ipAddress": "127.0.0.1", "SET.guest.toolsRunningStatus": "guestToolsRunning" });
       await s.task("ReconfigVM_Task", ref, [["spec", extra]], signal);
     }
-    return { ref, path: m[1]!, numCPU: Number(p.get("config.hardware.numCPU")?.text), memoryMB: Number(p.get("config.hardware.memoryMB")?.text), cdroms };
+    return {
+      ref,
+      path: m[1]!,
+      numCPU: Number(p.get("config.hardware.numCPU")?.text),
+      memoryMB: Number(p.get("config.hardware.memoryMB")?.text),
+      cdroms,
+      disk: { capacityInKB: Number(textOf(disk, "capacityInKB")), capacityInBytes: Number(textOf(disk, "capacityInBytes") ?? 0) },
+    };
+  }
+
+  /**
+   * Every value a VM's config.hardware.device takes until the VM leaves the inventory, from vcsim's
+   * property collector (WaitForUpdatesEx, in a session of its own so the test's calls on `s` never
+   * queue behind it). The last value before "leave" is the hardware the VM was exported with.
+   */
+  async function watchDevices(ref: MoRef): Promise<{ history: XNode[][]; left: () => boolean; error: () => unknown; done: Promise<void>; stop: () => void }> {
+    const w = await VimSession.login({ url: vc.url, username: vc.username, password: vc.password, caFile: vc.caFile, insecure: false }, signal);
+    const pc = refOf((await w.call("CreatePropertyCollector", w.sc.propertyCollector, [], signal))[0])!;
+    await w.call("CreateFilter", pc, [["spec", { propSet: { type: "VirtualMachine", pathSet: "config.hardware.device" }, objectSet: { obj: ref } }], ["partialUpdates", false]], signal);
+    const history: XNode[][] = [];
+    let left = false;
+    let stopped = false;
+    let error: unknown;
+    const done = (async () => {
+      try {
+        for (let version = ""; !left && !stopped; ) {
+          let set: XNode | undefined;
+          try {
+            [set] = await w.call("WaitForUpdatesEx", pc, [["version", version], ["options", { maxWaitSeconds: 5 }]], signal);
+          } catch (err) {
+            // vcsim 0.24.2 re-reads every filter when any object changes: once the VM is gone that
+            // read fails (ManagedObjectNotFound) instead of reporting "leave", as vCenter would.
+            if (err instanceof SoapFault && err.faultType === "ManagedObjectNotFound" && !(await vmRefs()).some((v) => v.ref.value === ref.value)) left = true;
+            else throw err;
+          }
+          if (!set) continue; // nothing changed within maxWaitSeconds, or the VM is gone
+          version = textOf(set, "version") ?? version;
+          for (const os of children(set, "filterSet").flatMap((f) => children(f, "objectSet"))) {
+            if (textOf(os, "kind") === "leave") left = true;
+            for (const c of children(os, "changeSet")) if (textOf(c, "name") === "config.hardware.device") history.push(child(c, "val")?.children ?? []);
+          }
+        }
+      } catch (err) {
+        error = err; // for the test to report, not an unhandled rejection
+      } finally {
+        await w.logout();
+      }
+    })();
+    return { history, left: () => left, error: () => error, done, stop: () => (stopped = true) };
   }
 
   const tmpFiles = () => {
@@ -154,6 +212,7 @@ describe("vsphere driver against vcsim", () => {
     let typed: string;
     let kickstart: { status: number; body: string };
     let floppyNote: string;
+    let devices: { first: XNode[]; exported: XNode[]; left: boolean; error: unknown };
     const out = () => join(work, "out", "vs-iso");
 
     beforeAll(async () => {
@@ -170,6 +229,7 @@ describe("vsphere driver against vcsim", () => {
       });
       const run = startCli(["build", file, "--json"], env());
       vm = await supplyGuest(run, { setIp: true });
+      const watch = await watchDevices(vm.ref);
       // vcsim's VM runs no installer: play it. Read back what was typed, take the kickstart URL from
       // it and fetch it as Anaconda would; the build waits for that fetch (http.expect) before SSH.
       await run.waitForEvent((e) => e.type === "step-end" && e.step === "boot command", 120_000);
@@ -181,6 +241,11 @@ describe("vsphere driver against vcsim", () => {
       kickstart = { status: r.status, body: await r.text() };
       res = await run.done;
       if (res.code !== 0) console.error(res.stderr.slice(-4000));
+      // The VM is destroyed before the CLI exits; its "leave" reaches the watcher within a tick.
+      await Promise.race([watch.done, sleep(15_000, signal)]);
+      watch.stop();
+      await watch.done;
+      devices = { first: watch.history[0] ?? [], exported: watch.history.at(-1) ?? [], left: watch.left(), error: watch.error() };
     });
 
     it("exits 0 through the vSphere plan: the shared install steps, then the fetch, then SSH", () => {
@@ -226,6 +291,26 @@ describe("vsphere driver against vcsim", () => {
       expect(readdirSync(join(stateDir, "journal"))).toEqual([]);
     });
 
+    it("exported the VM with the installer media detached: the ISO's CD-ROM drive empty, the floppy removed", () => {
+      const sha = execFileSync("sha256sum", [join(work, "installer.iso")], { encoding: "utf8" }).split(" ")[0];
+      const iso = `[LocalDS_0] vmkiln-cache/${sha}.iso`;
+      const names = (list: XNode[]) => list.flatMap(texts).filter((t) => /\.(iso|flp)\b/.test(t));
+      // As created: the ISO on a CD-ROM, the kickstart floppy.
+      expect(names(devices.first)).toEqual(expect.arrayContaining([iso, expect.stringMatching(/^\[LocalDS_0\] vmkiln-tmp\/.+\/install\.flp$/)]));
+      // As exported (the last hardware before the VM left the inventory): one empty, disconnected
+      // CD-ROM drive, no floppy, and no device naming either file.
+      expect(devices.error).toBeUndefined();
+      expect(devices.left).toBe(true);
+      const cds = devices.exported.filter((d) => d.xsiType === "VirtualCdrom");
+      expect(cds.map((d) => child(d, "backing")?.xsiType)).toEqual(["VirtualCdromRemotePassthroughBackingInfo"]);
+      expect(textOf(child(cds[0], "connectable"), "connected")).toBe("false");
+      expect(devices.exported.filter((d) => d.xsiType === "VirtualFloppy")).toEqual([]);
+      expect(names(devices.exported)).toEqual([]);
+      expect(devices.exported.some((d) => d.xsiType === "VirtualDisk")).toBe(true);
+      expect(logged(res, /^ejected /)).toEqual([`ejected ${iso} (the CD-ROM drive stays, empty)`]);
+      expect(logged(res, /^removed the device holding \[LocalDS_0\] vmkiln-tmp\/.+\/install\.flp$/)).toHaveLength(1);
+    });
+
     it("kept the export lease alive and completed it", async () => {
       const leases = Object.values(await vc.leases()).filter((l) => l.vm === vm.ref.value);
       expect(leases).toHaveLength(1);
@@ -250,6 +335,10 @@ describe("vsphere driver against vcsim", () => {
       const [rv] = await s.call("CreateImportSpec", s.sc.ovfManager, [["ovfDescriptor", ovf], ["resourcePool", pool], ["datastore", dsRef], ["cisp", { locale: "", deploymentOption: "", entityName: "imported-vs-iso" }]], signal);
       expect(children(rv, "error")).toEqual([]);
       expect(child(rv, "importSpec")).toBeDefined();
+      // No device in the descriptor refers to the build's ISO or floppy image. (vcsim has no
+      // CreateDescriptor, so this OVF is vmkiln's own; against vCenter it is vSphere's, made from
+      // the hardware the test above shows detached.)
+      expect(ovf).not.toMatch(/\.iso\b|\.flp\b|vmware\.cdrom\.iso|vmware\.floppy|ResourceType>1[456]</);
       // The disk in it is the real one vcsim served (streamOptimized).
       const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", join(x, "vs-iso-disk1.vmdk")], { encoding: "utf8" }));
       expect(info["format-specific"].data["create-type"]).toBe("streamOptimized");
@@ -271,14 +360,17 @@ describe("vsphere driver against vcsim", () => {
       await s.call("MarkAsTemplate", tpl, [], signal);
     });
 
-    it("full clone: adjusts CPU/memory, provisions over SSH, exports an OVA", async () => {
-      const file = template("vs-clone", { source: { clone: { template: base } }, vsphere: { cpus: 2, memory: "2G" } });
+    it("full clone: adjusts CPU/memory, grows the disk (disk_size), provisions over SSH, exports an OVA", async () => {
+      const file = template("vs-clone", { source: { clone: { template: base } }, vsphere: { cpus: 2, memory: "2G", disk_size: "2G" } });
       const run = startCli(["build", file, "--json"], env());
       const vm = await supplyGuest(run, { setIp: true });
       const res = await run.done;
       expect(res.code, res.stderr.slice(-3000)).toBe(0);
       expect(vm.numCPU).toBe(2);
       expect(vm.memoryMB).toBe(2048);
+      // vcsim's VMs have a 1 MiB disk (capacityInKB only); the clone's first disk now has 2 GiB in both fields.
+      expect(vm.disk).toEqual({ capacityInKB: 2 * 1024 * 1024, capacityInBytes: 2 * GiB });
+      expect(logged(res, /grew the first disk/)).toEqual([`${vm.path.split("/").pop()}: grew the first disk from 1 MiB to 2 GiB`]);
       expect(res.events.filter((e) => e.type === "step-end").map((e) => e.step)).toEqual([
         "prepare", "ssh key", "create vm", "power on", "wait for ssh", "provision", "generalize", "shutdown", "export",
       ]);
@@ -300,6 +392,16 @@ describe("vsphere driver against vcsim", () => {
       // The kept VM is not a leftover: its journal entry is closed.
       expect(readdirSync(join(stateDir, "journal"))).toEqual([]);
       await s.task("Destroy_Task", vm.ref, [], signal);
+    });
+
+    it("a disk_size below the source's disk is refused before anything is cloned (exit 2)", async () => {
+      const file = template("vs-shrink", { source: { clone: { template: base } }, vsphere: { disk_size: "512K" } });
+      const res = await runCli(["build", file, "--json"], env());
+      expect(res.code).toBe(2);
+      expect(res.stderr).toContain(`drivers.vsphere.disk_size: 512 KiB is smaller than the first disk of /DC0/vm/${base} (1 MiB); vSphere grows disks, it never shrinks them`);
+      expect(logged(res, /^created VM /)).toEqual([]);
+      expect((await vmRefs()).map((v) => v.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
+      expect(readdirSync(join(stateDir, "journal"))).toEqual([]);
     });
   });
 

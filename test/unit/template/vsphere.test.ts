@@ -110,6 +110,15 @@ describe("content libraries (source.iso / source.clone content_library, after: l
     });
   });
 
+  it("disk_size grows a full clone's disk; a linked clone cannot grow (a delta disk on the snapshot)", () => {
+    const spec = load({ source: { clone: { template: "base" } }, drivers: { vsphere: vsphere({ disk_size: "20G" }) } });
+    expect(spec.drivers.vsphere?.diskSize).toBe(20 * 2 ** 30);
+    expect(problemsOf(() => load({ source: { clone: { template: "base", linked: true } }, drivers: { vsphere: vsphere({ disk_size: "20G" }) } }))).toEqual({
+      "drivers.vsphere.disk_size": "cannot grow a linked clone's disk (a delta disk on the source's snapshot); remove disk_size or set source.clone.linked: false",
+    });
+    expect(load({ source: { clone: { template: "base", linked: true } }, drivers: { vsphere: vsphere() } }).source).toMatchObject({ linked: true });
+  });
+
   it("after: library needs library_destination, which needs after: library; no output.formats with it", () => {
     const src = { clone: { template: "b" } };
     expect(problemsOf(() => load({ source: src, drivers: { vsphere: vsphere({ after: "library" }) } }))).toEqual({
