@@ -115,7 +115,7 @@ export async function packOva(input: string, opts: PackOvaOptions): Promise<Pack
       }
     }
     if (known.length) vouched.add(f.href);
-    disks.push({ name: f.href, path: f.path, sha256: d.digests["sha256"]!, size: d.size });
+    disks.push({ name: f.href, path: f.path, sha256: d.digests["sha256"]!, size: d.size, identity: d.identity });
   }
 
   // Descriptor fixes.

@@ -7,6 +7,7 @@ import { buildOvf } from "../artifact/ovf.js";
 import { writeOva } from "../artifact/ova.js";
 import { convertToStreamOptimized } from "../artifact/vmdk.js";
 import { sha256File } from "../artifact/sums.js";
+import { digestFile, type FileIdentity } from "../artifact/digest.js";
 import type { BuildContext } from "../pipeline/context.js";
 import type { OutputFormat } from "../template/spec.js";
 import { applianceOva, applianceOvf } from "./export-appliance.js";
@@ -25,6 +26,7 @@ interface Vmdk {
   path: string;
   size: number;
   sha256: string;
+  identity: FileIdentity | undefined;
   virtualSize: number;
 }
 
@@ -46,12 +48,13 @@ function streamOptimized(ctx: BuildContext, dir: string, signal: AbortSignal): P
         // the digest is taken in the same step, reading the fresh file once.
         const r = await convertToStreamOptimized(disk, dst, { signal, events: ctx.events, sourceFormat: "qcow2" });
         ctx.durations["convert_vmdk_ms"] = r.durationMs;
-        return { path: dst, size: r.size, sha256: r.sha256, virtualSize: r.virtualSize };
+        return { path: dst, size: r.size, sha256: r.sha256, identity: r.identity, virtualSize: r.virtualSize };
       }
       const started = performance.now();
       const f = await ctx.driver.exportDisk(ctx.vm!, { format: "vmdk", subformat: "streamOptimized", path: dst, compression: "none" }, signal);
       ctx.durations["convert_vmdk_ms"] = Math.round(performance.now() - started);
-      return { path: dst, size: f.size, sha256: await sha256File(dst, signal), virtualSize: f.virtualSize };
+      const d = await digestFile(dst, ["sha256"], { signal });
+      return { path: dst, size: f.size, sha256: d.digests["sha256"]!, identity: d.identity, virtualSize: f.virtualSize };
     })();
     vmdks.set(ctx, p);
   }
@@ -114,7 +117,7 @@ const exportOva: FormatExporter = async (ctx, dir, signal) => {
     out: join(dir, `${name}.ova`),
     ovfName: `${name}.ovf`,
     ovfXml: ovfXml(ctx, v),
-    disks: [{ name: vmdkName(ctx), path: v.path, sha256: v.sha256, size: v.size }],
+    disks: [{ name: vmdkName(ctx), path: v.path, sha256: v.sha256, size: v.size, identity: v.identity }],
     events: ctx.events,
     signal,
   });

@@ -1,13 +1,13 @@
 // End to end with real tools: qcow2 → streamOptimized VMDK → OVF → OVA, then GNU tar, sha256sum and
 // qemu-img read it back, and verify accepts it; crafted bad OVAs each yield their finding code.
-import { readFileSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildOvf } from "../../../src/artifact/ovf.js";
 import { writeOva } from "../../../src/artifact/ova.js";
 import { convertToStreamOptimized, parseProgress } from "../../../src/artifact/vmdk.js";
 import { verifyOva } from "../../../src/artifact/verify-ova.js";
-import { sha256Hex } from "../../../src/artifact/digest.js";
+import { digestFile, sha256Hex } from "../../../src/artifact/digest.js";
 import { verifyCommand } from "../../../src/cli/verify.js";
 import { UserError } from "../../../src/errors.js";
 import { bus, makeTar, sh, tmp, type TarEntry } from "./helpers.js";
@@ -44,10 +44,12 @@ beforeAll(async () => {
     out: ova,
     ovfName: "tiny.ovf",
     ovfXml,
-    disks: [{ name: "tiny-disk1.vmdk", path: vmdkPath, sha256: conv.sha256, size: conv.size }],
+    // As a build packs: with the identity the convert step noted when it hashed the VMDK.
+    disks: [{ name: "tiny-disk1.vmdk", path: vmdkPath, sha256: conv.sha256, size: conv.size, identity: conv.identity }],
     events,
     signal,
   });
+  expect(conv.identity).toBeDefined();
   expect(r.sha256).toBe(sha256Hex(readFileSync(ova)));
   expect(r.members).toEqual(["tiny.ovf", "tiny.mf", "tiny-disk1.vmdk"]);
 }, 60_000);
@@ -117,6 +119,23 @@ describe("convert + writeOva", () => {
         signal,
       }),
     ).rejects.toMatchObject({ code: "DIGEST_MISMATCH" });
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(`${out}.partial`)).toBe(false);
+  });
+
+  it("refuses a disk whose identity changed after it was hashed (no second hash needed to notice)", async () => {
+    const copy = join(t.dir, "changed-disk1.vmdk");
+    copyFileSync(vmdkPath, copy);
+    const d = await digestFile(copy, ["sha256"], { signal });
+    // Same bytes, same size: only the write itself gives it away (mtime/ctime).
+    await new Promise((r) => setTimeout(r, 20));
+    const fd = openSync(copy, "r+");
+    writeSync(fd, vmdk.subarray(0, 1), 0, 1, 0);
+    closeSync(fd);
+    const out = join(t.dir, "changed.ova");
+    await expect(
+      writeOva({ out, ovfName: "tiny.ovf", ovfXml, disks: [{ name: "tiny-disk1.vmdk", path: copy, sha256: d.digests["sha256"]!, size: d.size, identity: d.identity }], events: bus().events, signal }),
+    ).rejects.toMatchObject({ code: "DISK_CHANGED" });
     expect(existsSync(out)).toBe(false);
     expect(existsSync(`${out}.partial`)).toBe(false);
   });
