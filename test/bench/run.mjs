@@ -167,7 +167,7 @@ async function packerBench() {
 function printRun(n, r) {
   const head = `  #${String(n).padEnd(2)} ${r.tool.padEnd(6)} ${r.ok ? "ok  " : "FAIL"} wall ${s(r.wallMs)} s  size ${mb(r.size)} MB (${r.compression ?? "?"})` +
     `  qemu start +${s(r.qemuStartMs)} s  time-to-sshd ${s(r.timeToSshdMs)} s${r.sshdMethod ? ` (${r.sshdMethod})` : ""}  overhead ${s(r.overheadMs)} s` +
-    `  cloud-init tail ${s(r.cloudInitTailMs)} s  after cloud-init ${s(r.afterCloudInitMs)} s  qemu exit +${s(r.qemuExitMs)} s`;
+    `  cloud-init tail ${s(r.cloudInitTailMs)} s  after cloud-init ${s(r.afterCloudInitMs)} s  qemu exit +${s(r.qemuExitMs)} s  peak RSS ${mb(r.peakRssBytes)} MB`;
   console.log(head);
   if (r.tool === "vmkiln") {
     console.log(`       steps: ${r.steps.map((x) => `${x.name} ${(x.ms / 1000).toFixed(1)}`).join(", ")}`);
@@ -185,7 +185,7 @@ function summarize(runs, compression) {
   const p = by("packer");
   const med = (rs, k) => median(rs.map((r) => r[k]));
   const m = {
-    vmkiln: { wallMs: med(v, "wallMs"), size: med(v, "size"), timeToSshdMs: med(v, "timeToSshdMs"), overheadMs: med(v, "overheadMs"), cloudInitTailMs: med(v, "cloudInitTailMs"), afterCloudInitMs: med(v, "afterCloudInitMs"), n: v.length },
+    vmkiln: { peakRssBytes: Math.max(0, ...v.map((r) => r.peakRssBytes ?? 0)), wallMs: med(v, "wallMs"), size: med(v, "size"), timeToSshdMs: med(v, "timeToSshdMs"), overheadMs: med(v, "overheadMs"), cloudInitTailMs: med(v, "cloudInitTailMs"), afterCloudInitMs: med(v, "afterCloudInitMs"), n: v.length },
     packer: { wallMs: med(p, "wallMs"), size: med(p, "size"), timeToSshdMs: med(p, "timeToSshdMs"), overheadMs: med(p, "overheadMs"), cloudInitTailMs: med(p, "cloudInitTailMs"), afterCloudInitMs: med(p, "afterCloudInitMs"), n: p.length },
   };
   const stepNames = [...new Set(v.flatMap((r) => r.steps.map((x) => x.name)))];
@@ -203,6 +203,7 @@ function summarize(runs, compression) {
   console.log(`  overhead      vmkiln ${s(m.vmkiln.overheadMs)} s   Packer ${s(m.packer.overheadMs)} s   ratio ${rf(ratios.overhead)}${goal(ratios.overhead, "<=", 0.25)}`);
   console.log(`  cloud-init    vmkiln ${s(m.vmkiln.cloudInitTailMs)} s   Packer ${s(m.packer.cloudInitTailMs)} s   (guest work after sshd that both tools wait for: sshd up -> cloud-init done)`);
   console.log(`  after c-i     vmkiln ${s(m.vmkiln.afterCloudInitMs)} s   Packer ${s(m.packer.afterCloudInitMs)} s   ratio ${rf(ratios.afterCloudInit)}   (cloud-init done -> tool exits: the rest of provisioning, shutdown, export)`);
+  console.log(`  vmkiln's own peak RSS (largest of its runs) ${mb(m.vmkiln.peakRssBytes)} MB${m.vmkiln.peakRssBytes <= 150e6 ? " (goal <= 150 MB: met)" : " (goal <= 150 MB: NOT met)"}`);
   console.log(`  vmkiln steps (median s): ${Object.entries(steps).map(([k, x]) => `${k} ${(x / 1000).toFixed(1)}`).join(", ")}`);
   return { medians: m, ratios, vmkilnSteps: steps };
 }
@@ -215,13 +216,15 @@ async function ovaBench() {
   const sha = med("sha256sum");
   const vm = med("vmkiln");
   const naive = med("naive");
-  const rss = Math.max(...results.vmkiln.map((r) => r.rssKb)) * 1024;
+  const rehash = med("vmkilnRehash");
+  const rss = Math.max(...results.vmkiln.map((r) => r.rssKb), ...results.vmkilnRehash.map((r) => r.rssKb)) * 1024;
   const ratios = { vsSha256sum: ratio(vm, sha), naiveVsVmkiln: ratio(naive, vm) };
   console.log(`\n== OVA pack of a ${(disk.size / 2 ** 30).toFixed(2)} GiB VMDK (warm page cache), medians of ${runsN} ==`);
   console.log(`  sha256sum (one pass)   ${s(sha)} s`);
-  console.log(`  vmkiln writeOva        ${s(vm)} s   (${rf(ratios.vsSha256sum)} one sha256sum pass${goal(ratios.vsSha256sum, "<=", 1.2)})   peak RSS ${(rss / 2 ** 20).toFixed(0)} MiB${rss <= 150e6 ? " (goal <= 150 MB: met)" : " (goal <= 150 MB: NOT met)"}`);
+  console.log(`  vmkiln writeOva        ${s(vm)} s   (as a build packs: digest from the export; ${rf(ratios.vsSha256sum)} one sha256sum pass${goal(ratios.vsSha256sum, "<=", 1.2)})   peak RSS ${(rss / 2 ** 20).toFixed(0)} MiB${rss <= 150e6 ? " (goal <= 150 MB: met)" : " (goal <= 150 MB: NOT met)"}`);
+  console.log(`  vmkiln, disk re-hashed ${s(rehash)} s   (${rf(ratio(rehash, sha))} one sha256sum pass: pack-ova with a digest from the source's manifest)`);
   console.log(`  naive sha256sum+tar    ${s(naive)} s   (vmkiln is ${rf(ratios.naiveVsVmkiln)} faster${goal(ratios.naiveVsVmkiln, ">=", 2)})`);
-  return { disk, results, medians: { sha256sumMs: sha, vmkilnMs: vm, naiveMs: naive }, ratios, vmkilnPeakRssBytes: rss };
+  return { disk, results, medians: { sha256sumMs: sha, vmkilnMs: vm, vmkilnRehashMs: rehash, naiveMs: naive }, ratios, vmkilnPeakRssBytes: rss };
 }
 
 if (running.size) await stopAll();

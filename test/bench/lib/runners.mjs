@@ -52,6 +52,17 @@ function spawnTimed(file, args, { env, cwd, port, timeoutMs, onLine }) {
     }
   });
   child.stderr.on("data", (d) => (stderr += d));
+  // The tool's own peak RSS (VmHWM is a high-water mark: the last read before exit holds the peak,
+  // give or take the final 200 ms); its children (QEMU, qemu-img) are not counted.
+  let peakRssKb = 0;
+  const rssTimer = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, "latin1"));
+      if (m) peakRssKb = Math.max(peakRssKb, Number(m[1]));
+    } catch {
+      /* exited */
+    }
+  }, 200);
   const closed = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
   const entry = { child, closed, watch };
   running.add(entry);
@@ -67,6 +78,7 @@ function spawnTimed(file, args, { env, cwd, port, timeoutMs, onLine }) {
     const { code, signal } = await closed;
     const end = performance.now();
     clearTimeout(timer);
+    clearInterval(rssTimer);
     running.delete(entry);
     const g = await watch.stop();
     const rel = (t) => (t === undefined ? undefined : t - start);
@@ -77,6 +89,7 @@ function spawnTimed(file, args, { env, cwd, port, timeoutMs, onLine }) {
       stdout,
       stderr,
       wallMs: end - start,
+      peakRssBytes: peakRssKb * 1024,
       qemuStartMs: rel(g.qemuStart),
       sshdMs: rel(g.sshd),
       sshdMethod: g.method,
