@@ -145,7 +145,6 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
     await writeFile(`${sumFile}.partial`, `${sha256}  ${basename(out)}\n`);
     await rename(`${sumFile}.partial`, sumFile);
     const result = { path: out, size: written, sha256, durationMs: Date.now() - started, members: names };
-    events.emit({ type: "artifact", name: basename(out), path: out, size: written, sha256 });
     return result;
   } catch (err) {
     await rm(partial, { force: true });
