@@ -33,6 +33,16 @@ function expectSize(ratio: number, copiedMostly: boolean): void {
   expect(ratio).toBeGreaterThan(copiedMostly ? 0.99 : 0.95);
 }
 
+/** Flattens `top` into dir/out.qcow2, checks it against the chain, notes the size ratio under `label`. */
+async function flattenAndCheck(top: string, dir: string, label: string, copiedMostly: boolean): Promise<FlattenStats> {
+  const out = join(dir, "out.qcow2");
+  const r = flattened(await flattenToCompressedQcow2({ src: top, dst: out, signal }));
+  const ratio = checkFlattened(top, out, dir);
+  ratios.push(`${label}: ${ratio.toFixed(4)}`);
+  expectSize(ratio, copiedMostly);
+  return r;
+}
+
 function flattened(r: FlattenResult): FlattenStats {
   if (r.kind !== "flattened") throw new Error(`unexpected: ${r.reason}`);
   return r;
@@ -84,11 +94,7 @@ describe("flattenToCompressedQcow2", () => {
     const base = convertCompressed(makeRawBase(dir, "base.raw", 16 * MiB), join(dir, "base.qcow2"));
     const ov = overlay(base, "qcow2", join(dir, "ov.qcow2"));
     qemuIo(ov, ["write -c -P 0x61 2M 64k", "write -c -P 0x62 2304k 64k", "write -P 0x63 6M 128k"]);
-    const out = join(dir, "out.qcow2");
-    const r = flattened(await flattenToCompressedQcow2({ src: ov, dst: out, signal }));
-    const ratio = checkFlattened(ov, out, dir);
-    ratios.push(`compressed clusters in the overlay: ${ratio.toFixed(4)}`);
-    expectSize(ratio, true);
+    const r = await flattenAndCheck(ov, dir, "compressed clusters in the overlay", true);
     expect(r.clusters.compressed).toBe(2); // only the 128k of uncompressed overlay data
   });
 
@@ -99,11 +105,7 @@ describe("flattenToCompressedQcow2", () => {
     run("qemu-img", ["convert", "-O", "qcow2", makeRawBase(dir, "base.raw", baseSize), base]);
     const ov = overlay(base, "qcow2", join(dir, "ov.qcow2"), 32 * MiB);
     typicalWrites(dir, ov, baseSize);
-    const out = join(dir, "out.qcow2");
-    const r = flattened(await flattenToCompressedQcow2({ src: ov, dst: out, signal }));
-    const ratio = checkFlattened(ov, out, dir);
-    ratios.push(`uncompressed base: ${ratio.toFixed(4)}`);
-    expectSize(ratio, false);
+    const r = await flattenAndCheck(ov, dir, "uncompressed base", false);
     expect(r.clusters.copied).toBe(0);
     expect(r.clusters.compressed).toBeGreaterThan(50);
   });
@@ -114,11 +116,7 @@ describe("flattenToCompressedQcow2", () => {
     const base = convertCompressed(makeRawBase(dir, "base.raw", baseSize), join(dir, "base.qcow2"), ["-o", "cluster_size=4096"]);
     const ov = overlay(base, "qcow2", join(dir, "ov.qcow2"), 20 * MiB);
     typicalWrites(dir, ov, baseSize);
-    const out = join(dir, "out.qcow2");
-    const r = flattened(await flattenToCompressedQcow2({ src: ov, dst: out, signal }));
-    const ratio = checkFlattened(ov, out, dir);
-    ratios.push(`4 KiB-cluster base: ${ratio.toFixed(4)}`);
-    expectSize(ratio, false);
+    const r = await flattenAndCheck(ov, dir, "4 KiB-cluster base", false);
     expect(r.clusters.copied).toBe(0);
     expect(r.clusters.compressed).toBeGreaterThan(50);
   });
@@ -128,11 +126,7 @@ describe("flattenToCompressedQcow2", () => {
     const base = convertCompressed(makeRawBase(dir, "base.raw", 16 * MiB), join(dir, "base.qcow2"), ["-o", "cluster_size=2M"]);
     const ov = overlay(base, "qcow2", join(dir, "ov.qcow2"));
     qemuIo(ov, ["write -P 0x71 9M 4096", "write -z 8448k 64k"]);
-    const out = join(dir, "out.qcow2");
-    const r = flattened(await flattenToCompressedQcow2({ src: ov, dst: out, signal }));
-    const ratio = checkFlattened(ov, out, dir);
-    ratios.push(`2 MiB-cluster base: ${ratio.toFixed(4)}`);
-    expectSize(ratio, false);
+    const r = await flattenAndCheck(ov, dir, "2 MiB-cluster base", false);
     expect(r.clusters.copied).toBe(0);
   });
 
@@ -146,11 +140,7 @@ describe("flattenToCompressedQcow2", () => {
     const top = join(dir, "top.qcow2");
     run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", "mid.qcow2", "-F", "qcow2", top, String(24 * MiB)]);
     qemuIo(top, ["write -P 0x91 8704k 64k", "write -z 8M 64k", "write -P 0x92 4160k 4k", `write -P 0x93 ${22 * MiB} 100`]);
-    const out = join(dir, "out.qcow2");
-    const r = flattened(await flattenToCompressedQcow2({ src: top, dst: out, signal }));
-    const ratio = checkFlattened(top, out, dir);
-    ratios.push(`3-deep chain: ${ratio.toFixed(4)}`);
-    expectSize(ratio, true);
+    const r = await flattenAndCheck(top, dir, "3-deep chain", true);
     expect(r.chain).toHaveLength(3);
     expect(r.clusters.copied).toBeGreaterThan(20);
   });
@@ -161,11 +151,7 @@ describe("flattenToCompressedQcow2", () => {
     const base = makeRawBase(dir, "base.raw", baseSize);
     const ov = overlay(base, "raw", join(dir, "ov.qcow2"), 24 * MiB);
     typicalWrites(dir, ov, 16 * MiB);
-    const out = join(dir, "out.qcow2");
-    const r = flattened(await flattenToCompressedQcow2({ src: ov, dst: out, signal }));
-    const ratio = checkFlattened(ov, out, dir);
-    ratios.push(`raw backing: ${ratio.toFixed(4)}`);
-    expectSize(ratio, false);
+    const r = await flattenAndCheck(ov, dir, "raw backing", false);
     expect(r.clusters.copied).toBe(0);
   });
 
