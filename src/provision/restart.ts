@@ -1,13 +1,13 @@
 // The restart provisioner: reboot the guest, wait until it is back on a new boot with the same
 // pinned host key, then the build goes on (Packer's windows-restart, for any guest).
 import type { RestartProvisioner } from "../template/spec.js";
-import { shq } from "../ssh/session.js";
+import { detachedAfterOneSecond, shq } from "../ssh/session.js";
 import { bootId, waitForReboot } from "./reboot.js";
 import type { ProvisionContext } from "./types.js";
 
 /** Detached so the command returns (and the channel closes cleanly) before sshd is stopped. */
 export function restartCommand(command: string, username: string): string {
-  const detached = `nohup sh -c ${shq(`sleep 1; ${command}`)} >/dev/null 2>&1 &`;
+  const detached = detachedAfterOneSecond(command);
   return username === "root" ? `sh -c ${shq(detached)}` : `sudo -n sh -c ${shq(detached)}`;
 }
 

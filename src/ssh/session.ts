@@ -196,6 +196,14 @@ export class SshSession implements Communicator {
   }
 }
 
+/**
+ * Runs `command` detached, one second later: the SSH command that starts it returns (with its exit
+ * status) and the channel closes cleanly before the command stops sshd (power-off, reboot).
+ */
+export function detachedAfterOneSecond(command: string): string {
+  return `nohup sh -c ${shq(`sleep 1; ${command}`)} >/dev/null 2>&1 &`;
+}
+
 /** Single-quote for a POSIX shell. */
 export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;

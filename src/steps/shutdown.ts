@@ -2,7 +2,7 @@
 // knows us), trims, and powers off; then the driver waits for the VM to stop (ACPI, then force).
 import type { Step } from "../pipeline/step.js";
 import { removeUserScript } from "../provision/generalize.js";
-import { shq } from "../ssh/session.js";
+import { detachedAfterOneSecond, shq } from "../ssh/session.js";
 import type { ShutdownSpec } from "../template/spec.js";
 
 /**
@@ -14,10 +14,9 @@ import type { ShutdownSpec } from "../template/spec.js";
  * instead, long enough for the exit status to reach us.
  */
 export function powerOffCommand(s: Pick<ShutdownSpec, "mode" | "command">): string {
-  const detached = (cmd: string) => `nohup sh -c ${shq(`sleep 1; ${cmd}`)} >/dev/null 2>&1 &`;
-  if (s.command !== undefined) return detached(s.command);
+  if (s.command !== undefined) return detachedAfterOneSecond(s.command);
   const force = s.mode === "fast" ? " --force" : "";
-  return `if [ -d /run/systemd/system ]; then systemctl --no-block poweroff${force}; else ${detached("poweroff")} fi`;
+  return `if [ -d /run/systemd/system ]; then systemctl --no-block poweroff${force}; else ${detachedAfterOneSecond("poweroff")} fi`;
 }
 
 export function finalCommand(opts: { username: string; removeUser: boolean; trim: boolean; shutdown: Pick<ShutdownSpec, "mode" | "command"> }): string {
