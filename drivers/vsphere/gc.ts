@@ -5,7 +5,6 @@
 // VSPHERE_PASSWORD.
 import { UserError } from "../../src/errors.js";
 import type { DriverGc } from "../../src/pipeline/driver.js";
-import type { MoRef } from "./soap.js";
 import { ContentLibrary } from "./library.js";
 import { RestSession } from "./rest.js";
 import { VimSession } from "./session.js";

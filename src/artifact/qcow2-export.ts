@@ -18,12 +18,10 @@ export interface Qcow2ExportOptions {
 
 export interface Qcow2ExportResult {
   method: "flatten" | "qemu-img";
-  durationMs: number;
 }
 
 export async function exportQcow2(o: Qcow2ExportOptions): Promise<Qcow2ExportResult> {
   const task = "convert to qcow2";
-  const started = performance.now();
   if (o.compression === "zlib") {
     // The total (the disk's virtual size) is known once the chain is open: the bar starts then.
     let progress: ReturnType<typeof progressReporter> | undefined;
@@ -41,10 +39,10 @@ export async function exportQcow2(o: Qcow2ExportOptions): Promise<Qcow2ExportRes
     if (r.kind === "flattened") {
       const c = r.clusters;
       o.events.info(`qcow2 written in ${(r.durationMs / 1000).toFixed(1)} s: ${c.copied} compressed clusters of the source reused as they were, ${c.compressed} compressed, ${c.raw} stored uncompressed`, "export");
-      return { method: "flatten", durationMs: Math.round(performance.now() - started) };
+      return { method: "flatten" };
     }
     o.events.info(`qcow2 export through qemu-img convert: ${r.reason}`, "export");
   }
   await convert({ src: o.src, srcFormat: "qcow2", dst: o.dst, format: "qcow2", compression: o.compression }, o.events, task, o.signal);
-  return { method: "qemu-img", durationMs: Math.round(performance.now() - started) };
+  return { method: "qemu-img" };
 }

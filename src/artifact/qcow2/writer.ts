@@ -26,7 +26,6 @@ export const OUT_CLUSTER_BITS = 16;
 export const OUT_CLUSTER_SIZE = 2 ** OUT_CLUSTER_BITS;
 export const L2_ENTRIES = OUT_CLUSTER_SIZE / 8;
 const FLUSH_BYTES = 1024 * 1024;
-const ZEROS = Buffer.alloc(OUT_CLUSTER_SIZE);
 
 /** True when compressed data of `length` bytes fits a descriptor wherever it lands in a sector. */
 export function fitsCompressedDescriptor(length: number): boolean {
