@@ -1,24 +1,24 @@
 // TEST DOUBLE — not vCenter. The vSphere Automation REST API's two flavours:
 //
-//   /rest  the legacy API (vCenter 6.5 – 8): vcsim 0.24.2 serves it (vapi/simulator/simulator.go
-//          New registers every handler under rest.Path); bodies name each parameter ({"spec": …})
-//          and answers come wrapped in {"value": …}.
-//   /api   vCenter 7.0U2 and later: vcsim has none of it. The shim serves the content-library
-//          endpoints vmkiln uses by handing each request to vcsim's /rest handler for the same
-//          operation and translating the shapes, as the vSphere Automation API reference defines
-//          them (developer.broadcom.com/xapis/vsphere-automation-api, Content "Library", "Library
-//          Item", "Library Item Storage", vCenter "Ovf Library Item", CIS "Session"):
-//            POST   /api/session                               → 201, the token as a JSON string
-//            DELETE /api/session                               → 204
-//            POST   /api/content/library?action=find           body = the FindSpec itself
-//            POST   /api/content/library/item?action=find      body = the FindSpec itself
-//            GET    /api/content/library/item/{id}             → the ItemModel, unwrapped
-//            DELETE /api/content/library/item/{id}             → 204
-//            GET    /api/content/library/item/{id}/storage     → the Storage.Info list, unwrapped
-//            POST   /api/vcenter/ovf/library-item/{id}?action=filter|deploy   → the result, unwrapped
-//            POST   /api/vcenter/ovf/library-item              → the CreateResult, unwrapped
-//          Errors are {"error_type": "NOT_FOUND", "messages": [...]} (the /rest
-//          {"type": "com.vmware.vapi.std.errors.not_found", "value": {"messages": [...]}} renamed).
+//	/rest  the legacy API (vCenter 6.5 – 8): vcsim 0.24.2 serves it (vapi/simulator/simulator.go
+//	       New registers every handler under rest.Path); bodies name each parameter ({"spec": …})
+//	       and answers come wrapped in {"value": …}.
+//	/api   vCenter 7.0U2 and later: vcsim has none of it. The shim serves the content-library
+//	       endpoints vmkiln uses by handing each request to vcsim's /rest handler for the same
+//	       operation and translating the shapes, as the vSphere Automation API reference defines
+//	       them (developer.broadcom.com/xapis/vsphere-automation-api, Content "Library", "Library
+//	       Item", "Library Item Storage", vCenter "Ovf Library Item", CIS "Session"):
+//	         POST   /api/session                               → 201, the token as a JSON string
+//	         DELETE /api/session                               → 204
+//	         POST   /api/content/library?action=find           body = the FindSpec itself
+//	         POST   /api/content/library/item?action=find      body = the FindSpec itself
+//	         GET    /api/content/library/item/{id}             → the ItemModel, unwrapped
+//	         DELETE /api/content/library/item/{id}             → 204
+//	         GET    /api/content/library/item/{id}/storage     → the Storage.Info list, unwrapped
+//	         POST   /api/vcenter/ovf/library-item/{id}?action=filter|deploy   → the result, unwrapped
+//	         POST   /api/vcenter/ovf/library-item              → the CreateResult, unwrapped
+//	       Errors are {"error_type": "NOT_FOUND", "messages": [...]} (the /rest
+//	       {"type": "com.vmware.vapi.std.errors.not_found", "value": {"messages": [...]}} renamed).
 //
 // Which flavours answer is a test switch (POST /_test/rest?serve=api|rest|api,rest; default rest,
 // what vcsim and vCenter before 7.0U2 serve): a flavour switched off answers 404 to every path, as

@@ -265,7 +265,7 @@ func (s *shim) ownLease(ref types.ManagedObjectReference) *shimLease {
 	return s.leases[ref.Value]
 }
 
-// leaseFault answers a call on a lease that is not ready; "" when it is.
+// leaseFault answers a call on a lease that is not ready (true); false when it is ready.
 func leaseFault(w http.ResponseWriter, l *shimLease) bool {
 	switch l.state {
 	case "ready":

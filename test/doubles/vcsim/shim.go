@@ -3,14 +3,14 @@
 // tested against vCenter's rules. Every rule modelled here names its source in
 // test/doubles/README.md ("vcsim") and in the comment where it is implemented.
 //
-//   PutUsbScanCodes   keys are recorded (GET /_test/scancodes?vm=<moref>); a VM that is not powered
-//                     on gets InvalidPowerState, as vSphere answers a console operation then.
-//   ExportVm + HttpNfcLease*   lease.go: initializing → ready after a delay, downloads need the SOAP
-//                     session cookie, the lease times out without HttpNfcLeaseProgress.
-//   OvfManager.CreateDescriptor   descriptor.go: the OVF descriptor from the VM's hardware.
-//   /api (vCenter 7.0U2+)   api.go: the content-library endpoints the driver uses, answered by
-//                     vcsim's own /rest handlers behind the /api request and answer shapes.
-//   GET /rest/com/vmware/content/library/item/storage   library_storage.go.
+//	PutUsbScanCodes   keys are recorded (GET /_test/scancodes?vm=<moref>); a VM that is not powered
+//	                  on gets InvalidPowerState, as vSphere answers a console operation then.
+//	ExportVm + HttpNfcLease*   lease.go: initializing → ready after a delay, downloads need the SOAP
+//	                  session cookie, the lease times out without HttpNfcLeaseProgress.
+//	OvfManager.CreateDescriptor   descriptor.go: the OVF descriptor from the VM's hardware.
+//	/api (vCenter 7.0U2+)   api.go: the content-library endpoints the driver uses, answered by
+//	                  vcsim's own /rest handlers behind the /api request and answer shapes.
+//	GET /rest/com/vmware/content/library/item/storage   library_storage.go.
 //
 // Everything else passes through to the simulator unchanged.
 package main
