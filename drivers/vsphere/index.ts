@@ -6,7 +6,6 @@
 import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { formatManifest } from "../../src/artifact/manifest-mf.js";
-import { buildOvf } from "../../src/artifact/ovf.js";
 import { sha256File } from "../../src/artifact/sums.js";
 import { BuildError, UserError } from "../../src/errors.js";
 import type { EventBus } from "../../src/log/events.js";
@@ -502,19 +501,9 @@ export class VsphereDriver implements Driver {
     await this.detachInstallerMedia(s, ref, signal);
     await mkdir(to.dir, { recursive: true });
     const r = await exportVm(s, ref, { dir: to.dir, basename: to.basename, events: this.events, signal });
-    const ovfXml =
-      r.ovfXml ??
-      buildOvf({
-        name: to.basename,
-        cpus: this.v.cpus,
-        memoryMiB: this.v.memory,
-        firmware: this.v.firmware,
-        osType: this.build.output.ova.osType,
-        vmxVersion: this.build.output.ova.vmxVersion,
-        disks: r.disks.map((d) => ({ fileName: d.name, fileSize: d.size, capacityBytes: d.capacity })),
-      });
+    // The descriptor is vSphere's own (CreateDescriptor), made from the VM as it is now.
     const ovf = join(to.dir, `${to.basename}.ovf`);
-    await writeFile(ovf, ovfXml);
+    await writeFile(ovf, r.ovfXml);
     const manifest = join(to.dir, `${to.basename}.mf`);
     await writeFile(manifest, formatManifest([{ name: `${to.basename}.ovf`, sha256: await sha256File(ovf, signal) }, ...r.disks.map((d) => ({ name: d.name, sha256: d.sha256 }))]));
     return { ovf, manifest, files: r.disks.map((d) => d.path) };
