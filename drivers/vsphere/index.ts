@@ -156,9 +156,14 @@ export class VsphereDriver implements Driver {
     try {
       ref = this.build.source.kind === "clone" ? await this.cloneFrom(s, p, spec.name, signal) : await this.createFromIso(s, p, spec, signal);
     } catch (err) {
-      // A task that failed half-way may still have registered the VM.
-      await this.destroyByPath(s, path).catch(() => undefined);
-      this.journal.done(entry);
+      // A task that failed half-way may still have registered the VM. Done only once it is gone:
+      // if it cannot be removed now, the journal keeps it for `vmkiln gc`.
+      try {
+        await this.destroyByPath(s, path);
+        this.journal.done(entry);
+      } catch (cleanupErr) {
+        this.events.warn(`could not remove ${path} after the failed create (left for 'vmkiln gc'): ${(cleanupErr as Error).message}`, "vsphere");
+      }
       throw err;
     }
     const handle: VmHandle = { id: ref.value, driver: "vsphere" };
