@@ -3,7 +3,7 @@
 // deployed from and captured into one), datastore /folder for uploads. Every object it creates
 // outside the process is journaled first so `vmkiln gc` can remove it after a crash, and undone on
 // failure or abort.
-import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { formatManifest } from "../../src/artifact/manifest-mf.js";
 import { buildOvf } from "../../src/artifact/ovf.js";
@@ -14,7 +14,8 @@ import type { ApplianceFiles, DiskFile, Driver, DriverFactoryContext, ExportRequ
 import type { Journal, JournalEntry } from "../../src/pipeline/journal.js";
 import type { BuildSpec, VsphereSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
-import { Datastore, cachedIsoPath } from "./datastore.js";
+import { Datastore } from "./datastore.js";
+import { ensureCachedIso } from "./iso-cache.js";
 import { govcKeystrokeCalls, govcUsable, typeWithGovc } from "./govc.js";
 import { isLoopback, localAddressTowards, needsRouteLookup } from "./host-address.js";
 import { inventoryPath, resolvePlacement, type Placement } from "./inventory.js";
@@ -232,27 +233,14 @@ export class VsphereDriver implements Driver {
     return this.tempFolder;
   }
 
-  /** Uploads the ISO into the digest-named cache unless an equal one is there already. */
+  /** Uploads the ISO into the digest-named cache unless a complete one is there already (iso-cache.ts). */
   private async uploadIso(ds: Datastore, local: string, signal: AbortSignal): Promise<string> {
-    const sha = await sha256File(local, signal);
-    const rel = cachedIsoPath(this.v.isoCacheFolder, sha);
-    if (await ds.exists(rel, signal)) {
-      this.events.info(`ISO already on the datastore: ${ds.path(rel)}`, "vsphere");
-      return ds.path(rel);
-    }
-    // Journaled while it uploads: a half-uploaded file must not stay in the cache under its digest.
-    const entry = this.remoteEntry(ds.path(rel), "file");
-    this.journal.add(entry);
-    try {
-      await ds.mkdir(this.v.isoCacheFolder, signal);
-      await ds.upload(local, rel, this.events, signal);
-    } catch (err) {
-      await ds.remove(rel, AbortSignal.timeout(60_000)).catch(() => undefined);
-      this.journal.done(entry);
-      throw err;
-    }
-    this.journal.done(entry);
-    return ds.path(rel);
+    const [{ size }, sha256] = await Promise.all([stat(local), sha256File(local, signal)]);
+    return ensureCachedIso(
+      ds,
+      { local, size, sha256, folder: this.v.isoCacheFolder, buildId: this.journal.buildId, journal: this.journal, entry: (p) => this.remoteEntry(p, "file"), events: this.events },
+      signal,
+    );
   }
 
   /** `[ds] path` of the .iso file of a content-library item, from its storage URI and the datastores' summary.url. */
