@@ -165,6 +165,10 @@ export class VsphereDriver implements Driver {
       } catch (cleanupErr) {
         this.events.warn(`could not remove ${path} after the failed create (left for 'vmkiln gc'): ${(cleanupErr as Error).message}`, "vsphere");
       }
+      // The media uploaded for it too: no undo is registered for a VM createVm never returned.
+      await this.removeTempFolder().catch((cleanupErr: unknown) =>
+        this.events.warn(`could not remove the uploaded media (left for 'vmkiln gc'): ${(cleanupErr as Error).message}`, "vsphere"),
+      );
       throw err;
     }
     const handle: VmHandle = { id: ref.value, driver: "vsphere" };

@@ -9,7 +9,7 @@ import { VsphereDriver } from "../../../../drivers/vsphere/index.js";
 import type { Placement } from "../../../../drivers/vsphere/inventory.js";
 import { MoRef } from "../../../../drivers/vsphere/soap.js";
 import { EventBus } from "../../../../src/log/events.js";
-import { Journal } from "../../../../src/pipeline/journal.js";
+import { Journal, type JournalEntry } from "../../../../src/pipeline/journal.js";
 import type { VmSpec } from "../../../../src/pipeline/driver.js";
 import type { BuildSpec, VsphereSpec } from "../../../../src/template/spec.js";
 
@@ -77,6 +77,29 @@ describe("vSphere driver journal", () => {
     };
     const { d } = driverWith(session);
     await expect(d.createVm(vmSpec, new AbortController().signal)).rejects.toThrow(/CloneVM_Task: failed/);
+    expect(journal.pending()).toEqual([]);
+  });
+
+  it("a failed create removes the media it uploaded for the VM (no undo is registered for it)", async () => {
+    let lookups = 0;
+    const deleted: string[] = [];
+    const session = {
+      findByInventoryPath: async () => (++lookups === 2 ? new MoRef("VirtualMachine", "vm-src") : undefined),
+      sc: { fileManager: new MoRef("FileManager", "fm") },
+      task: async (method: string, _self: MoRef, params: Array<[string, unknown]>) => {
+        if (method === "DeleteDatastoreFile_Task") {
+          deleted.push(String(params[0]![1]));
+          return undefined;
+        }
+        throw new Error(`${method}: failed`);
+      },
+    };
+    const { d } = driverWith(session);
+    // As createFromIso leaves it once the answer-file floppy is uploaded.
+    Object.assign(d as object, { session, placement, tempFolder: "vmkiln-tmp/b1" });
+    journal.add((d as unknown as { remoteEntry(id: string, kind: string): JournalEntry }).remoteEntry("[LocalDS_0] vmkiln-tmp/b1", "file"));
+    await expect(d.createVm(vmSpec, new AbortController().signal)).rejects.toThrow(/CloneVM_Task: failed/);
+    expect(deleted).toEqual(["[LocalDS_0] vmkiln-tmp/b1"]);
     expect(journal.pending()).toEqual([]);
   });
 });
