@@ -124,7 +124,8 @@ export class InstallerHttpServer {
     const method = req.method ?? "GET";
     const remote = peerAddress(req.socket.remoteAddress);
     const target = requestPath(req.url ?? "/");
-    let path = target.ok ? target.path : shown(req.url ?? "");
+    // What is recorded and logged is escaped: the path also reaches error hints on a terminal.
+    let path = shown(target.ok ? target.path : (req.url ?? ""));
     let status = 200;
     let bytes = 0;
     let refused: string | undefined;
@@ -156,15 +157,15 @@ export class InstallerHttpServer {
         res.writeHead(status, { "content-type": "text/plain" }).end("not found\n");
         return;
       }
-      path = inside;
-      const body = this.opts.content.get(path);
+      path = shown(inside);
+      const body = this.opts.content.get(inside);
       if (body !== undefined) {
         bytes = Buffer.byteLength(body);
         res.writeHead(200, { "content-type": "text/plain; charset=utf-8", "content-length": bytes });
         res.end(method === "HEAD" ? undefined : body);
         return;
       }
-      const file = await this.fileFor(path);
+      const file = await this.fileFor(inside);
       if (!file) {
         status = 404;
         res.writeHead(status, { "content-type": "text/plain" }).end("not found\n");
@@ -180,14 +181,14 @@ export class InstallerHttpServer {
     } finally {
       const rec: HttpRequestRecord = { method: shown(method, 16), path, status, bytes, remote, atMs: Math.round(performance.now() - this.started) };
       this.requests.push(rec);
-      const line = `${rec.method} ${shown(path)} → ${status}${status === 200 ? ` (${bytes} bytes)` : ""} from ${remote}`;
+      const line = `${rec.method} ${path} → ${status}${status === 200 ? ` (${bytes} bytes)` : ""} from ${remote}`;
       if (refused) this.opts.events.warn(`${line}: refused, ${refused}`, "http");
       else this.opts.events.info(line, "http");
       for (const l of [...this.listeners]) l();
     }
   }
 
-  /** Whether `path` names something this server has (a content path; a file is checked cheaply). */
+  /** Whether `path` is one of the content paths (a request for it without the prefix is a template mistake). */
   private servable(path: string): boolean {
     return this.opts.content.has(path);
   }
