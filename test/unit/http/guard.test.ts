@@ -123,3 +123,35 @@ describe("the installer HTTP server serves only the build VM", () => {
     expect((await get(`${prefix}/${name}`)).status).toBe(200);
   });
 });
+
+describe("http.path_prefix and the prefix values in templates", () => {
+  const raw = (extra: Record<string, unknown>) => ({
+    name: "inst",
+    source: { iso: { path: "./images/installer-iso.stub", checksum: "none" } },
+    drivers: { qemu: { disk_size: "4G" } },
+    ...extra,
+  });
+
+  it("validates ${http.prefix} and {{ .HTTPPrefix }} in the boot command and answer files; defaults path_prefix to true", () => {
+    const spec = specFromObject(
+      raw({
+        boot: { command: ["ks=http://{{ .HTTPIP }}:{{ .HTTPPort }}{{ .HTTPPrefix }}/ks.cfg ${http.prefix}<enter>"] },
+        http: { content: { "/ks.cfg": "url ${http.url}/x ${http.prefix} {{ .HTTPPrefix }}" } },
+      }),
+      { baseDir: GOOD, env: {} },
+    );
+    expect(spec.http?.pathPrefix).toBe(true);
+  });
+
+  it.each([
+    [false, false],
+    ["false", false],
+    [true, true],
+  ])("path_prefix: %j", (v, want) => {
+    expect(specFromObject(raw({ http: { content: { "/ks.cfg": "x" }, path_prefix: v } }), { baseDir: GOOD, env: {} }).http?.pathPrefix).toBe(want);
+  });
+
+  it("path_prefix of the wrong type is named", () => {
+    expect(() => specFromObject(raw({ http: { content: { "/ks.cfg": "x" }, path_prefix: "no" } }), { baseDir: GOOD, env: {} })).toThrow(/http\.path_prefix: expected true or false/);
+  });
+});
