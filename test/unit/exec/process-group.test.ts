@@ -1,7 +1,9 @@
 // Issue 12 item 9: a tool stopped by abort or timeout takes its whole process tree with it. The
 // commands start grandchildren that outlive their parent by default: one ignores SIGTERM, one
 // keeps the output pipe open (which used to keep run() waiting as long as it lived), one does both.
+import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -115,4 +117,19 @@ describe("a stopped tool leaves no process behind", () => {
     setTimeout(() => ac.abort(new AbortError("interrupted by SIGINT")), 300);
     await expect(run("sleep", ["5"], { signal: ac.signal, timeoutMs: 0, reject: false })).rejects.toBeInstanceOf(AbortError);
   });
+
+  it("vmkiln exiting while a tool runs (a second Ctrl-C) takes the tool's group with it", async () => {
+    // In a process of its own (it must exit); needs dist/ (`npm test` builds it first).
+    const dist = fileURLToPath(new URL("../../../dist/src/exec/run.js", import.meta.url));
+    expect(existsSync(dist), "build dist/ first: npx tsc -p tsconfig.build.json").toBe(true);
+    const code = `
+      import { run } from ${JSON.stringify(dist)};
+      import { existsSync, readFileSync } from "node:fs";
+      run("/bin/bash", ["-c", ${JSON.stringify(script(pids))}], { signal: new AbortController().signal, timeoutMs: 0 }).catch(() => {});
+      const t = setInterval(() => {
+        if (existsSync(${JSON.stringify(pids)}) && readFileSync(${JSON.stringify(pids)}, "utf8").trim().split("\\n").length >= 3) process.exit(0);
+      }, 20);`;
+    await new Promise<void>((resolve, reject) => execFile(process.execPath, ["--input-type=module", "-e", code], { timeout: 15_000 }, (err) => (err ? reject(err) : resolve())));
+    expect(await survivors()).toEqual([]);
+  }, 30_000);
 });
