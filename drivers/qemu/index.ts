@@ -10,7 +10,7 @@ import type { Driver, DriverFactoryContext, DiskFile, ExportRequest, KeyEvent, V
 import type { Journal } from "../../src/pipeline/journal.js";
 import type { QemuSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
-import { freePort } from "../../src/util/net.js";
+import { freePort, natGuestPeerAddress } from "../../src/util/net.js";
 import { chooseAccel, isKvmCrashLine, probeAccel, type AccelChoice } from "./accel.js";
 import { qemuArgs, type QemuCmdline } from "./cmdline.js";
 import { QmpClient } from "./qmp.js";
@@ -283,6 +283,11 @@ export class QemuDriver implements Driver {
   /** User networking: the guest reaches the host's loopback (and every host address) at 10.0.2.2. */
   guestHostAddress(bindAddress: string): string {
     return bindAddress === "0.0.0.0" || bindAddress === "::" || bindAddress.startsWith("127.") || bindAddress === "localhost" ? "10.0.2.2" : bindAddress;
+  }
+
+  /** Through 10.0.2.2 the guest's connections arrive from 127.0.0.1 (the installer HTTP server serves only it). */
+  guestPeerAddress(guestAddress: string): string | undefined {
+    return natGuestPeerAddress(guestAddress);
   }
 
   async waitForGuestStop(vm: VmHandle, opts: { timeoutMs: number }, signal: AbortSignal): Promise<boolean> {

@@ -19,7 +19,7 @@ import type {
 import type { Journal, JournalEntry } from "../../src/pipeline/journal.js";
 import type { VirtualBoxSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
-import { freePort } from "../../src/util/net.js";
+import { freePort, natGuestPeerAddress } from "../../src/util/net.js";
 import { convert, createOverlay, imageInfo } from "../../src/artifact/qemu-img.js";
 import { isRunningState, parseCreatedUuid, parseVmInfo } from "./machinereadable.js";
 import { toScancodeGroups } from "./scancodes.js";
@@ -203,6 +203,7 @@ export class VirtualBoxDriver implements Driver {
   guestHostAddress(): string {
     return "10.0.2.2";
   }
+  readonly guestPeerAddress = natGuestPeerAddress; // through 10.0.2.2, connections arrive from 127.0.0.1
 
   /** ISO installs: true when the guest powered off by itself within timeoutMs. */
   async waitForGuestStop(vm: VmHandle, opts: { timeoutMs: number }, signal: AbortSignal): Promise<boolean> {

@@ -3,7 +3,7 @@
 // deployed from and captured into one), datastore /folder for uploads. Every object it creates
 // outside the process is journaled first so `vmkiln gc` can remove it after a crash, and undone on
 // failure or abort.
-import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { formatManifest } from "../../src/artifact/manifest-mf.js";
 import { sha256File } from "../../src/artifact/sums.js";
@@ -13,7 +13,8 @@ import type { ApplianceFiles, DiskFile, Driver, DriverFactoryContext, ExportRequ
 import type { Journal, JournalEntry } from "../../src/pipeline/journal.js";
 import type { BuildSpec, VsphereSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
-import { Datastore, cachedIsoPath } from "./datastore.js";
+import { Datastore } from "./datastore.js";
+import { ensureCachedIso } from "./iso-cache.js";
 import { govcKeystrokeCalls, govcUsable, typeWithGovc } from "./govc.js";
 import { isLoopback, localAddressTowards, needsRouteLookup } from "./host-address.js";
 import { inventoryPath, resolvePlacement, type Placement } from "./inventory.js";
@@ -155,9 +156,18 @@ export class VsphereDriver implements Driver {
     try {
       ref = this.build.source.kind === "clone" ? await this.cloneFrom(s, p, spec.name, signal) : await this.createFromIso(s, p, spec, signal);
     } catch (err) {
-      // A task that failed half-way may still have registered the VM.
-      await this.destroyByPath(s, path).catch(() => undefined);
-      this.journal.done(entry);
+      // A task that failed half-way may still have registered the VM. Done only once it is gone:
+      // if it cannot be removed now, the journal keeps it for `vmkiln gc`.
+      try {
+        await this.destroyByPath(s, path);
+        this.journal.done(entry);
+      } catch (cleanupErr) {
+        this.events.warn(`could not remove ${path} after the failed create (left for 'vmkiln gc'): ${(cleanupErr as Error).message}`, "vsphere");
+      }
+      // The media uploaded for it too: no undo is registered for a VM createVm never returned.
+      await this.removeTempFolder().catch((cleanupErr: unknown) =>
+        this.events.warn(`could not remove the uploaded media (left for 'vmkiln gc'): ${(cleanupErr as Error).message}`, "vsphere"),
+      );
       throw err;
     }
     const handle: VmHandle = { id: ref.value, driver: "vsphere" };
@@ -226,27 +236,14 @@ export class VsphereDriver implements Driver {
     return this.tempFolder;
   }
 
-  /** Uploads the ISO into the digest-named cache unless an equal one is there already. */
+  /** Uploads the ISO into the digest-named cache unless a complete one is there already (iso-cache.ts). */
   private async uploadIso(ds: Datastore, local: string, signal: AbortSignal): Promise<string> {
-    const sha = await sha256File(local, signal);
-    const rel = cachedIsoPath(this.v.isoCacheFolder, sha);
-    if (await ds.exists(rel, signal)) {
-      this.events.info(`ISO already on the datastore: ${ds.path(rel)}`, "vsphere");
-      return ds.path(rel);
-    }
-    // Journaled while it uploads: a half-uploaded file must not stay in the cache under its digest.
-    const entry = this.remoteEntry(ds.path(rel), "file");
-    this.journal.add(entry);
-    try {
-      await ds.mkdir(this.v.isoCacheFolder, signal);
-      await ds.upload(local, rel, this.events, signal);
-    } catch (err) {
-      await ds.remove(rel, AbortSignal.timeout(60_000)).catch(() => undefined);
-      this.journal.done(entry);
-      throw err;
-    }
-    this.journal.done(entry);
-    return ds.path(rel);
+    const [{ size }, sha256] = await Promise.all([stat(local), sha256File(local, signal)]);
+    return ensureCachedIso(
+      ds,
+      { local, size, sha256, folder: this.v.isoCacheFolder, buildId: this.journal.buildId, journal: this.journal, entry: (p) => this.remoteEntry(p, "file"), events: this.events },
+      signal,
+    );
   }
 
   /** `[ds] path` of the .iso file of a content-library item, from its storage URI and the datastores' summary.url. */

@@ -78,7 +78,7 @@ export interface BuildContext {
   sshKey?: SshKeyPair;
   cidataIso?: string;
   /** The installer's HTTP server (serve-http step): where it listens and what the guest calls it. */
-  http?: { server: InstallerHttpServer; guestIp: string; port: number; url: string };
+  http?: { server: InstallerHttpServer; guestIp: string; port: number; url: string; /** "/k3…", or "" (http.path_prefix: false). */ prefix: string };
   /** Kickstart/preseed media built by the installer-media step. */
   installerMedia?: { path: string; kind: "cd" | "floppy" };
   vm?: VmHandle;

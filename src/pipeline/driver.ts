@@ -95,6 +95,12 @@ export interface Driver {
   /** The address the guest reaches a host listener on `bindAddress` at (QEMU user networking:
    *  10.0.2.2; vSphere: the local address that routes to the server). */
   guestHostAddress?(bindAddress: string): string | Promise<string>;
+  /** Where the guest's connections to a host listener come from, as the listener sees them, when
+   *  the driver knows (QEMU user networking and VirtualBox NAT: the guest dials 10.0.2.2 and the
+   *  connection arrives from the host's 127.0.0.1). The installer HTTP server then serves only that
+   *  peer. Undefined, or no method (vSphere: the guest's address is known only once it runs): the
+   *  path prefix alone guards the answer files. */
+  guestPeerAddress?(guestAddress: string): string | undefined;
   /** Resolves true when the guest stops by itself (installer power-off, or reboot with exitOnReboot), false after timeoutMs. */
   waitForGuestStop?(vm: VmHandle, opts: { timeoutMs: number }, signal: AbortSignal): Promise<boolean>;
   /** Boots the stopped VM again, without the installer ISO and media when asked. */

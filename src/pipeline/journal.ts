@@ -39,6 +39,15 @@ export class Journal {
     this.write({ op: "done", entry, time: new Date().toISOString() });
   }
 
+  /** Entries added and not marked done yet, newest first: what `vmkiln gc` would remove. */
+  pending(): JournalEntry[] {
+    try {
+      return pendingEntries(readFileSync(this.file, "utf8"));
+    } catch {
+      return [];
+    }
+  }
+
   /** The build ended and everything it journaled is accounted for. */
   close(): void {
     rmSync(this.file, { force: true });
@@ -76,6 +85,12 @@ export function deadJournals(dir = stateDir()): DeadJournal[] {
   return out;
 }
 
+/** Marks `entry` done in a dead build's journal (`vmkiln gc` removed it; the rest stays for next time). */
+export function markDone(file: string, entry: JournalEntry): void {
+  const rec: JournalRecord = { op: "done", entry, time: new Date().toISOString() };
+  appendFileSync(file, JSON.stringify(rec) + "\n");
+}
+
 export function pendingEntries(text: string): JournalEntry[] {
   const live: JournalEntry[] = [];
   for (const line of text.split("\n")) {
@@ -102,5 +117,18 @@ export function pidAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** One line naming what an entry stands for (gc's output, the build's leftover warning). */
+export function describeEntry(e: JournalEntry): string {
+  switch (e.kind) {
+    case "dir":
+    case "file":
+      return e.path;
+    case "process":
+      return `process ${e.pid} (${e.match})`;
+    case "remote":
+      return `${e.driver} object ${e.id}`;
   }
 }

@@ -13,7 +13,7 @@ type Add = (path: PathSegment[], message: string) => void;
 const isRec = (v: unknown): v is Rec => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /** Placeholders that let a boot command be parsed (syntax, unknown keys and values) before the build runs. */
-const PLACEHOLDER_VALUES = { "http.ip": "10.0.2.2", "http.port": "8000", name: "name", "ssh.public_key": "ssh-ed25519 AAAA" };
+const PLACEHOLDER_VALUES = { "http.ip": "10.0.2.2", "http.port": "8000", "http.prefix": "/prefix", name: "name", "ssh.public_key": "ssh-ed25519 AAAA" };
 
 export function checkInstall(raw: Rec, ctx: { baseDir: string }, add: Add): void {
   const isIso = isRec(raw.source) && raw.source.iso !== undefined && raw.source.cloud_image === undefined;
@@ -104,7 +104,7 @@ function isDir(abs: string): boolean {
  */
 export function renderProblems(spec: BuildSpec, env: NodeJS.ProcessEnv): Problem[] {
   const problems: Problem[] = [];
-  const scope = { variables: spec.variables, env, name: spec.name, values: { "http.ip": "10.0.2.2", "http.port": "8000", "http.url": "http://10.0.2.2:8000", "ssh.public_key": "ssh-ed25519 AAAA" } };
+  const scope = { variables: spec.variables, env, name: spec.name, values: { "http.ip": "10.0.2.2", "http.port": "8000", "http.prefix": "/prefix", "http.url": "http://10.0.2.2:8000/prefix", "ssh.public_key": "ssh-ed25519 AAAA" } };
   const check = (map: Record<string, RenderedText> | undefined, path: PathSegment[]) => {
     for (const [k, entry] of Object.entries(map ?? {})) {
       let text: string;

@@ -103,6 +103,7 @@ function installFields(raw: RawTemplate, local: (p: string) => string): Pick<Bui
       bindAddress: h.bind_address ?? "127.0.0.1",
       port: h.port ?? 0,
       guestAddress: h.guest_address,
+      pathPrefix: h.path_prefix ?? true,
       expect: h.expect ?? Object.keys(content),
       expectTimeoutMs: h.expect_timeout ?? 20 * 60_000,
     };

@@ -620,14 +620,14 @@ const renderedText = z
   )
   .meta({
     description:
-      "Text, or { file: path } to read it from a file. Rendered with build variables when the build runs: ${var.NAME}, ${env.NAME}, ${name}, ${http.ip}, ${http.port}, ${http.url}, ${ssh.public_key}, and Packer's {{ .HTTPIP }} / {{ .HTTPPort }} / {{ .Name }}; write $${ for a literal ${.",
+      "Text, or { file: path } to read it from a file. Rendered with build variables when the build runs: ${var.NAME}, ${env.NAME}, ${name}, ${http.ip}, ${http.port}, ${http.url}, ${http.prefix}, ${ssh.public_key}, and Packer's {{ .HTTPIP }} / {{ .HTTPPort }} / {{ .HTTPPrefix }} / {{ .Name }}; write $${ for a literal ${.",
   });
 
 const boot = z
   .strictObject(
     {
       command: stringList(
-        "Keys typed at the installer's boot prompt (Packer's boot_command, same syntax): text, <enter> <esc> <tab> <bs> <f1>…, <leftCtrlOn>/<leftCtrlOff>, <wait>, <wait5>, <wait1m30s>; values {{ .HTTPIP }} {{ .HTTPPort }} {{ .Name }} or ${http.ip} ${http.port} ${http.url} ${name}. The list is typed as one string.",
+        "Keys typed at the installer's boot prompt (Packer's boot_command, same syntax): text, <enter> <esc> <tab> <bs> <f1>…, <leftCtrlOn>/<leftCtrlOff>, <wait>, <wait5>, <wait1m30s>; values {{ .HTTPIP }} {{ .HTTPPort }} {{ .HTTPPrefix }} {{ .Name }} or ${http.ip} ${http.port} ${http.prefix} ${http.url} ${name}. The list is typed as one string.",
       ),
       wait: withDefault(duration("Packer's boot_wait: how long after power-on to wait before typing."), "10s"),
       // Unpaced keys overflow the firmware's 16-key buffer when the guest polls slowly (TCG, a busy
@@ -653,6 +653,12 @@ const httpSection = z
         .meta({ default: "127.0.0.1" }),
       port: intIn(0, 65535, "Port to listen on; 0 picks a free one.").optional().meta({ default: 0 }),
       guest_address: nonEmpty("Packer's http_ip: the address the guest uses for {{ .HTTPIP }}; default: the driver's (10.0.2.2 under QEMU user networking).").optional(),
+      path_prefix: withDefault(
+        bool(
+          "Serve everything under a random path prefix (${http.url} and {{ .HTTPPrefix }} include it; a URL written http://{{ .HTTPIP }}:{{ .HTTPPort }}/… gets it after the port). false serves at the root, for installers whose command line is too short.",
+        ),
+        true,
+      ),
       expect: stringList("URL paths the installer must fetch (default: every http.content path); the build fails if one is never requested within expect_timeout.").optional(),
       expect_timeout: withDefault(duration("How long after the boot command the expected paths may take to be fetched."), "20m"),
     },

@@ -294,6 +294,8 @@ export interface HttpSpec {
   port: number;
   /** What the guest uses for `{{ .HTTPIP }}`; undefined asks the driver. */
   guestAddress: string | undefined;
+  /** Serve under a random path prefix (`${http.url}` and `{{ .HTTPPrefix }}` include it). */
+  pathPrefix: boolean;
   /** URL paths that must be requested within expectTimeoutMs of the boot command. */
   expect: string[];
   expectTimeoutMs: number;

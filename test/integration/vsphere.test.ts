@@ -219,6 +219,7 @@ describe("vsphere driver against vcsim", () => {
     let vm: { ref: MoRef; path: string };
     let typed: string;
     let kickstart: { status: number; body: string };
+    let withoutPrefix: number;
     let floppyNote: string;
     let devices: { first: XNode[]; exported: XNode[]; left: boolean; error: unknown };
     const out = () => join(work, "out", "vs-iso");
@@ -245,6 +246,10 @@ describe("vsphere driver against vcsim", () => {
       floppyNote = execFileSync("mtype", ["-i", flp, "::note.txt"], { encoding: "utf8", env: { ...process.env, MTOOLS_SKIP_CHECK: "1" } });
       typed = eventsToText(usbKeyEventsToEvents(await vc.scancodes(vm.ref.value)));
       const url = /inst\.ks=(\S+)/.exec(typed)?.[1] ?? "";
+      // The guest's address is not known in advance on vSphere: the path prefix alone guards the file.
+      const bare = await fetch(url.replace(/\/[a-z2-7]{20}\//, "/"));
+      withoutPrefix = bare.status;
+      await bare.text();
       const r = await fetch(url);
       kickstart = { status: r.status, body: await r.text() };
       res = await run.done;
@@ -265,8 +270,11 @@ describe("vsphere driver against vcsim", () => {
     });
 
     it("the keystrokes vcsim recorded decode back to exactly the boot command, with the guest's view of the HTTP server", async () => {
-      // Against vcsim on 127.0.0.1 the route to vCenter starts at 127.0.0.1: that is http.ip.
-      const url = /the guest uses (http:\/\/127\.0\.0\.1:\d+)\)/.exec(logged(res, /^serving /)[0] ?? "")?.[1];
+      // Against vcsim on 127.0.0.1 the route to vCenter starts at 127.0.0.1: that is http.ip. The
+      // log hides the path prefix (***); the typed URL has it.
+      const port = /the guest uses http:\/\/127\.0\.0\.1:(\d+)\/\*\*\*; any address may connect, under a random path prefix\)$/.exec(logged(res, /^serving /)[0] ?? "")?.[1];
+      expect(port).toBeDefined();
+      const url = new RegExp(`inst\\.ks=(http://127\\.0\\.0\\.1:${port}/[a-z2-7]{20})/ks\\.cfg `).exec(typed)?.[1];
       expect(url).toBeDefined();
       const calls = await vc.scancodes(vm.ref.value);
       expect(calls.length).toBeGreaterThan(20);
@@ -278,8 +286,9 @@ describe("vsphere driver against vcsim", () => {
       expect(manifest.durations_ms.boot_command_ms).toBeGreaterThanOrEqual((calls.length - 1) * 10);
     });
 
-    it("served the kickstart rendered with the build's SSH public key; the floppy's content was rendered too", () => {
+    it("served the kickstart rendered with the build's SSH public key (under the path prefix only); the floppy's content was rendered too", () => {
       const pub = readFileSync(`${guest.privateKeyPath}.pub`, "utf8").trim();
+      expect(withoutPrefix).toBe(404);
       expect(kickstart.status).toBe(200);
       expect(kickstart.body).toBe(`text\nuser --name=tester\nsshkey --username=tester "${pub}"\nreboot\n`);
       expect(floppyNote).toBe(`rendered-from-a-variable\n${pub}\n`);

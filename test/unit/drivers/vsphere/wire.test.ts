@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { cachedIsoPath, folderUrl } from "../../../../drivers/vsphere/datastore.js";
+import { folderUrl } from "../../../../drivers/vsphere/datastore.js";
+import { cachedIsoPath } from "../../../../drivers/vsphere/iso-cache.js";
 import { deviceUrl, keepAlivePeriodMs } from "../../../../drivers/vsphere/nfc-export.js";
 import { storageUriToDsPath } from "../../../../drivers/vsphere/rest.js";
 import { MoRef } from "../../../../drivers/vsphere/soap.js";
