@@ -43,6 +43,8 @@ export function convert(tpl: PackerTemplate, opts: ConvertOptions): ConvertResul
   const current: Record<string, string> = {};
   for (const v of tpl.variables) if (typeof v.value === "string" || typeof v.value === "number" || typeof v.value === "boolean") current[v.name] = concrete(String(v.value), {}, process.env);
   for (const [k, g] of tpl.generated) current[k] = g.value;
+  const rawVars: Record<string, string> = {};
+  for (const v of tpl.variables) if (typeof v.value === "string" || typeof v.value === "number" || typeof v.value === "boolean") rawVars[v.name] = String(v.value);
 
   const all = tpl.builds.flatMap((b) => b.sources.map((s) => ({ build: b, source: s })));
   const selected = opts.only === undefined ? all : all.filter(({ source }) => matches(source, opts.only!));
@@ -54,7 +56,7 @@ export function convert(tpl: PackerTemplate, opts: ConvertOptions): ConvertResul
       global.push({ kind: "not-mapped", path: source.path, why: `${source.type}: vmkiln has no driver for it (builds qemu, virtualbox, vsphere)` });
       continue;
     }
-    out.push(convertSource(tpl, build, source, paths, current));
+    out.push(convertSource(tpl, build, source, paths, current, rawVars));
   }
   if (out.length === 0) {
     const first = selected[0]?.source;
@@ -79,11 +81,11 @@ function appliesTo(body: Record<string, Val>, s: PackerSource): boolean {
   return true;
 }
 
-function convertSource(tpl: PackerTemplate, build: PackerBuild, source: PackerSource, paths: PathMapper, vars: Record<string, string>): ImportedTemplate {
+function convertSource(tpl: PackerTemplate, build: PackerBuild, source: PackerSource, paths: PathMapper, vars: Record<string, string>, rawVars: Record<string, string>): ImportedTemplate {
   const report = new Report();
   for (const f of source.findings) report.findings.push(f);
   const body = new Body(source.body, source.path, report);
-  const ctx: BuilderCtx = { source, body, report, paths, vars };
+  const ctx: BuilderCtx = { source, body, report, paths, vars, rawVars };
   let mapped: BuilderResult;
   switch (source.type) {
     case "qemu":
@@ -132,7 +134,8 @@ function convertSource(tpl: PackerTemplate, build: PackerBuild, source: PackerSo
 
   const name = sanitizeName(source.shortName);
   const doc: Doc = { name };
-  const { variables, comments } = variablesFor(tpl, report);
+  const used = new Set(varsIn([mapped.doc as Val, provision as unknown as Val, output as Val, mapped.driverBody as Val]));
+  const { variables, comments } = variablesFor(tpl, report, used);
   if (Object.keys(variables).length > 0) doc.variables = variables;
   for (const key of ["source"]) if (mapped.doc[key] !== undefined) doc[key] = mapped.doc[key];
   doc.drivers = { [mapped.driver]: mapped.driverBody };
@@ -147,11 +150,12 @@ function convertSource(tpl: PackerTemplate, build: PackerBuild, source: PackerSo
   for (const v of varsIn(doc as Val)) {
     const pv = tpl.variables.find((x) => x.name === v);
     if (pv && (pv.value === undefined || pv.value === null)) report.note(`variables.${v}`, `required (no default in the Packer template): pass -var ${v}=… to vmkiln validate and build`);
+    else if (!pv && mapped.required?.includes(v) && !tpl.generated.has(v)) report.note(`variables.${v}`, `required (new, see above): pass -var ${v}=… to vmkiln validate and build`);
   }
   return { name, sources: [source.name], doc, variableComments: comments, findings: report.findings };
 }
 
-function variablesFor(tpl: PackerTemplate, report: Report): { variables: Record<string, string>; comments: Map<string, string> } {
+function variablesFor(tpl: PackerTemplate, report: Report, used: Set<string>): { variables: Record<string, string>; comments: Map<string, string> } {
   const variables: Record<string, string> = {};
   const comments = new Map<string, string>();
   for (const v of tpl.variables) {
@@ -170,6 +174,7 @@ function variablesFor(tpl: PackerTemplate, report: Report): { variables: Record<
     variables[v.name] = String(v.value);
   }
   for (const [k, g] of tpl.generated) {
+    if (!used.has(k)) continue; // only inlined (in a variable's value, or computed with)
     variables[k] = g.value;
     const text = `${g.why}: fixed at import time; pass -var ${k}=… at build time for a new value`;
     comments.set(k, text);

@@ -88,7 +88,7 @@ function tokenize(src: string): Tok[] {
 }
 
 /** Build-time values Packer fills in after the template is read: kept as written. */
-const LATER_FIELDS = /^\.(HTTPIP|HTTPPort|Name|Path|Vars|Host|Port|User|Password|SSHPrivateKey|WinRMPassword|Command|Address|OutputDir|ID|PackerRunUUID|PackerHTTPAddr|PackerHTTPIP|PackerHTTPPort|SourceAMIName|BuildRegion|ConnType|Provisioner|ProvisionerID|Username)$/;
+const LATER_FIELDS = /^\.(HTTPIP|HTTPPort|Name|Path|Vars|Host|Port|User|Password|SSHPrivateKey|WinRMPassword|Command|Address|OutputDir|ID|PackerRunUUID|PackerHTTPAddr|PackerHTTPIP|PackerHTTPPort|SourceAMIName|BuildRegion|ConnType|Provisioner|ProvisionerID|Username|Version|Provider|BuildName|ArtifactId|HTTPAddr|WinRMUser)$/;
 
 function action(body: string, raw: string, scope: GoScope): string {
   const toks = tokenize(body);

@@ -369,6 +369,8 @@ function root(name: string, steps: Array<{ attr: string } | { index: Node }>, sc
       if (attr === undefined) throw new EvalError("var needs a name: var.NAME");
       if (!scope.vars.has(attr)) throw new EvalError(`undeclared variable var.${attr}`);
       const v = scope.vars.get(attr);
+      // A variable without a value stays a reference: vmkiln build is given it with -var, as Packer is.
+      if (v === undefined && !scope.inlineVars) return "${var." + attr + "}";
       if (v === undefined) throw new EvalError(`var.${attr} has no value (pass -var ${attr}=… to the import)`);
       if (scope.inlineVars || Array.isArray(v) || isObj(v) || v === null) {
         if (Array.isArray(v) || isObj(v)) scope.note(`var.${attr} is a ${Array.isArray(v) ? "list" : "map"}: vmkiln variables are single values, so its value is written in place`);
@@ -423,7 +425,8 @@ function plain(v: Val, scope: HclScope, what: string): string {
   const names: string[] = [];
   const out = v.replace(/\$\$\{|\$\{var\.([A-Za-z_][A-Za-z0-9_-]*)\}/g, (m, name?: string) => {
     if (m === "$${") return "${";
-    const value = scope.vars.get(name!);
+    const value = scope.vars.has(name!) ? scope.vars.get(name!) : scope.generated.vars.get(name!)?.value;
+    if (value === undefined) throw new EvalError(`var.${name} has no value, and vmkiln cannot compute with it at build time (pass -var ${name}=… to the import)`);
     names.push(name!);
     if (value === undefined || typeof value === "object") return "";
     return String(value).replaceAll("$${", "${");
@@ -467,9 +470,13 @@ function binop(op: string, a: Val, b: Val, scope: HclScope): Val {
   throw new EvalError(`operator ${op}`);
 }
 
+/** HCL converts for ==: a variable's text "true" equals true, "8000" equals 8000. */
 function comparable(v: Val, scope: HclScope): Val {
-  if (typeof v === "string") return plain(v, scope, "a comparison");
-  return v;
+  if (typeof v !== "string") return v;
+  const t = plain(v, scope, "a comparison");
+  if (t === "true" || t === "false") return t === "true";
+  if (/^-?\d+(\.\d+)?$/.test(t)) return Number(t);
+  return t;
 }
 
 const text = (v: Val, scope: HclScope) => plain(v, scope, "a function argument");
@@ -494,6 +501,25 @@ function callFn(name: string, rawArgs: Val[], expand: boolean, scope: HclScope):
       if (a(1) !== "${var." + scope.generated.hclTimestamp() + "}" && !(scope.inlineVars && a(1) === scope.generated.vars.get("timestamp_rfc3339")?.value))
         throw new EvalError("formatdate() is supported on timestamp() only");
       return ref(scope.generated.formatdate(spec), scope);
+    }
+    case "env": {
+      // Packer allows env() in variable defaults only; its value is read when vmkiln builds.
+      n(1);
+      const name = text(a(0), scope);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new EvalError(`env("${name}"): not a name vmkiln can read`);
+      return "${env." + name + ":-}";
+    }
+    case "legacy_isotime":
+      n(1);
+      return ref(scope.generated.isotime(text(a(0), scope)), scope);
+    case "regex_replace": {
+      n(3);
+      const re = text(a(1), scope);
+      try {
+        return escapeText(text(a(0), scope).replace(new RegExp(re, "g"), text(a(2), scope).replace(/\$\{(\d+)\}/g, "$$$1")));
+      } catch {
+        throw new EvalError(`regex_replace: ${re} is not a pattern vmkiln can apply`);
+      }
     }
     case "uuidv4":
       n(0);
@@ -660,7 +686,7 @@ function callFn(name: string, rawArgs: Val[], expand: boolean, scope: HclScope):
     case "file": {
       n(1);
       const p = path.resolve(scope.pathCwd, text(a(0), scope));
-      scope.note(`file("${text(a(0), scope)}") read at import time; its text is written in place`);
+      scope.note(`file("${path.relative(scope.pathRoot, p) || p}") read at import time; its text is written in place`);
       return escapeText(readText(p));
     }
     case "templatefile": {
@@ -668,7 +694,7 @@ function callFn(name: string, rawArgs: Val[], expand: boolean, scope: HclScope):
       const p = path.resolve(scope.pathCwd, text(a(0), scope));
       const bindings = a(1);
       if (!isObj(bindings)) throw new EvalError("templatefile: expected a map of variables");
-      scope.note(`templatefile("${text(a(0), scope)}") rendered at import time; its text is written in place`);
+      scope.note(`templatefile("${path.relative(scope.pathRoot, p) || p}") rendered at import time; its text is written in place`);
       return evalTemplate(readText(p), { ...scope, bindings: { ...scope.bindings, ...bindings }, vars: scope.vars }, false);
     }
     default:

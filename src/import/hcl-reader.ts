@@ -215,6 +215,7 @@ export async function readHclTemplate(target: string, opts: HclReadOptions): Pro
       };
       const block = (raw: Raw, type: string, p: string, line: number | undefined): PackerBlock => {
         const f: Finding[] = [];
+        if (line !== undefined) lines.set(p, line);
         return { type, body: evalBody(raw, p, (note) => scope({ note, buildName }), f), path: p, origin: { file: pf.display, line }, findings: f };
       };
       let chain = 0;
@@ -242,7 +243,9 @@ export async function readHclTemplate(target: string, opts: HclReadOptions): Pro
           findings.push({ kind: "not-mapped", path: `${bpath}.hcp_packer_registry`, why: "HCP Packer has no vmkiln equivalent" });
         }
       }
-      for (const k of Object.keys(b)) if (!["name", "sources", "source", "provisioner", "post-processor", "post-processors", "error-cleanup-provisioner", "hcp_packer_registry", "description"].includes(k))
+      if (isObj(b.dynamic)) for (const label of Object.keys(b.dynamic))
+        findings.push({ kind: "not-mapped", path: `${bpath}.dynamic.${label}`, why: label === "hcp_packer_registry" ? "HCP Packer has no vmkiln equivalent" : "not a build block vmkiln knows" });
+      for (const k of Object.keys(b)) if (!["name", "sources", "source", "provisioner", "post-processor", "post-processors", "error-cleanup-provisioner", "hcp_packer_registry", "description", "dynamic"].includes(k))
         findings.push({ kind: "not-mapped", path: `${bpath}.${k}`, why: "not a build setting vmkiln knows" });
       builds.push({ name: buildName, path: bpath, sources, provisioners, postProcessors });
     });

@@ -85,8 +85,16 @@ export async function readJsonTemplate(file: string, opts: ReadOptions): Promise
     const type = b.type;
     if (typeof type !== "string") throw importError(opts.display, line, `${p}: no "type"`);
     if (!MAPPED_BUILDERS.has(type) && !OTHER_PACKER_BUILDERS.has(type)) throw importError(opts.display, lines.get(`${p}.type`) ?? line, `unknown builder type "${type}" (vmkiln imports ${[...MAPPED_BUILDERS].join(", ")})`);
-    const name = typeof b.name === "string" ? b.name : type;
     const f: Finding[] = [];
+    let name = type;
+    if (typeof b.name === "string") {
+      try {
+        name = concrete(evalGoTemplate(b.name, { ...baseScope, vars: current, inlineVars: true }), {}, process.env) || type;
+      } catch (err) {
+        if (!(err instanceof EvalError)) throw err;
+        throw importError(opts.display, lines.get(`${p}.name`) ?? line, `${p}.name: ${err.message}`);
+      }
+    }
     const { type: _t, name: _n, ...rest } = b;
     const body = evalBody(rest as Record<string, unknown>, p, { ...baseScope, vars: current, buildName: name, buildType: type }, f);
     sources.push({ type, name, shortName: name, body, path: p, origin: { file: opts.display, line }, findings: f });

@@ -9,8 +9,19 @@ import type { ImportedTemplate } from "./convert.js";
 const ORDER = ["name", "variables", "source", "drivers", "ssh", "cloud_init", "boot", "http", "install_media", "install", "provision", "generalize", "shutdown", "output"];
 
 export function formatFinding(f: Finding, lineOf: (p: string) => number | undefined): string {
-  const line = lineOf(f.path) ?? lineOf(f.path.replace(/\.[^.[\]]+$/, ""));
-  const where = line ? `${f.path} (line ${line})` : f.path;
+  const own = lineOf(f.path);
+  let where = own ? `${f.path} (line ${own})` : f.path;
+  if (!own) {
+    // The nearest enclosing block whose line is known (HCL keeps block lines only).
+    for (let p = f.path; p.includes("."); ) {
+      p = p.replace(/(\.[^.]+|\[\d+\])$/, "");
+      const l = lineOf(p);
+      if (l) {
+        where = `${f.path} (in the block at line ${l})`;
+        break;
+      }
+    }
+  }
   return f.kind === "not-mapped" ? `${where}: ${f.why}` : `${where}: ${f.text}`;
 }
 
@@ -28,7 +39,8 @@ export function renderYaml(t: ImportedTemplate, opts: { from: string; descriptio
   const ordered: Record<string, unknown> = {};
   for (const k of ORDER) if (t.doc[k] !== undefined) ordered[k] = t.doc[k];
   for (const [k, v] of Object.entries(t.doc)) if (!(k in ordered)) ordered[k] = v;
-  const doc = new YAML.Document(ordered);
+  // No anchors/aliases: a reader sees each provisioner's settings in full.
+  const doc = new YAML.Document(ordered, { aliasDuplicateObjects: false });
   const findings = dedupe([...opts.global, ...t.findings]);
   const unmapped = findings.filter((f) => f.kind === "not-mapped");
   const notes = findings.filter((f) => f.kind === "note");

@@ -3,11 +3,13 @@
 // CDConfig extra_iso_config.go, bootcommand/config.go BootConfig, shutdowncommand/config.go,
 // communicator/config.go) → the matching vmkiln sections.
 
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { parseChecksum } from "../../template/schema.js";
 import type { PackerSource } from "../model.js";
 import { isHttpUrl, type PathMapper } from "../paths.js";
 import type { Body, Report } from "../report.js";
-import { asText, concrete, hasRef, isObj, singleVar, type Val } from "../values.js";
+import { asText, concrete, hasRef, isObj, singleVar, varsIn, type Val } from "../values.js";
 
 export type Doc = Record<string, unknown>;
 
@@ -18,6 +20,21 @@ export interface BuilderCtx {
   paths: PathMapper;
   /** Variables' current values, for decisions that depend on what a reference holds. */
   vars: Record<string, string>;
+  /** Variables' values as the YAML writes them (an environment reference not yet read). */
+  rawVars: Record<string, string>;
+}
+
+/**
+ * Packer reads an empty string as "not set"; vmkiln refuses an empty name. An empty literal, or a
+ * variable the template sets to "", is left out (vmkiln's default applies) with a note; a value that
+ * comes from the environment is kept, since it is read again when vmkiln builds.
+ */
+export function unset(ctx: BuilderCtx, key: string, v: string | undefined): boolean {
+  if (v === undefined) return true;
+  const name = singleVar(v);
+  const empty = v === "" || (name !== undefined && ctx.rawVars[name] === "");
+  if (empty) ctx.report.note(ctx.body.at(key), `${v === "" ? '""' : v + ' is ""'}: unset in Packer, left out`);
+  return empty;
 }
 
 export interface BuilderResult {
@@ -25,6 +42,8 @@ export interface BuilderResult {
   driverBody: Doc;
   /** Top-level vmkiln sections (source, ssh, boot, http, install_media, install, shutdown, output). */
   doc: Doc;
+  /** Variables the mapping introduced without a value (the user passes them with -var). */
+  required?: string[];
 }
 
 export const numOrText = (t: string): number | string => (/^\d+$/.test(t) ? Number(t) : t);
@@ -59,9 +78,14 @@ export function mapIsoLocation(ctx: BuilderCtx): Doc | undefined {
   const urls = b.list("iso_urls");
   const candidates = [...(url !== undefined ? [url] : []), ...(urls ?? [])];
   if (candidates.length === 0) return undefined;
-  const first = candidates[0]!;
+  // Packer tries each in turn: a local copy that exists here, else the first URL, else the first.
+  const now = (c: string) => valueOf(ctx, c);
+  const first =
+    candidates.find((c) => !/^[a-z][a-z0-9+.-]*:/i.test(now(c)) && existsSync(path.resolve(ctx.paths.templateDir, now(c)))) ??
+    candidates.find((c) => isHttpUrl(now(c))) ??
+    candidates[0]!;
   if (candidates.length > 1)
-    ctx.report.notMapped(b.at(url !== undefined ? "iso_url" : "iso_urls"), `vmkiln downloads from one location; kept ${first}, dropped ${candidates.slice(1).join(", ")}`);
+    ctx.report.notMapped(b.at(url !== undefined ? "iso_url" : "iso_urls"), `vmkiln downloads from one location; kept ${first}, dropped ${candidates.filter((c) => c !== first).join(", ")}`);
   return location(ctx, first, b.at(url !== undefined ? "iso_url" : "iso_urls"));
 }
 
@@ -103,6 +127,11 @@ export function mapChecksum(ctx: BuilderCtx, keys = { value: "iso_checksum", typ
     return "none";
   }
   const combined = type !== undefined ? `${type}:${value}` : value;
+  const missing = varsIn(combined).filter((v) => ctx.vars[v] === undefined);
+  if (missing.length > 0) {
+    ctx.report.note(field, `${combined}: var.${missing.join(", var.")} has no value yet, so the checksum form is checked when vmkiln validates`);
+    return combined;
+  }
   const now = valueOf(ctx, combined).trim();
   const lower = now.toLowerCase();
   if (lower.startsWith("file:")) {
@@ -147,7 +176,7 @@ export function mapHttp(ctx: BuilderCtx): Doc | undefined {
   const bind = b.text("http_bind_address");
   if (bind !== undefined) http.bind_address = bind;
   const ip = b.text("http_ip");
-  if (ip !== undefined) http.guest_address = ip;
+  if (!unset(ctx, "http_ip", ip)) http.guest_address = ip;
   b.notMapped("http_network_protocol", "vmkiln serves over TCP on the bind address");
   b.notMapped("http_interface", "vmkiln takes the address (http.bind_address), not an interface name");
   if (http.directory === undefined && http.content === undefined) {
@@ -323,9 +352,40 @@ export function mapShape(ctx: BuilderCtx, driver: Doc, keys = { cpus: "cpus", me
   if (disk !== undefined) driver.disk_size = disk;
 }
 
+/**
+ * A boolean field: true/false, or a reference whose value is one. Packer reads "" (an unset
+ * variable) as false; vmkiln wants true or false, so that is written in place, with a note.
+ */
+export function boolOf(ctx: BuilderCtx, key: string): boolean | string | undefined {
+  const v = ctx.body.bool(key);
+  if (typeof v !== "string") return v;
+  const now = valueOf(ctx, v).trim().toLowerCase();
+  if (now === "true" || now === "false") return v;
+  if (now === "" || now === "0" || now === "1") {
+    ctx.report.note(ctx.body.at(key), `${v} is "${now}", which Packer reads as ${now === "1"}; written as ${now === "1"}`);
+    return now === "1";
+  }
+  ctx.report.notMapped(ctx.body.at(key), `"${now}" is not true or false`);
+  return undefined;
+}
+
+/**
+ * A boolean that decides how the template is written (which source kind, which after:): its value now.
+ * A reference is decided at import, with a note, since vmkiln's structure cannot depend on a variable.
+ */
+export function decide(ctx: BuilderCtx, body: BuilderCtx["body"], key: string): boolean | undefined {
+  const v = body.bool(key);
+  if (v === undefined || typeof v === "boolean") return v;
+  const now = valueOf(ctx, v).trim().toLowerCase();
+  const out = now === "true" || now === "1";
+  if (!["true", "false", "", "0", "1"].includes(now)) ctx.report.notMapped(body.at(key), `"${now}" is not true or false`);
+  else ctx.report.note(body.at(key), `${v} decided at import (${out}): the template's structure cannot depend on a variable`);
+  return out;
+}
+
 /** headless → driver.headless. */
 export function mapHeadless(ctx: BuilderCtx, driver: Doc): void {
-  const h = ctx.body.bool("headless");
+  const h = boolOf(ctx, "headless");
   if (h !== undefined) driver.headless = h;
 }
 

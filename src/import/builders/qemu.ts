@@ -1,7 +1,7 @@
 // Packer's qemu builder (hashicorp/packer-plugin-qemu builder/qemu/config.go, Config) → drivers.qemu.
 // disk_image: true boots the "ISO" as a disk (a cloud image) → source.cloud_image.
 
-import { valueOf, mapBoot, mapChecksum, mapHeadless, mapHttp, mapIsoLocation, mapMedia, mapOutput, mapShape, mapShutdown, mapSsh, numOrText, commonNotMapped, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
+import { valueOf, decide, mapBoot, mapChecksum, mapHeadless, mapHttp, mapIsoLocation, mapMedia, mapOutput, mapShape, mapShutdown, mapSsh, numOrText, commonNotMapped, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
 import { asText } from "../values.js";
 
 /** What vmkiln's QEMU command line already has (drivers/qemu/cmdline.ts): these qemuargs change nothing. */
@@ -14,15 +14,13 @@ export function mapQemu(ctx: BuilderCtx): BuilderResult {
   const r = ctx.report;
   const driver: Doc = {};
   const doc: Doc = {};
-  const diskImage = b.bool("disk_image");
-  const isImage = diskImage === true || (typeof diskImage === "string" && valueOf(ctx, diskImage) === "true");
-  if (typeof diskImage === "string") r.note(b.at("disk_image"), `${diskImage} decided at import (${isImage}): vmkiln chooses cloud_image or iso in the template`);
+  const isImage = decide(ctx, b, "disk_image") === true;
   const where = mapIsoLocation(ctx);
   const checksum = mapChecksum(ctx);
   if (where) doc.source = isImage ? { cloud_image: { ...where, checksum } } : { iso: { ...where, checksum } };
   else r.notMapped(b.path, "no iso_url: vmkiln needs the image or ISO to start from");
 
-  const backing = b.bool("use_backing_file");
+  const backing = decide(ctx, b, "use_backing_file");
   if (isImage) driver.disk_mode = backing === true ? "overlay" : "copy";
   else if (backing !== undefined) r.note(b.at("use_backing_file"), "only used with disk_image");
   b.notMapped("skip_resize_disk", "vmkiln grows the disk to disk_size when it is given; leave disk_size out to keep the image's size");
@@ -46,9 +44,9 @@ export function mapQemu(ctx: BuilderCtx): BuilderResult {
   const binary = b.text("qemu_binary");
   if (binary !== undefined) driver.binary = binary;
   mapHeadless(ctx, driver);
-  const efi = b.bool("efi_boot");
+  const efi = decide(ctx, b, "efi_boot");
   const fw = b.text("firmware");
-  if (efi === true || efi === "true") driver.firmware = "efi";
+  if (efi === true) driver.firmware = "efi";
   if (fw !== undefined) {
     if (/ovmf|edk2|efi/i.test(valueOf(ctx, fw))) {
       driver.firmware = "efi";
@@ -71,6 +69,12 @@ export function mapQemu(ctx: BuilderCtx): BuilderResult {
       const line = args.join(" ");
       if (args.some((x) => x === undefined)) return r.notMapped(`${b.at("qemuargs")}[${i}]`, "expected a list of strings");
       if (SAME_AS_VMKILN.some((re) => re.test(line))) return r.note(`${b.at("qemuargs")}[${i}]`, `${line}: vmkiln's QEMU command line has this already`);
+      if ((args[0] === "-m" && args[1] === String(driver.memory)) || (args[0] === "-smp" && args[1] === String(driver.cpus)))
+        return r.note(`${b.at("qemuargs")}[${i}]`, `${line}: the same as ${args[0] === "-m" ? "memory" : "cpus"}`);
+      if (args[0] === "-bios" && /ovmf|edk2/i.test(args[1] ?? "")) {
+        driver.firmware = "efi";
+        return r.note(`${b.at("qemuargs")}[${i}]`, `${line}: firmware: efi (vmkiln boots the host's OVMF)`);
+      }
       if (OWNED.test(args[0]!) || (args[0] === "-device" && /netdev=|drive=|virtio-net|e1000/.test(args[1] ?? "")))
         return r.notMapped(`${b.at("qemuargs")}[${i}]`, `${line}: vmkiln sets up the disks, network, memory, CPUs and consoles itself; extra_args cannot replace them`);
       if (line.includes("{{")) return r.notMapped(`${b.at("qemuargs")}[${i}]`, `${line}: Packer's build values are not known to extra_args`);
@@ -114,7 +118,7 @@ export function mapQemu(ctx: BuilderCtx): BuilderResult {
   const output = mapOutput(ctx, /\.(qcow2|img|raw)$/);
   if (fmt === "qcow2" || fmt === "raw") output.formats = [fmt];
   else r.notMapped(b.at("format"), `vmkiln writes qcow2 or raw from QEMU, not ${fmt}`);
-  const compress = b.bool("disk_compression");
+  const compress = decide(ctx, b, "disk_compression");
   if (fmt === "qcow2") output.compression = compress === true ? "zlib" : "none";
   b.same("skip_compaction", "vmkiln always writes a fresh image (no separate compaction pass)");
 

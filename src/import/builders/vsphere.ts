@@ -3,7 +3,7 @@
 // config_location.go, step_connect.go ConnectConfig, step_hardware.go HardwareConfig,
 // storage_config.go, step_export.go ExportConfig, step_import_to_content_library.go) → drivers.vsphere.
 
-import { valueOf, mapChecksum, mapIsoLocation, mapOutput, mibSize, numOrText, commonNotMapped, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
+import { valueOf, boolOf, decide, unset, mapChecksum, mapIsoLocation, mapOutput, mibSize, numOrText, commonNotMapped, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
 import { mapCommon } from "./qemu.js";
 import { Body } from "../report.js";
 import { isObj } from "../values.js";
@@ -13,21 +13,22 @@ export function mapVsphere(ctx: BuilderCtx, kind: "iso" | "clone"): BuilderResul
   const r = ctx.report;
   const driver: Doc = {};
   const doc: Doc = {};
+  const required: string[] = [];
 
   // Connection (ConnectConfig).
   const server = b.text("vcenter_server");
   if (server !== undefined) driver.url = /^https?:\/\//.test(valueOf(ctx, server)) ? server : `https://${server}`;
   else r.notMapped(b.path, "no vcenter_server");
   const user = b.text("username");
-  if (user !== undefined) driver.username = user;
+  if (!unset(ctx, "username", user)) driver.username = user;
   const pw = b.text("password");
   if (pw !== undefined) driver.password = pw;
-  const insecure = b.bool("insecure_connection");
+  const insecure = boolOf(ctx, "insecure_connection");
   if (insecure !== undefined) driver.insecure = insecure;
   // Placement (LocationConfig).
   for (const k of ["datacenter", "cluster", "host", "resource_pool", "folder", "datastore"]) {
     const v = b.text(k);
-    if (v !== undefined && v !== "") driver[k] = v;
+    if (!unset(ctx, k, v)) driver[k] = v;
   }
   b.notMapped("set_host_for_datastore_uploads", "vmkiln uploads through vCenter");
 
@@ -46,11 +47,14 @@ export function mapVsphere(ctx: BuilderCtx, kind: "iso" | "clone"): BuilderResul
       } else r.notMapped(b.at("iso_paths"), `datastore ISO paths: vmkiln uploads the ISO itself (iso_url) or attaches a content library item; ${paths.join(", ")} not attached`);
     }
     if (!doc.source) {
-      r.notMapped(b.path, "no ISO vmkiln can reach: give -var for an iso_url variable or a content library item");
+      // A placeholder the user fills in at build time: the template still validates with -var.
+      doc.source = { iso: { url: "${var.iso_url}", checksum: "${var.iso_checksum}" } };
+      required.push("iso_url", "iso_checksum");
+      r.note(`${b.path}.iso_paths`, "source.iso.url and checksum are new variables iso_url and iso_checksum: pass them with -var");
     }
   } else {
     const tpl = b.text("template");
-    const linked = b.bool("linked_clone");
+    const linked = boolOf(ctx, "linked_clone");
     if (tpl !== undefined) doc.source = { clone: { template: tpl, ...(linked !== undefined ? { linked } : {}) } };
     else r.notMapped(b.path, "no template to clone");
     for (const k of ["vapp", "customize", "mac_address", "instant_clone"]) b.notMapped(k, "vmkiln clones without guest customization or vApp options");
@@ -61,7 +65,7 @@ export function mapVsphere(ctx: BuilderCtx, kind: "iso" | "clone"): BuilderResul
   if (cpus !== undefined) driver.cpus = numOrText(cpus);
   const ram = b.text("RAM") ?? b.text("memory");
   if (ram !== undefined) driver.memory = numOrText(ram);
-  for (const k of ["cpu_cores", "CPU_reservation", "CPU_limit", "CPU_hot_plug", "RAM_reservation", "RAM_reserve_all", "RAM_hot_plug", "NestedHV", "video_ram", "displays", "vgpu_profile", "force_bios_setup", "vTPM", "precision_clock", "cdrom_type", "usb_controller", "boot_order", "configuration_parameters", "tools_sync_time", "tools_upgrade_policy", "notes", "vm_version", "disk_controller_type", "pci_passthrough_allowed_device"])
+  for (const k of ["cpu_cores", "CPU_reservation", "CPU_limit", "CPU_hot_plug", "RAM_reservation", "RAM_reserve_all", "RAM_hot_plug", "NestedHV", "video_ram", "displays", "vgpu_profile", "force_bios_setup", "vTPM", "precision_clock", "usb_controller", "boot_order", "configuration_parameters", "tools_sync_time", "tools_upgrade_policy", "notes", "vm_version", "disk_controller_type", "pci_passthrough_allowed_device"])
     b.notMapped(k, "vmkiln creates the VM with its own hardware settings (cpus, memory, disk, firmware, guest_os_type)");
   const fw = b.text("firmware");
   if (fw !== undefined) {
@@ -84,35 +88,35 @@ export function mapVsphere(ctx: BuilderCtx, kind: "iso" | "clone"): BuilderResul
     if (i === 0 && single === undefined) {
       const size = mibSize({ ...ctx, body: sb }, "disk_size", sb.text("disk_size"));
       if (size !== undefined) driver.disk_size = size;
-      const thin = sb.bool("disk_thin_provisioned");
+      const thin = decide(ctx, sb, "disk_thin_provisioned");
       if (thin === false) r.notMapped(sb.at("disk_thin_provisioned"), "vmkiln's disk is thin");
       sb.same("disk_controller_index");
       sb.notMapped("disk_eagerly_scrub", "vmkiln's disk is thin");
       sb.rest("not a disk setting vmkiln knows");
     } else r.notMapped(sb.path, "vmkiln builds one disk");
   });
-  const thin = b.bool("disk_thin_provisioned");
+  const thin = decide(ctx, b, "disk_thin_provisioned");
   if (thin === false) r.notMapped(b.at("disk_thin_provisioned"), "vmkiln's disk is thin");
 
   // Network: the first adapter's network.
   const net = b.text("network");
-  if (net !== undefined) driver.network = net;
+  if (!unset(ctx, "network", net)) driver.network = net;
   b.notMapped("network_card", "vmkiln picks the NIC type");
   b.blocks("network_adapters").forEach((a, i) => {
     const ab = new Body(a, `${b.at("network_adapters")}[${i}]`, r);
     if (i === 0) {
       const n = ab.text("network");
-      if (n !== undefined) driver.network = n;
+      if (!unset({ ...ctx, body: ab }, "network", n)) driver.network = n;
       ab.notMapped("network_card", "vmkiln picks the NIC type");
       ab.rest("not a network setting vmkiln knows");
     } else r.notMapped(ab.path, "vmkiln attaches one NIC");
   });
 
   // After the build.
-  const toTemplate = b.bool("convert_to_template");
+  const toTemplate = decide(ctx, b, "convert_to_template");
   const exp = b.blocks("export");
   const lib = b.blocks("content_library_destination");
-  const snapshot = b.bool("create_snapshot");
+  const snapshot = decide(ctx, b, "create_snapshot");
   b.notMapped("snapshot_name", "vmkiln names the snapshot itself");
   const output = mapOutput(ctx, /\.(ovf|ova|vmx)$/);
   if (exp.length > 0) {
@@ -133,7 +137,7 @@ export function mapVsphere(ctx: BuilderCtx, kind: "iso" | "clone"): BuilderResul
     if (toTemplate === true) r.notMapped(b.at("convert_to_template"), "vmkiln exports and then deletes the VM; it cannot also keep it as a template");
   } else if (lib.length > 0) {
     const lb = new Body(lib[0]!, b.at("content_library_destination"), r);
-    const ovf = lb.bool("ovf");
+    const ovf = decide(ctx, lb, "ovf");
     if (ovf === true) {
       driver.after = "library";
       const dest: Doc = {};
@@ -178,5 +182,5 @@ export function mapVsphere(ctx: BuilderCtx, kind: "iso" | "clone"): BuilderResul
   if (isObj(doc.http) && doc.http.bind_address === undefined) doc.http.bind_address = "0.0.0.0";
   if (Object.keys(output).length > 0) doc.output = output;
   commonNotMapped(ctx);
-  return { driver: "vsphere", driverBody: driver, doc };
+  return { driver: "vsphere", driverBody: driver, doc, required };
 }
