@@ -1,5 +1,7 @@
-// A read Packer template → vmkiln templates: one per source, merged into one with several drivers
-// when everything but the driver settings came out the same (what a vmkiln template can hold).
+// A read Packer template → vmkiln templates, one per source. Not merged into one template with
+// several drivers: Packer's builders write different artifacts (qemu a qcow2, VirtualBox an OVF) and
+// install differently, and a vmkiln template has one output and one install section for all its
+// drivers, so a merged template would build something else than Packer did.
 
 import { concrete, isObj, varsIn, type Val } from "./values.js";
 import { importError, MAPPED_BUILDERS } from "./errors.js";
@@ -62,7 +64,7 @@ export function convert(tpl: PackerTemplate, opts: ConvertOptions): ConvertResul
     const first = selected[0]?.source;
     throw importError(tpl.display, first?.origin.line, `no source vmkiln can build (${selected.map((x) => `${x.source.name}: ${x.source.type}`).join(", ")})`);
   }
-  return { templates: merge(out), findings: global };
+  return { templates: out, findings: global };
 }
 
 function matches(s: PackerSource, only: string): boolean {
@@ -186,20 +188,4 @@ function variablesFor(tpl: PackerTemplate, report: Report, used: Set<string>): {
 function sanitizeName(s: string): string {
   const n = s.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^-+|-+$/g, "");
   return n === "" ? "imported" : n;
-}
-
-/** Templates identical but for their driver (different driver kinds) become one with several drivers. */
-function merge(list: ImportedTemplate[]): ImportedTemplate[] {
-  const out: ImportedTemplate[] = [];
-  const key = (t: ImportedTemplate) => JSON.stringify({ ...t.doc, name: undefined, drivers: undefined });
-  for (const t of list) {
-    const drivers = t.doc.drivers as Doc;
-    const into = out.find((o) => key(o) === key(t) && !Object.keys(drivers).some((d) => d in (o.doc.drivers as Doc)));
-    if (into) {
-      into.doc.drivers = { ...(into.doc.drivers as Doc), ...drivers };
-      into.sources.push(...t.sources);
-      into.findings.push(...t.findings);
-    } else out.push({ ...t, doc: { ...t.doc }, sources: [...t.sources], findings: [...t.findings] });
-  }
-  return out;
 }

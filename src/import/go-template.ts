@@ -93,10 +93,10 @@ const LATER_FIELDS = /^\.(HTTPIP|HTTPPort|Name|Path|Vars|Host|Port|User|Password
 function action(body: string, raw: string, scope: GoScope): string {
   const toks = tokenize(body);
   if (toks.length === 1 && toks[0]!.k === "field") {
-    if (LATER_FIELDS.test(toks[0]!.v)) return raw.replaceAll("${", "$${");
+    if (LATER_FIELDS.test(toks[0]!.v)) return raw.split("${").join("$${");
     throw new EvalError(`unknown build value ${toks[0]!.v}`);
   }
-  if (toks[0]?.k === "ident" && toks[0].v === "build") return raw.replaceAll("${", "$${"); // {{ build `Host` }}: shell-local
+  if (toks[0]?.k === "ident" && toks[0].v === "build") return raw.split("${").join("$${"); // {{ build `Host` }}: shell-local
   let pos = 0;
   const pipeline = (): V => {
     let v = command();

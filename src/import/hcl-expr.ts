@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { EvalError } from "./go-template.js";
 import type { Generated } from "./generated.js";
-import { escapeText, hasRef, isObj, type Val } from "./values.js";
+import { escapeText, hasRef, isObj, setOwn, type Val } from "./values.js";
 
 export interface HclScope {
   /** Variables: a scalar stays `${var.x}`; a list or map is expanded to its value. */
@@ -338,7 +338,7 @@ function evaluate(n: Node, scope: HclScope, src: string): Val {
       return n.items.map((x) => evaluate(x, scope, src));
     case "object": {
       const out: Record<string, Val> = {};
-      for (const [k, v] of n.items) out[plain(evaluate(k, scope, src), scope, "an object key")] = evaluate(v, scope, src);
+      for (const [k, v] of n.items) setOwn(out, plain(evaluate(k, scope, src), scope, "an object key"), evaluate(v, scope, src));
       return out;
     }
     case "cond": {
@@ -431,7 +431,6 @@ function plain(v: Val, scope: HclScope, what: string): string {
     if (value === undefined || typeof value === "object") return "";
     return String(value).replaceAll("$${", "${");
   });
-  if (hasRef(out.replaceAll("${", "$${").replace(/\$\$\{/g, ""))) throw new EvalError(`cannot compute with ${v}`);
   scope.note(`var.${names.join(", var.")} used in ${what} or a function: vmkiln cannot compute it at build time, so the current value is written in place`);
   return out;
 }

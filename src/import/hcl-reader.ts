@@ -12,7 +12,7 @@ import { scanBlocks, type BlockHeader } from "./hcl-blocks.js";
 import { evalExpr, evalTemplate, type HclScope } from "./hcl-expr.js";
 import { parseHclFile } from "./hcl-parse.js";
 import type { Finding, PackerBlock, PackerBuild, PackerSource, PackerTemplate, PackerVariable } from "./model.js";
-import { isObj, type Val } from "./values.js";
+import { isObj, setOwn, type Val } from "./values.js";
 import { readVarFile, type VarFileValues } from "./var-files.js";
 
 export interface HclReadOptions {
@@ -108,7 +108,7 @@ export async function readHclTemplate(target: string, opts: HclReadOptions): Pro
       } catch (err) {
         throw importError(from, undefined, `${name}: ${(err as Error).message}`);
       }
-    } else value = raw === null ? null : typeof raw === "string" ? raw.replaceAll("${", "$${") : String(raw);
+    } else value = raw === null ? null : typeof raw === "string" ? raw.split("${").join("$${") : String(raw);
     v.value = value;
     v.overridden = true;
     values.set(name, value);
@@ -264,7 +264,7 @@ function evalBody(raw: Raw, p: string, scopeFor: (note: (t: string) => void) => 
     if (k === "dynamic") continue;
     const fp = `${p}.${k}`;
     try {
-      out[k] = evalRaw(v, scopeFor((text) => findings.push({ kind: "note", path: fp, text })));
+      setOwn(out, k, evalRaw(v, scopeFor((text) => findings.push({ kind: "note", path: fp, text }))));
     } catch (err) {
       if (!(err instanceof EvalError)) throw err;
       findings.push({ kind: "not-mapped", path: fp, why: err.message });
@@ -303,7 +303,7 @@ function evalRaw(v: unknown, scope: HclScope): Val {
   if (Array.isArray(v)) return v.map((x) => evalRaw(x, scope));
   if (isObj(v)) {
     const out: Record<string, Val> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = evalRaw(x, scope);
+    for (const [k, x] of Object.entries(v)) setOwn(out, k, evalRaw(x, scope));
     return out;
   }
   return v as Val;

@@ -9,7 +9,7 @@ import type { Generated } from "./generated.js";
 import { importError, MAPPED_BUILDERS, OTHER_PACKER_BUILDERS } from "./errors.js";
 import { JsonSyntaxError, parseJsonWithLines } from "./json-text.js";
 import type { Finding, PackerBlock, PackerSource, PackerTemplate, PackerVariable } from "./model.js";
-import { concrete, isObj, type Val } from "./values.js";
+import { concrete, escapeText, isObj, setOwn, type Val } from "./values.js";
 import type { VarFileValues } from "./var-files.js";
 
 export interface ReadOptions {
@@ -139,7 +139,7 @@ function applyOverrides(variables: PackerVariable[], current: Map<string, string
   const set = (name: string, value: string, from: string) => {
     const v = variables.find((x) => x.name === name);
     if (!v) throw importError(from, undefined, `variable "${name}" is not declared in the template`);
-    v.value = value;
+    v.value = escapeText(value); // Packer takes -var values literally
     v.overridden = true;
     current.set(name, value);
   };
@@ -158,7 +158,7 @@ function evalBody(raw: Record<string, unknown>, p: string, scope: GoScope, findi
   for (const [k, v] of Object.entries(raw)) {
     const fp = `${p}.${k}`;
     try {
-      out[k] = evalTree(v, { ...scope, note: (text) => findings.push({ kind: "note", path: fp, text }) });
+      setOwn(out, k, evalTree(v, { ...scope, note: (text) => findings.push({ kind: "note", path: fp, text }) }));
     } catch (err) {
       if (!(err instanceof EvalError)) throw err;
       findings.push({ kind: "not-mapped", path: fp, why: err.message });
@@ -172,7 +172,7 @@ function evalTree(v: unknown, scope: GoScope): Val {
   if (Array.isArray(v)) return v.map((x) => evalTree(x, scope));
   if (isObj(v)) {
     const out: Record<string, Val> = {};
-    for (const [k, x] of Object.entries(v)) out[k] = evalTree(x, scope);
+    for (const [k, x] of Object.entries(v)) setOwn(out, k, evalTree(x, scope));
     return out;
   }
   return v as Val;

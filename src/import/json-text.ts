@@ -2,6 +2,8 @@
 // the file and line (`builders[2]` at line 40), which JSON.parse cannot give. Strict JSON, as
 // Packer's own decoder (encoding/json) takes it.
 
+import { setOwn } from "./values.js";
+
 export interface PositionedJson {
   value: unknown;
   /** Line (1-based) of the value at each path, keyed like `builders[0].type`. */
@@ -88,7 +90,7 @@ export function parseJsonWithLines(text: string): PositionedJson {
         if (text[i] !== ":") fail(`expected ":" after key "${key}"`);
         i++;
         const child = path === "" ? key : /^[A-Za-z0-9_-]+$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
-        obj[key] = value(child);
+        setOwn(obj, key, value(child));
         ws();
         if (text[i] === ",") {
           i++;

@@ -7,7 +7,7 @@ import path from "node:path";
 import type { PackerBlock } from "./model.js";
 import type { PathMapper } from "./paths.js";
 import { Body, type Report } from "./report.js";
-import { asText, concrete, isObj, type Val } from "./values.js";
+import { asText, concrete, isObj, setOwn, type Val } from "./values.js";
 
 export type Entry = Record<string, Record<string, unknown>>;
 
@@ -28,7 +28,7 @@ function envList(b: Body, key: string): Record<string, string> | undefined {
     const eq = item.indexOf("=");
     const k = eq < 0 ? "" : item.slice(0, eq);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) b.report.notMapped(b.at(key), `${item}: expected NAME=VALUE`);
-    else out[k] = item.slice(eq + 1);
+    else setOwn(out, k, item.slice(eq + 1));
   }
   return Object.keys(out).length > 0 ? out : undefined;
 }
@@ -40,7 +40,7 @@ function envMap(b: Body, key: string): Record<string, string> | undefined {
   for (const [k, x] of Object.entries(v)) {
     const t = asText(x);
     if (t === undefined || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) b.report.notMapped(`${b.at(key)}.${k}`, "expected NAME = text");
-    else out[k] = t;
+    else setOwn(out, k, t);
   }
   return out;
 }

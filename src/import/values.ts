@@ -11,7 +11,7 @@ export const isObj = (v: unknown): v is Record<string, Val> => v !== null && typ
 
 /** Literal text → vmkiln template text. */
 export function escapeText(s: string): string {
-  return s.replaceAll("${", "$${");
+  return s.split("${").join("$${");
 }
 
 /** Whether a vmkiln string holds a reference (anything but literal text). */
@@ -53,4 +53,12 @@ export function asText(v: Val | undefined): string | undefined {
   if (typeof v === "string") return v;
   if (typeof v === "number" || typeof v === "boolean") return String(v);
   return undefined;
+}
+
+/**
+ * obj[key] = value as an own property, whatever the key: a template key "__proto__" must not set the
+ * object's prototype (JSON.parse makes it an own property too).
+ */
+export function setOwn<T>(obj: Record<string, T>, key: string, value: T): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
 }

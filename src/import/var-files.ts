@@ -7,6 +7,7 @@ import { parse as parseHcl } from "@cdktn/hcl2json";
 import { importError } from "./errors.js";
 import { JsonSyntaxError, parseJsonWithLines } from "./json-text.js";
 import { hclDiagnostic } from "./hcl-parse.js";
+import { setOwn } from "./values.js";
 
 /** Raw values by name: JSON values as they are, HCL values as hcl2json gives them (expressions as `${…}`). */
 export interface VarFileValues {
@@ -49,7 +50,7 @@ export function parseImportVars(list: string[]): Record<string, string> {
     const eq = item.indexOf("=");
     const key = eq < 0 ? "" : item.slice(0, eq).trim();
     if (key === "") throw importError("-var", undefined, `${JSON.stringify(item)}: expected NAME=VALUE`);
-    out[key] = item.slice(eq + 1);
+    setOwn(out, key, item.slice(eq + 1));
   }
   return out;
 }

@@ -9,7 +9,7 @@ import { parseChecksum } from "../../template/schema.js";
 import type { PackerSource } from "../model.js";
 import { isHttpUrl, type PathMapper } from "../paths.js";
 import type { Body, Report } from "../report.js";
-import { asText, concrete, hasRef, isObj, singleVar, varsIn, type Val } from "../values.js";
+import { asText, concrete, hasRef, isObj, setOwn, singleVar, varsIn, type Val } from "../values.js";
 
 export type Doc = Record<string, unknown>;
 
@@ -85,7 +85,7 @@ export function mapIsoLocation(ctx: BuilderCtx): Doc | undefined {
     candidates.find((c) => isHttpUrl(now(c))) ??
     candidates[0]!;
   if (candidates.length > 1)
-    ctx.report.notMapped(b.at(url !== undefined ? "iso_url" : "iso_urls"), `vmkiln downloads from one location; kept ${first}, dropped ${candidates.filter((c) => c !== first).join(", ")}`);
+    ctx.report.notMapped(b.at(urls && urls.length > 0 ? "iso_urls" : "iso_url"), `vmkiln downloads from one location; kept ${first}, dropped ${candidates.filter((c) => c !== first).join(", ")}`);
   return location(ctx, first, b.at(url !== undefined ? "iso_url" : "iso_urls"));
 }
 
@@ -222,7 +222,7 @@ export function mapMedia(ctx: BuilderCtx): Doc | undefined {
       const t = asText(x);
       if (t === undefined) ctx.report.notMapped(`${b.at(key)}.${k}`, "expected text");
       else if (k.includes("/")) ctx.report.notMapped(`${b.at(key)}.${k}`, "vmkiln puts content in the medium's root (no directories)");
-      else out[k] = t;
+      else setOwn(out, k, t);
     }
     return Object.keys(out).length > 0 ? out : undefined;
   };
