@@ -41,12 +41,12 @@ const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 export function convert(tpl: PackerTemplate, opts: ConvertOptions): ConvertResult {
   const global: Finding[] = [...tpl.findings];
-  const paths = new PathMapper(tpl.dir, opts.outDir);
   const current: Record<string, string> = {};
   for (const v of tpl.variables) if (typeof v.value === "string" || typeof v.value === "number" || typeof v.value === "boolean") current[v.name] = concrete(String(v.value), {}, process.env);
   for (const [k, g] of tpl.generated) current[k] = g.value;
   const rawVars: Record<string, string> = {};
   for (const v of tpl.variables) if (typeof v.value === "string" || typeof v.value === "number" || typeof v.value === "boolean") rawVars[v.name] = String(v.value);
+  const paths = new PathMapper(tpl.dir, opts.outDir, rawVars);
 
   const all = tpl.builds.flatMap((b) => b.sources.map((s) => ({ build: b, source: s })));
   const selected = opts.only === undefined ? all : all.filter(({ source }) => matches(source, opts.only!));
@@ -137,7 +137,7 @@ function convertSource(tpl: PackerTemplate, build: PackerBuild, source: PackerSo
   const name = sanitizeName(source.shortName);
   const doc: Doc = { name };
   const used = new Set(varsIn([mapped.doc as Val, provision as unknown as Val, output as Val, mapped.driverBody as Val]));
-  const { variables, comments } = variablesFor(tpl, report, used);
+  const { variables, comments } = variablesFor(tpl, report, used, paths.rebased);
   if (Object.keys(variables).length > 0) doc.variables = variables;
   for (const key of ["source"]) if (mapped.doc[key] !== undefined) doc[key] = mapped.doc[key];
   doc.drivers = { [mapped.driver]: mapped.driverBody };
@@ -157,7 +157,7 @@ function convertSource(tpl: PackerTemplate, build: PackerBuild, source: PackerSo
   return { name, sources: [source.name], doc, variableComments: comments, findings: report.findings };
 }
 
-function variablesFor(tpl: PackerTemplate, report: Report, used: Set<string>): { variables: Record<string, string>; comments: Map<string, string> } {
+function variablesFor(tpl: PackerTemplate, report: Report, used: Set<string>, rebased: Map<string, string>): { variables: Record<string, string>; comments: Map<string, string> } {
   const variables: Record<string, string> = {};
   const comments = new Map<string, string>();
   for (const v of tpl.variables) {
@@ -173,7 +173,7 @@ function variablesFor(tpl: PackerTemplate, report: Report, used: Set<string>): {
       report.note(`variables.${v.name}`, d.comment);
       if (!d.writeValue) continue;
     }
-    variables[v.name] = String(v.value);
+    variables[v.name] = rebased.get(v.name) ?? String(v.value);
   }
   for (const [k, g] of tpl.generated) {
     if (!used.has(k)) continue; // only inlined (in a variable's value, or computed with)

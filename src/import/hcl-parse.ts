@@ -2,11 +2,18 @@
 // @cdktn/hcl2json (see README "Coming from Packer" for why this package). Its diagnostics carry
 // "file:line,col-…": they become "file:line:col: message".
 
-import { parse } from "@cdktn/hcl2json";
 import { importError } from "./errors.js";
 import type { UserError } from "../errors.js";
 
+/**
+ * Loaded on first use: the package instantiates its 1.9 MB WebAssembly module when it is imported,
+ * which every other vmkiln command (build, validate…) would otherwise pay for at start-up.
+ */
+let parser: Promise<typeof import("@cdktn/hcl2json")> | undefined;
+
 export async function parseHclFile(display: string, text: string): Promise<Record<string, unknown>> {
+  parser ??= import("@cdktn/hcl2json");
+  const { parse } = await parser;
   try {
     return (await parse(display, text)) as Record<string, unknown>;
   } catch (err) {

@@ -3,10 +3,9 @@
 
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { parse as parseHcl } from "@cdktn/hcl2json";
 import { importError } from "./errors.js";
 import { JsonSyntaxError, parseJsonWithLines } from "./json-text.js";
-import { hclDiagnostic } from "./hcl-parse.js";
+import { parseHclFile } from "./hcl-parse.js";
 import { setOwn } from "./values.js";
 
 /** Raw values by name: JSON values as they are, HCL values as hcl2json gives them (expressions as `${…}`). */
@@ -36,11 +35,7 @@ export async function readVarFile(file: string): Promise<VarFileValues> {
       throw err;
     }
   }
-  try {
-    return { file, format: "hcl", values: (await parseHcl(path.basename(file), text)) as Record<string, unknown> };
-  } catch (err) {
-    throw hclDiagnostic(file, err);
-  }
+  return { file, format: "hcl", values: await parseHclFile(file, text) };
 }
 
 /** Parses `-var` arguments (`NAME=VALUE`, the value may contain "="); later ones win. */

@@ -89,9 +89,11 @@ describe("the Packer corpus (test/fixtures/packer)", () => {
         }
       });
 
-      it("writes YAML that vmkiln validate accepts", async () => {
-        const r = await importCase(c);
-        for (const f of r.files) {
+      it("writes YAML that vmkiln validate accepts, also when written into another directory", async () => {
+        const here = await importCase(c);
+        // Relative paths are rewritten for where the YAML goes: a sibling directory two levels down.
+        const elsewhere = await importCase(c, path.join(CORPUS, "..", "import-elsewhere", c.dir, "vmkiln.yaml"));
+        for (const f of [...here.files, ...elsewhere.files]) {
           const raw = YAML.parse(f.yaml) as unknown;
           const env = { ...process.env, ...c.validateEnv };
           expect(() => specFromObject(raw, { baseDir: path.dirname(f.path), file: path.basename(f.path), vars: c.validateVars ?? {}, env }), path.basename(f.path)).not.toThrow();
