@@ -19,6 +19,8 @@ export interface GoScope {
   /** In `variables`: a reference must be replaced by its value (vmkiln variables read only the environment). */
   inlineVars?: boolean | undefined;
   note?: ((text: string) => void) | undefined;
+  /** Sensitive variables whose value came from -var/-var-file: never computed into the template. */
+  secrets?: Set<string> | undefined;
 }
 
 type Tok = { k: "str" | "num" | "ident" | "field" | "lp" | "rp" | "pipe"; v: string };
@@ -240,6 +242,7 @@ function literal(v: V, scope: GoScope, fn: string): string {
   const out = v.replace(/\$\$\{|\$\{var\.([A-Za-z_][A-Za-z0-9_-]*)\}|\$\{env\.([A-Za-z_][A-Za-z0-9_]*):-\}|\$\{name\}/g, (m, vn?: string, en?: string) => {
     if (m === "$${") return "${";
     used = true;
+    if (vn !== undefined && scope.secrets?.has(vn)) throw new EvalError(`user variable "${vn}" is sensitive: its value is not computed into the template`);
     if (vn !== undefined) return scope.vars.get(vn) ?? scope.generated.vars.get(vn)?.value ?? "";
     if (en !== undefined) return process.env[en] ?? "";
     return scope.buildName ?? "";

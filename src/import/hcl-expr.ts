@@ -26,6 +26,8 @@ export interface HclScope {
   /** Whether a variable reference must be replaced by its value (inside a variable's own default). */
   inlineVars?: boolean | undefined;
   note(text: string): void;
+  /** Sensitive variables whose value came from -var/-var-file: never computed into the template. */
+  secrets?: Set<string> | undefined;
 }
 
 // ---------------------------------------------------------------- templates
@@ -425,6 +427,7 @@ function plain(v: Val, scope: HclScope, what: string): string {
   const names: string[] = [];
   const out = v.replace(/\$\$\{|\$\{var\.([A-Za-z_][A-Za-z0-9_-]*)\}/g, (m, name?: string) => {
     if (m === "$${") return "${";
+    if (scope.secrets?.has(name!)) throw new EvalError(`var.${name} is sensitive: its value is not computed into the template`);
     const value = scope.vars.has(name!) ? scope.vars.get(name!) : scope.generated.vars.get(name!)?.value;
     if (value === undefined) throw new EvalError(`var.${name} has no value, and vmkiln cannot compute with it at build time (pass -var ${name}=… to the import)`);
     names.push(name!);

@@ -115,6 +115,7 @@ export async function readHclTemplate(target: string, opts: HclReadOptions): Pro
   };
   for (const vf of varFiles) for (const [k, raw] of Object.entries(vf.values)) setVar(k, raw, vf.file, vf.format === "hcl");
   for (const [k, raw] of Object.entries(opts.vars)) setVar(k, raw, "-var", false);
+  const secrets = new Set(variables.filter((v) => v.sensitive && v.overridden).map((v) => v.name));
 
   // ---- locals: evaluated on use (vmkiln has none: they are expanded in place)
   const rawLocals = new Map<string, { raw: unknown; file: string; line: number | undefined }>();
@@ -146,6 +147,7 @@ export async function readHclTemplate(target: string, opts: HclReadOptions): Pro
       pathRoot: dir,
       pathCwd: opts.cwd,
       generated: opts.generated,
+      secrets,
       ...extra,
     };
     return s;

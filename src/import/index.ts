@@ -58,7 +58,9 @@ export async function importPacker(target: string, opts: ImportOptions): Promise
     const head = (await readFile(abs, "utf8")).trimStart();
     tpl = head.startsWith("{") ? await readJsonTemplate(abs, common) : await readHclTemplate(abs, common);
   }
-  const output = path.resolve(cwd, opts.output);
+  // -o naming a directory (existing, or written with a trailing "/") means vmkiln.yaml inside it.
+  let output = path.resolve(cwd, opts.output);
+  if (/[\\/]$/.test(opts.output) || (await stat(output).then((st) => st.isDirectory(), () => false))) output = path.join(output, "vmkiln.yaml");
   const { templates, findings } = convert(tpl, { only: opts.only, outDir: path.dirname(output) });
   const files: ImportFile[] = templates.map((t) => {
     const file = templates.length === 1 ? output : output.replace(/(\.ya?ml)?$/i, (ext) => `.${t.name}${ext || ".yaml"}`);
@@ -69,6 +71,9 @@ export async function importPacker(target: string, opts: ImportOptions): Promise
       yaml: renderYaml(t, { from: path.relative(path.dirname(file), abs) || path.basename(abs), description: tpl.description, global: findings, lineOf: tpl.lineOf }),
     };
   });
+  // Never write over the Packer template or a var file, --force or not.
+  const inputs = new Set([abs, ...(opts.varFiles ?? []).map((f) => path.resolve(cwd, f))]);
+  for (const f of files) if (inputs.has(f.path)) throw importError(f.path, undefined, "is an input of this import; choose another -o");
   const names = new Set(files.map((f) => f.path));
   if (names.size !== files.length) throw importError(target, undefined, "two sources would write the same file: use --only");
   return { files, packer: tpl, findings: dedupe(files.flatMap((f) => f.findings)) };

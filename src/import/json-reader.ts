@@ -55,6 +55,7 @@ export async function readJsonTemplate(file: string, opts: ReadOptions): Promise
   const current = new Map<string, string | undefined>();
   const variables: PackerVariable[] = [];
   const baseScope: Omit<GoScope, "vars"> = { templateDir: dir, cwd: opts.cwd, generated: opts.generated };
+  const withSecrets = (): Omit<GoScope, "vars"> => ({ ...baseScope, secrets });
   for (const [name, raw] of Object.entries(rawVars as Record<string, unknown>)) {
     const origin = { file: opts.display, line: lines.get(`variables.${name}`) ?? lines.get(`variables[${JSON.stringify(name)}]`) };
     let value: Val | undefined;
@@ -73,6 +74,7 @@ export async function readJsonTemplate(file: string, opts: ReadOptions): Promise
   }
   for (const n of sensitive) if (!current.has(n)) findings.push({ kind: "note", path: "sensitive-variables", text: `"${n}" is not a declared variable` });
   applyOverrides(variables, current, opts);
+  const secrets = new Set(variables.filter((v) => v.sensitive && v.overridden).map((v) => v.name));
 
   // Builders.
   const builders = doc.builders;
@@ -96,7 +98,7 @@ export async function readJsonTemplate(file: string, opts: ReadOptions): Promise
       }
     }
     const { type: _t, name: _n, ...rest } = b;
-    const body = evalBody(rest as Record<string, unknown>, p, { ...baseScope, vars: current, buildName: name, buildType: type }, f);
+    const body = evalBody(rest as Record<string, unknown>, p, { ...withSecrets(), vars: current, buildName: name, buildType: type }, f);
     sources.push({ type, name, shortName: name, body, path: p, origin: { file: opts.display, line }, findings: f });
   });
 
@@ -112,7 +114,7 @@ export async function readJsonTemplate(file: string, opts: ReadOptions): Promise
       if (!isObj(obj) || typeof obj.type !== "string") throw importError(opts.display, line, `${p}: expected an object with a "type"`);
       const f: Finding[] = [];
       const { type, ...rest } = obj as Record<string, unknown>;
-      out.push({ type: type as string, body: evalBody(rest, p, { ...baseScope, vars: current }, f), path: p, origin: { file: opts.display, line }, findings: f });
+      out.push({ type: type as string, body: evalBody(rest, p, { ...withSecrets(), vars: current }, f), path: p, origin: { file: opts.display, line }, findings: f });
     };
     list.forEach((item, i) => {
       if (key === "post-processors" && Array.isArray(item)) item.forEach((x, j) => add(x, `${key}[${i}][${j}]`));

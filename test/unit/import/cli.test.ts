@@ -169,4 +169,37 @@ describe("vmkiln import: what it writes", () => {
     expect(r.stdout).toMatch(/vmkiln\.virtualbox-iso\.yaml \(virtualbox-iso: virtualbox from virtualbox-iso\)/);
   });
 
+
+  it("-o naming a directory writes vmkiln.yaml in it", async () => {
+    const p = await file("d.json", JSON.stringify({ builders: [{ type: "qemu", iso_url: "https://x.invalid/a.iso", iso_checksum: SHA, ssh_username: "u" }] }));
+    const r = await cli(["import", p, "-o", path.join(dir, "adir") + "/"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(path.join(dir, "adir", "vmkiln.yaml"))).toBe(true);
+  });
+
+  it("never writes over the Packer template, even with --force", async () => {
+    const p = await file("self.json", JSON.stringify({ builders: [{ type: "qemu", iso_url: "https://x.invalid/a.iso", iso_checksum: SHA, ssh_username: "u" }] }));
+    const before = await readFile(p, "utf8");
+    expectBadInput(await cli(["import", p, "-o", p, "--force"]), /self\.json: is an input of this import; choose another -o/);
+    expect(await readFile(p, "utf8")).toBe(before);
+  });
+
+  it("a sensitive variable's value given at import is neither written nor computed into the template", async () => {
+    const p = await file(
+      "secret.json",
+      JSON.stringify({
+        variables: { pw: null, user: "u" },
+        "sensitive-variables": ["pw"],
+        builders: [{ type: "qemu", iso_url: "https://x.invalid/a.iso", iso_checksum: SHA, ssh_username: "{{user `user`}}", ssh_password: "{{user `pw`}}", vm_name: "{{ upper (user `pw`) }}" }],
+      }, null, 2),
+    );
+    const out = path.join(dir, "secret.yaml");
+    const r = await cli(["import", p, "-var", "pw=hunter2", "-o", out]);
+    expect(r.code, r.stderr).toBe(0);
+    const yaml = await readFile(out, "utf8");
+    expect(yaml).not.toMatch(/hunter2|HUNTER2/i);
+    expect(r.stderr + r.stdout).not.toMatch(/hunter2/i);
+    expect(yaml).toMatch(/password: \$\{var\.pw\}/);
+    expect(r.stderr).toMatch(/not mapped: builders\[0\]\.vm_name \(line \d+\): user variable "pw" is sensitive/);
+  });
 });
