@@ -202,4 +202,20 @@ describe("vmkiln import: what it writes", () => {
     expect(yaml).toMatch(/password: \$\{var\.pw\}/);
     expect(r.stderr).toMatch(/not mapped: builders\[0\]\.vm_name \(line \d+\): user variable "pw" is sensitive/);
   });
+
+  it("HCL2 with a *.pkrvars.hcl -var-file, then -var, over the defaults (Packer's order)", async () => {
+    const p = await file(
+      "v.pkr.hcl",
+      `variable "mem" {\n  default = 1024\n}\nvariable "cpus" {\n  default = 1\n}\nvariable "names" {\n  type = list(string)\n  default = ["a"]\n}\nsource "qemu" "a" {\n  iso_url = "https://x.invalid/a.iso"\n  iso_checksum = "${SHA}"\n  ssh_username = "u"\n  disk_size = "10G"\n  memory = var.mem\n  cpus = var.cpus\n  vm_name = join("-", var.names)\n}\nbuild {\n  sources = ["source.qemu.a"]\n}\n`,
+    );
+    const vf = await file("prod.pkrvars.hcl", 'mem = 4096\ncpus = 2\nnames = ["x", "y"]\n');
+    const out = path.join(dir, "v.yaml");
+    const r = await cli(["import", p, "-var-file", vf, "-var", "cpus=8", "-o", out]);
+    expect(r.code, r.stderr).toBe(0);
+    const yaml = await readFile(out, "utf8");
+    expect(yaml).toMatch(/^  mem: "4096"$/m);
+    expect(yaml).toMatch(/^  cpus: "8"$/m);
+    expect(yaml).toMatch(/memory: \$\{var\.mem\}/);
+    expect(yaml).toMatch(/basename: x-y/);
+  });
 });
