@@ -397,3 +397,32 @@ export function commonNotMapped(ctx: BuilderCtx): void {
   b.same("iso_skip_cache");
   b.notMapped("cd_content_path", "not a Packer setting vmkiln knows");
 }
+
+/** The sections ISO and image builds share across builders. */
+export function mapCommon(ctx: BuilderCtx, doc: Doc, isImage: boolean, installs = true): void {
+  const b = ctx.body;
+  const boot = mapBoot(ctx);
+  const http = mapHttp(ctx);
+  const media = mapMedia(ctx);
+  if (isImage) {
+    if (boot) ctx.report.notMapped(b.at("boot_command"), "a cloud image boots without typing: vmkiln configures it through cloud-init");
+    if (media) ctx.report.notMapped(b.at(media.floppy_files || media.type === "floppy" ? "floppy_files" : "cd_files"), mediaOnImage(media));
+    if (http) doc.http = http;
+  } else {
+    if (boot) doc.boot = boot;
+    if (http) doc.http = http;
+    if (media) doc.install_media = media;
+  }
+  doc.ssh = mapSsh(ctx);
+  // Packer waits for SSH while the installer runs and reboots into the disk; vmkiln runs the
+  // installer until it reboots (-no-reboot), then boots the installed disk: the same wait, in two parts.
+  if (!isImage && installs) doc.install = { wait_for: "reboot", ...((doc.ssh as Doc).timeout !== undefined ? { timeout: (doc.ssh as Doc).timeout } : {}) };
+  const shutdown = mapShutdown(ctx);
+  if (shutdown) doc.shutdown = shutdown;
+}
+
+function mediaOnImage(media: Doc): string {
+  if (typeof media.label === "string" && media.label.toLowerCase() === "cidata")
+    return "a cidata seed: vmkiln writes its own (the build user ssh.username with its key); put extra cloud-config under cloud_init.user_data";
+  return "installer media are for ISO installs; a cloud image takes cloud_init";
+}

@@ -1,7 +1,7 @@
 // Packer's qemu builder (hashicorp/packer-plugin-qemu builder/qemu/config.go, Config) → drivers.qemu.
 // disk_image: true boots the "ISO" as a disk (a cloud image) → source.cloud_image.
 
-import { valueOf, decide, mapBoot, mapChecksum, mapHeadless, mapHttp, mapIsoLocation, mapMedia, mapOutput, mapShape, mapShutdown, mapSsh, numOrText, commonNotMapped, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
+import { valueOf, decide, mapChecksum, mapCommon, mapHeadless, mapIsoLocation, mapOutput, mapShape, numOrText, commonNotMapped, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
 import { asText } from "../values.js";
 
 /** What vmkiln's QEMU command line already has (drivers/qemu/cmdline.ts): these qemuargs change nothing. */
@@ -126,33 +126,4 @@ export function mapQemu(ctx: BuilderCtx): BuilderResult {
   doc.output = output;
   commonNotMapped(ctx);
   return { driver: "qemu", driverBody: driver, doc };
-}
-
-/** The sections ISO and image builds share across builders. */
-export function mapCommon(ctx: BuilderCtx, doc: Doc, isImage: boolean, installs = true): void {
-  const b = ctx.body;
-  const boot = mapBoot(ctx);
-  const http = mapHttp(ctx);
-  const media = mapMedia(ctx);
-  if (isImage) {
-    if (boot) ctx.report.notMapped(b.at("boot_command"), "a cloud image boots without typing: vmkiln configures it through cloud-init");
-    if (media) ctx.report.notMapped(b.at(media.floppy_files || media.type === "floppy" ? "floppy_files" : "cd_files"), mediaOnImage(media));
-    if (http) doc.http = http;
-  } else {
-    if (boot) doc.boot = boot;
-    if (http) doc.http = http;
-    if (media) doc.install_media = media;
-  }
-  doc.ssh = mapSsh(ctx);
-  // Packer waits for SSH while the installer runs and reboots into the disk; vmkiln runs the
-  // installer until it reboots (-no-reboot), then boots the installed disk: the same wait, in two parts.
-  if (!isImage && installs) doc.install = { wait_for: "reboot", ...((doc.ssh as Doc).timeout !== undefined ? { timeout: (doc.ssh as Doc).timeout } : {}) };
-  const shutdown = mapShutdown(ctx);
-  if (shutdown) doc.shutdown = shutdown;
-}
-
-function mediaOnImage(media: Doc): string {
-  if (typeof media.label === "string" && media.label.toLowerCase() === "cidata")
-    return "a cidata seed: vmkiln writes its own (the build user ssh.username with its key); put extra cloud-config under cloud_init.user_data";
-  return "installer media are for ISO installs; a cloud image takes cloud_init";
 }

@@ -2,8 +2,7 @@
 // builder/virtualbox/iso/builder.go Config, builder/virtualbox/ovf/config.go Config, and the shared
 // builder/virtualbox/common/*_config.go) → drivers.virtualbox.
 
-import { valueOf, location, mapChecksum, mapHeadless, mapIsoLocation, mapOutput, mapShape, commonNotMapped, numOrText, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
-import { mapCommon } from "./qemu.js";
+import { valueOf, location, mapChecksum, mapHeadless, mapIsoLocation, mapOutput, mapShape, commonNotMapped, mapCommon, numOrText, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
 import { asText } from "../values.js";
 
 export function mapVirtualbox(ctx: BuilderCtx, kind: "iso" | "ovf"): BuilderResult {

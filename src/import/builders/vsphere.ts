@@ -3,8 +3,7 @@
 // config_location.go, step_connect.go ConnectConfig, step_hardware.go HardwareConfig,
 // storage_config.go, step_export.go ExportConfig, step_import_to_content_library.go) → drivers.vsphere.
 
-import { valueOf, boolOf, decide, unset, mapChecksum, mapIsoLocation, mapOutput, mibSize, numOrText, commonNotMapped, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
-import { mapCommon } from "./qemu.js";
+import { valueOf, boolOf, decide, unset, mapChecksum, mapIsoLocation, mapOutput, mibSize, numOrText, commonNotMapped, mapCommon, type BuilderCtx, type BuilderResult, type Doc } from "./common.js";
 import { Body } from "../report.js";
 import { isObj } from "../values.js";
 
