@@ -35,7 +35,10 @@ export function mapQemu(ctx: BuilderCtx): BuilderResult {
   const accel = b.text("accelerator");
   if (accel !== undefined) {
     const a = valueOf(ctx, accel);
-    if (a === "kvm" || a === "tcg") driver.accelerator = accel;
+    if (a === "kvm" || a === "tcg") {
+      driver.accelerator = accel;
+      if (a === "kvm") r.note(b.at("accelerator"), "kvm, as Packer: the build fails without a usable /dev/kvm; accelerator: auto would fall back to TCG");
+    }
     else if (a === "none") driver.accelerator = "tcg";
     else r.notMapped(b.at("accelerator"), `vmkiln runs QEMU with kvm or tcg (auto picks); ${a} is not supported`);
   }
