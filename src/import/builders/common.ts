@@ -198,9 +198,14 @@ export function mapBoot(ctx: BuilderCtx): Doc | undefined {
     if (wait !== undefined) ctx.report.note(b.at("boot_wait"), "no boot_command: nothing to wait for");
     return undefined;
   }
+  // Packer takes one long string as well as a list (its decoder makes a one-item list).
   const list = (Array.isArray(cmd) ? cmd : [cmd]).map(asText);
   if (list.some((x) => x === undefined)) {
     ctx.report.notMapped(b.at("boot_command"), "expected a list of strings");
+    return undefined;
+  }
+  if (list.every((x) => x === "")) {
+    ctx.report.note(b.at("boot_command"), "empty: nothing is typed");
     return undefined;
   }
   const out: Doc = { command: list };

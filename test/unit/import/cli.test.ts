@@ -218,4 +218,13 @@ describe("vmkiln import: what it writes", () => {
     expect(yaml).toMatch(/memory: \$\{var\.mem\}/);
     expect(yaml).toMatch(/basename: x-y/);
   });
+
+  it("boot_command as one long string (not a list) is typed as written", async () => {
+    const long = "<esc><wait> linux inst.ks=http://{{ .HTTPIP }}:{{ .HTTPPort }}/ks.cfg inst.text <enter>";
+    const p = await file("long.json", JSON.stringify({ builders: [{ type: "qemu", iso_url: "https://x.invalid/a.iso", iso_checksum: SHA, ssh_username: "u", boot_command: long, http_directory: "." }] }));
+    const out = path.join(dir, "long.yaml");
+    expect((await cli(["import", p, "-o", out])).code).toBe(0);
+    expect(await readFile(out, "utf8")).toContain(`command:\n    - ${long}\n`);
+    expect((await cli(["validate", out])).code).toBe(0);
+  });
 });
