@@ -80,7 +80,11 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .action(async (template: string, o: { var: string[]; varFile: string[] }) => {
       code = await inspectCommand(template, o, cli);
     });
-  varOpts(program.command("import <packer-template>").description("turn a Packer template (JSON, HCL2 file or directory) into a vmkiln template"))
+  program
+    .command("import <packer-template>")
+    .description("turn a Packer template (JSON, HCL2 file or directory) into a vmkiln template")
+    .option("--var <k=v>", "set a Packer variable's value (repeatable; -var also works)", collect, [])
+    .option("--var-file <file>", "read Packer variables from a JSON or *.pkrvars.hcl file (repeatable)", collect, [])
     .option("-o, --output <file>", "the vmkiln template to write (several sources: one file each, named after the source)", "vmkiln.yaml")
     .option("--only <name>", "import this Packer source/builder only")
     .option("--strict", "exit 2 (and write nothing) if any Packer field was not mapped")
