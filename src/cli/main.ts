@@ -8,6 +8,7 @@ import { ttyReporter } from "../log/reporters/tty.js";
 import { VMKILN_VERSION } from "../artifact/manifest.js";
 import { buildCommand } from "./build.js";
 import { gcCommand } from "./gc.js";
+import { importCommand } from "./import.js";
 import type { CliIO } from "./io.js";
 import { packOvaCommand } from "./pack-ova.js";
 import { inspectCommand, schemaCommand, validateCommand } from "./validate.js";
@@ -78,6 +79,19 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
   varOpts(program.command("inspect <template>").description("print the normalized build spec"))
     .action(async (template: string, o: { var: string[]; varFile: string[] }) => {
       code = await inspectCommand(template, o, cli);
+    });
+  program
+    .command("import <packer-template>")
+    .description("turn a Packer template (JSON, HCL2 file or directory) into a vmkiln template")
+    .option("--var <k=v>", "set a Packer variable's value (repeatable; -var also works)", collect, [])
+    .option("--var-file <file>", "read Packer variables from a JSON or *.pkrvars.hcl file (repeatable)", collect, [])
+    .option("-o, --output <file>", "the vmkiln template to write (several sources: one file each, named after the source)", "vmkiln.yaml")
+    .option("--only <name>", "import this Packer source/builder only")
+    .option("--strict", "exit 2 (and write nothing) if any Packer field was not mapped")
+    .option("--force", "replace existing files")
+    .option("--json", "JSON summary on stdout")
+    .action(async (template: string, o: { var: string[]; varFile: string[]; output: string; only?: string; strict?: boolean; force?: boolean; json?: boolean }) => {
+      code = await importCommand(template, o, cli);
     });
   program.command("schema").description("print the template JSON Schema").action(() => {
     code = schemaCommand(cli);
