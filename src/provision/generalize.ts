@@ -118,16 +118,7 @@ if [ -f "$R/etc/hostname" ]; then
 fi
 f="$R/etc/hosts"
 [ -f "$f" ] || return 0
-awk -v hn="$hn" -v fq="$fq" '
-  /^[[:space:]]*(#|$)/ { print; next }
-  { out = $1; kept = 0; dropped = 0
-    for (i = 2; i <= NF; i++) {
-      if (substr($i, 1, 1) == "#") { for (; i <= NF; i++) out = out " " $i; break }
-      if ($i == hn || $i == fq) { dropped = 1; continue }
-      out = out " " $i; kept++
-    }
-    if (!dropped) print; else if (kept > 0) print out }
-' "$f" > "$f.vmkiln"
+awk -v hn="$hn" -v fq="$fq" ${shq(HOSTS_FILTER_AWK)} "$f" > "$f.vmkiln"
 if cmp -s "$f" "$f.vmkiln"; then rm -f "$f.vmkiln"; else cat "$f.vmkiln" > "$f"; rm -f "$f.vmkiln"; say "removed $fq $hn from /etc/hosts"; fi`,
   },
   {
@@ -262,6 +253,20 @@ find "$R/var/log" -type f -size +0 -exec truncate -s 0 -- {} +
 rmf "$R/var/lib/logrotate/status"`,
   },
 ];
+
+/**
+ * /etc/hosts without the names `hn` and `fq` (awk -v): comments and blank lines stay, a line naming
+ * neither stays byte for byte, a line naming one loses it (and is dropped when no name is left;
+ * an inline `# comment` stays with the line).
+ */
+export const HOSTS_FILTER_AWK = `  /^[[:space:]]*(#|$)/ { print; next }
+  { out = $1; kept = 0; dropped = 0
+    for (i = 2; i <= NF; i++) {
+      if (substr($i, 1, 1) == "#") { for (; i <= NF; i++) out = out " " $i; break }
+      if (($i "") == (hn "") || ($i "") == (fq "")) { dropped = 1; continue }
+      out = out " " $i; kept++
+    }
+    if (!dropped) print; else if (kept > 0) print out }`;
 
 /** Shell functions the operations share. */
 function preamble(input: ScriptInput): string {

@@ -11,6 +11,7 @@ import {
   CLOUD_INIT_IDLE,
   cleaningScript,
   cloudInitSettleScript,
+  HOSTS_FILTER_AWK,
   OPERATIONS,
   planOperations,
   REPORT_MARK,
@@ -244,6 +245,12 @@ describe("cleaningScript against a built guest", () => {
     expect(await read("etc/hostname")).toBe("golden\n");
     expect(await read("etc/hosts")).toBe("127.0.0.1 localhost # inline\n10.0.0.5 golden\n");
     expect(r.reports.get("hostname")!.changes[0]).toMatch(/^kept \/etc\/hostname: golden is not the name cloud-init set/);
+  });
+
+  it("regression (fuzz): names are compared as strings, so hostname 01 does not take 1 or 1.0 with it", () => {
+    // awk compares two numeric-looking strings as numbers: "01" == "1" == "1.0" (fuzz counterexample).
+    const got = execFileSync("awk", ["-v", "hn=01", "-v", "fq=01", HOSTS_FILTER_AWK], { input: "10.0.0.5 1 #x\n127.0.1.1 1.0\n127.0.1.2 01\n", encoding: "utf8" });
+    expect(got).toBe("10.0.0.5 1 #x\n127.0.1.1 1.0\n");
   });
 
   it("with root as the build user, only the build key leaves root's authorized_keys", async () => {
