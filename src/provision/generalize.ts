@@ -118,8 +118,8 @@ if [ -f "$R/etc/hostname" ]; then
 fi
 f="$R/etc/hosts"
 [ -f "$f" ] || return 0
-awk -v hn="$hn" -v fq="$fq" ${shq(HOSTS_FILTER_AWK)} "$f" > "$f.vmkiln"
-if cmp -s "$f" "$f.vmkiln"; then rm -f "$f.vmkiln"; else cat "$f.vmkiln" > "$f"; rm -f "$f.vmkiln"; say "removed $fq $hn from /etc/hosts"; fi`,
+if awk -v hn="$hn" -v fq="$fq" ${shq(HOSTS_FILTER_AWK)} "$f" > "$f.vmkiln"; then cat "$f.vmkiln" > "$f"; say "removed $fq $hn from /etc/hosts"; fi
+rm -f "$f.vmkiln"`,
   },
   {
     name: "network",
@@ -257,7 +257,9 @@ rmf "$R/var/lib/logrotate/status"`,
 /**
  * /etc/hosts without the names `hn` and `fq` (awk -v): comments and blank lines stay, a line naming
  * neither stays byte for byte, a line naming one loses it (and is dropped when no name is left;
- * an inline `# comment` stays with the line).
+ * an inline `# comment` stays with the line). Exits 0 when it changed something, 1 when not (no
+ * `cmp` needed: minimal EL images lack diffutils). Names compare as strings: awk would take "01"
+ * for "1" and "1.0" (fuzz counterexample).
  */
 export const HOSTS_FILTER_AWK = `  /^[[:space:]]*(#|$)/ { print; next }
   { out = $1; kept = 0; dropped = 0
@@ -266,7 +268,8 @@ export const HOSTS_FILTER_AWK = `  /^[[:space:]]*(#|$)/ { print; next }
       if (($i "") == (hn "") || ($i "") == (fq "")) { dropped = 1; continue }
       out = out " " $i; kept++
     }
-    if (!dropped) print; else if (kept > 0) print out }`;
+    if (!dropped) print; else { changed = 1; if (kept > 0) print out } }
+  END { exit !changed }`;
 
 /** Shell functions the operations share. */
 function preamble(input: ScriptInput): string {

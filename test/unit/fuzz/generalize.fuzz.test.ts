@@ -1,7 +1,7 @@
 // Fuzz targets of the generalize operations' parsers: the /etc/hosts filter (run for real with awk,
 // against a model of what it must do) and the report collector (never throws, consumes exactly the
 // report lines and what operations print).
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { HOSTS_FILTER_AWK, planOperations, REPORT_MARK, ReportCollector } from "../../../src/provision/generalize.js";
@@ -51,9 +51,12 @@ describe("fuzz: /etc/hosts filter", () => {
     fc.assert(
       fc.property(fc.array(line, { maxLength: 8 }), name, name, (lines, hn, fq) => {
         const input = lines.map((l) => l + "\n").join("");
-        const got = execFileSync("awk", ["-v", `hn=${hn}`, "-v", `fq=${fq}`, HOSTS_FILTER_AWK], { input, encoding: "utf8" });
+        const r = spawnSync("awk", ["-v", `hn=${hn}`, "-v", `fq=${fq}`, HOSTS_FILTER_AWK], { input, encoding: "utf8" });
         const want = lines.map((l) => model(l, hn, fq)).filter((l) => l !== undefined);
-        expect(got).toBe(want.length ? want.join("\n") + "\n" : "");
+        const wantText = want.length ? want.join("\n") + "\n" : "";
+        expect(r.stdout).toBe(wantText);
+        expect(r.status).toBe(wantText === input ? 1 : 0); // 0: something changed
+        expect(r.stderr).toBe("");
       }),
       fuzzParams(RUNS),
     );

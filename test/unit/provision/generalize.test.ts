@@ -1,7 +1,7 @@
 // The cleaning script runs for real (with dash, the guests' /bin/sh, and bash) against a scratch
 // root laid out like the fixture guest after a build boot (what the offline inspection of an image
 // built before issue 14 found). Commands that would act on the host are stubs given by path.
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -249,8 +249,8 @@ describe("cleaningScript against a built guest", () => {
 
   it("regression (fuzz): names are compared as strings, so hostname 01 does not take 1 or 1.0 with it", () => {
     // awk compares two numeric-looking strings as numbers: "01" == "1" == "1.0" (fuzz counterexample).
-    const got = execFileSync("awk", ["-v", "hn=01", "-v", "fq=01", HOSTS_FILTER_AWK], { input: "10.0.0.5 1 #x\n127.0.1.1 1.0\n127.0.1.2 01\n", encoding: "utf8" });
-    expect(got).toBe("10.0.0.5 1 #x\n127.0.1.1 1.0\n");
+    const r = spawnSync("awk", ["-v", "hn=01", "-v", "fq=01", HOSTS_FILTER_AWK], { input: "10.0.0.5 1 #x\n127.0.1.1 1.0\n127.0.1.2 01\n", encoding: "utf8" });
+    expect(r.stdout).toBe("10.0.0.5 1 #x\n127.0.1.1 1.0\n");
   });
 
   it("with root as the build user, only the build key leaves root's authorized_keys", async () => {
