@@ -67,7 +67,7 @@ export const OPERATIONS: readonly Operation[] = [
     on: (g) => !g.keepDefaultUser,
     body: () => `
 name=$(default_user_name)
-if [ -z "$name" ]; then say "no default user in cloud-init's configuration for this boot"; return 0; fi
+if [ -z "$name" ]; then say "cloud-init's configuration names no default user"; return 0; fi
 if [ "$name" = "$BUILD_USER" ]; then say "the default user $name is the build user"; return 0; fi
 if ! grep -q "^$name:" "$R/etc/passwd"; then say "no user $name"; return 0; fi
 made=$(cloud_init_groups_for "$name")
@@ -311,14 +311,15 @@ ci_has_configs() {
   return 1
 }
 default_user_name() {
-  # cloud-init's merged system config for this boot (system_info.default_user.name).
-  f="$R/run/cloud-init/instance-data-sensitive.json"
-  [ -f "$f" ] || return 0
-  "$PYTHON3" -c 'import json, sys
+  # cloud.cfg's system_info.default_user.name, merged with cloud.cfg.d/ by cloud-init's own reader
+  # (the merged config in /run/cloud-init/instance-data-sensitive.json has system_info removed).
+  [ -f "$R/etc/cloud/cloud.cfg" ] || return 0
+  "$PYTHON3" -c 'import sys
+from cloudinit import util
 try:
-    print(json.load(open(sys.argv[1]))["merged_cfg"]["system_info"]["default_user"]["name"])
+    print(util.read_conf_with_confd(sys.argv[1])["system_info"]["default_user"]["name"])
 except (KeyError, TypeError):
-    pass' "$f" 2>/dev/null || true
+    pass' "$R/etc/cloud/cloud.cfg" 2>/dev/null || true
 }
 cloud_init_groups_for() {
   # Groups cloud-init created for a user because they did not exist (its log says so).

@@ -83,7 +83,7 @@ async function layOutBuiltGuest() {
   await put("var/lib/cloud/data/set-hostname", '{\n "fqdn": "debian-12-node.localdomain",\n "hostname": "debian-12-node"\n}');
   await put("var/lib/cloud/data/previous-hostname", "debian-12-node");
   await put("var/lib/cloud/instance/boot-finished", "x");
-  await put("run/cloud-init/instance-data-sensitive.json", JSON.stringify({ merged_cfg: { system_info: { default_user: { name: "debian", groups: ["adm", "netdev"] } } } }));
+  await put("etc/cloud/cloud.cfg", "users: [default]\nsystem_info:\n  default_user:\n    name: debian\n");
   await put("var/log/cloud-init.log", "2025-12-05 09:30:01,000 - __init__.py[DEBUG]: created group 'netdev' for user 'debian'\n");
   await put("var/log/cloud-init-output.log", "Cloud-init v. 22.4.2 finished\n");
   await put("etc/network/interfaces.d/50-cloud-init", "auto eth0\niface eth0 inet dhcp\n");
@@ -130,6 +130,8 @@ async function tools() {
     journalctl: await stub("journalctl"),
     // What `cloud-init clean --logs --seed` does to these paths.
     cloudInit: await stub("cloud-init", 'rm -rf "$R"/var/lib/cloud/* "$R/var/log/cloud-init.log" "$R/var/log/cloud-init-output.log"'),
+    // cloud-init's config reader (cloudinit.util.read_conf_with_confd) on the file it is given.
+    python3: await stub("python3", 'sed -n "s/^ *name: *//p" "$3"'),
   };
 }
 
