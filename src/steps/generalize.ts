@@ -1,7 +1,11 @@
 // Generalize, part one: before anything is cleaned, cloud-init must be done with the current boot
 // and stay done. A template that reboots mid-provisioning starts all of cloud-init's stages again;
-// if the cleaning ran while the final stage was still going, cloud-init wrote its log and state
-// back into the image afterwards (k8s-node example, issue 14). The cleaning itself runs in the
+// when the clean ran before the final stage (k8s-node example, issue 14; reproduced with
+// test/integration/templates/generalize-reboot.yaml on the old code), `cloud-init modules
+// --mode=final` then found no cached datasource, fell back to DataSourceNone, wrote a new
+// instance's state (instances/iid-datasource-none/sem/*, data/result.json) and its logs back into
+// the image, and failed to write boot-finished (FileNotFoundError: the clean had removed the
+// `instance` link): that is the FAIL the second boot reported. The cleaning itself runs in the
 // power-off command (steps/shutdown.ts) so that it is the last write.
 import { BuildError } from "../errors.js";
 import type { Step } from "../pipeline/step.js";
