@@ -21,6 +21,8 @@ export interface Manifest {
   steps: Array<{ name: string; duration_ms: number }>;
   durations_ms: Record<string, number>;
   total_ms: number;
+  /** Every generalize operation: done, off, skipped (why) or failed, with what it changed. */
+  generalize: Array<{ operation: string; status: string; changes: string[] }>;
 }
 
 export function buildManifest(ctx: BuildContext): Manifest {
@@ -35,5 +37,6 @@ export function buildManifest(ctx: BuildContext): Manifest {
     steps: ctx.timings.map((t) => ({ name: t.step.trim(), duration_ms: t.durationMs })),
     durations_ms: ctx.durations,
     total_ms: Math.round(Date.now() - ctx.startedAt),
+    generalize: (ctx.generalized ?? []).map((r) => ({ operation: r.operation, status: r.status, changes: r.changes })),
   };
 }

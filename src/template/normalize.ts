@@ -303,14 +303,23 @@ function normalizeProvisioner(item: RawProvisioner, i: number, local: (p: string
 
 function normalizeGeneralize(g: RawTemplate["generalize"]): GeneralizeSpec {
   const all = g !== false;
-  const flags = typeof g === "object" ? g : {};
+  const f = typeof g === "object" ? g : {};
   return {
-    cloudInit: flags.cloud_init ?? all,
-    machineId: flags.machine_id ?? all,
-    sshHostKeys: flags.ssh_host_keys ?? all,
-    buildUser: flags.build_user ?? all,
-    logs: flags.logs ?? all,
-    trim: flags.trim ?? all,
+    cloudInit: f.cloud_init ?? all,
+    keepDefaultUser: f.keep_default_user ?? !all,
+    buildUser: f.build_user ?? all,
+    passwdBackups: f.passwd_backups ?? all,
+    network: f.network ?? all,
+    hostname: f.hostname ?? all,
+    dhcp: f.dhcp ?? all,
+    machineId: f.machine_id ?? all,
+    randomSeed: f.random_seed ?? all,
+    sshHostKeys: f.ssh_host_keys ?? all,
+    tmp: f.tmp ?? all,
+    shellHistory: f.shell_history ?? all,
+    packageCache: f.package_cache ?? all,
+    logs: f.logs ?? all,
+    trim: f.trim ?? all,
   };
 }
 

@@ -536,18 +536,29 @@ const provisioner = z
   )
   .meta({ description: "One provisioner: a single key naming its type.", minProperties: 1, maxProperties: 1 });
 
+// One switch per operation (src/provision/generalize.ts runs them; README "Generalize" lists them
+// against virt-sysprep's operations). Every one defaults to on; `generalize: false` turns all off.
 const generalizeFlags = {
-  cloud_init: withDefault(bool("Clean cloud-init state so the image runs cloud-init again on first boot."), true),
-  machine_id: withDefault(bool("Empty /etc/machine-id."), true),
+  cloud_init: withDefault(bool("Wait for cloud-init to finish the current boot, then `cloud-init clean --logs --seed` (and the sshd drop-in it wrote): the first boot is a first boot again."), true),
+  keep_default_user: withDefault(bool("Keep the distribution's default user (e.g. `debian`) if one exists; by default it is removed with its home, sudoers lines and the groups cloud-init made for it, as the first boot creates it again."), false),
+  build_user: withDefault(bool("Remove the build user vmkiln created (its passwd/shadow/group lines, sudoers lines, home, mail and crontab); with `ssh.username: root`, the build key from root's authorized_keys."), true),
+  passwd_backups: withDefault(bool("Remove /etc/passwd-, shadow-, group-, gshadow-, subuid-, subgid- (they still list the removed users)."), true),
+  network: withDefault(bool("Remove the network configuration cloud-init generated for the build, and udev's persistent net rules (needs cloud_init: the first boot writes them again)."), true),
+  hostname: withDefault(bool("Remove the hostname cloud-init set for the build: /etc/hostname when it is cloud-init's, and that name from /etc/hosts (needs cloud_init)."), true),
+  dhcp: withDefault(bool("Remove DHCP client leases and DUIDs (dhclient, dhcpcd, NetworkManager)."), true),
+  machine_id: withDefault(bool("Empty /etc/machine-id (a new one is made at first boot), remove /var/lib/dbus/machine-id and the journal directory named after the build's id."), true),
+  random_seed: withDefault(bool("Remove the saved random seed (/var/lib/systemd/random-seed) so clones do not start from the same one."), true),
   ssh_host_keys: withDefault(bool("Remove SSH host keys (regenerated on first boot)."), true),
-  build_user: withDefault(bool("Remove the build user vmkiln created."), true),
-  logs: withDefault(bool("Truncate logs and shell history."), true),
+  tmp: withDefault(bool("Empty /tmp and /var/tmp."), true),
+  shell_history: withDefault(bool("Remove shell and tool histories (.bash_history, .zsh_history, .python_history, .lesshst, …) of every user."), true),
+  package_cache: withDefault(bool("Remove downloaded packages and caches (apt, dnf, yum, zypper); apt's lists are kept."), true),
+  logs: withDefault(bool("Remove the journal (/var/log/journal/*), rotated logs and truncate the others, including wtmp/btmp/lastlog."), true),
   trim: withDefault(bool("fstrim free space so the image compresses well."), true),
 };
 
 const generalize = z
   .union([z.boolean(), z.strictObject(generalizeFlags)], { error: expecting("true, false or a mapping") })
-  .meta({ description: "Make the image safe to clone. `false` turns every step off; each defaults to true." });
+  .meta({ description: "Make the image look as if it had never booted. `false` turns every operation off; each defaults to on (keep_default_user to off)." });
 
 const shutdown = z
   .strictObject(

@@ -250,11 +250,22 @@ export type ProvisionerSpec =
   | RestartProvisioner
   | BreakpointProvisioner;
 
+/** The `generalize` switches (schema.ts describes each; src/provision/generalize.ts runs them). */
 export interface GeneralizeSpec {
   cloudInit: boolean;
-  machineId: boolean;
-  sshHostKeys: boolean;
+  /** The one switch that is off by default: on keeps the distribution's default user. */
+  keepDefaultUser: boolean;
   buildUser: boolean;
+  passwdBackups: boolean;
+  network: boolean;
+  hostname: boolean;
+  dhcp: boolean;
+  machineId: boolean;
+  randomSeed: boolean;
+  sshHostKeys: boolean;
+  tmp: boolean;
+  shellHistory: boolean;
+  packageCache: boolean;
   logs: boolean;
   trim: boolean;
 }
