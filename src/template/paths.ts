@@ -58,10 +58,14 @@ export function documentOrder(tree: unknown): (path: string) => number {
   };
   walk(tree, []);
   return (path) => {
-    for (let p = path; ; p = p.replace(/(?:\.[^.[\]]+|\[[^\]]*\])$/, "")) {
+    for (let p = path; ; ) {
       const found = index.get(p);
       if (found !== undefined) return found;
       if (p === "") return -1;
+      // Drop the last segment; a top-level key ("source") has no separator and goes straight to the
+      // root. (Without that step the loop never ended: `vmkiln validate` on `name: x` hung.)
+      const parent = p.replace(/(?:\.[^.[\]]+|\[[^\]]*\])$/, "");
+      p = parent === p ? "" : parent;
     }
   };
 }

@@ -1,0 +1,48 @@
+// The real CLI process on bad input: exit codes, timing, no hangs (issue 12). Each run has a kill timer,
+// so a hang fails the test instead of the suite.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ensureBuilt, runCliTimed } from "../../helpers/built-cli.js";
+
+let dir: string;
+beforeAll(async () => {
+  await ensureBuilt();
+  dir = mkdtempSync(join(tmpdir(), "vmkiln-cli-process-"));
+}, 300_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+/** Node's own start-up under the current machine load, so "under 1 s" measures vmkiln, not the host. */
+async function startupMs(): Promise<number> {
+  const r = await runCliTimed(["--version"]);
+  expect(r.code).toBe(0);
+  return r.ms;
+}
+
+describe("validate: a template with only some top-level fields", () => {
+  it("a template with only name: exits 2 in under 1 s, naming source and drivers (it hung at 100% CPU)", async () => {
+    const base = await startupMs();
+    const r = await runCliTimed(["validate", file("only-name.yaml", "name: x\n")], { timeoutMs: 15_000 });
+    expect(r.killed, "vmkiln validate hung").toBe(false);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/source: required/);
+    expect(r.stderr).toMatch(/drivers: required/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(r.ms - base).toBeLessThan(1000);
+  });
+
+  it("a template without source: exits 2 naming source", async () => {
+    const r = await runCliTimed(["validate", file("no-source.yaml", "name: x\ndrivers: { qemu: { cpus: 0 } }\n")], { timeoutMs: 15_000 });
+    expect(r.killed, "vmkiln validate hung").toBe(false);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/source: required/);
+    expect(r.stderr).toMatch(/drivers\.qemu\.cpus/);
+  });
+});
