@@ -1,14 +1,12 @@
 // Template loading: parse (YAML/JSON) → interpolate → schema + cross-field rules → normalize.
 // Every problem from every stage is collected and thrown as one TemplateError.
 
-import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import path from "node:path";
-import YAML from "yaml";
 import { TemplateError, UserError, type Problem } from "../errors.js";
 import { interpolateString, interpolateTree } from "./interpolate.js";
 import { errorMap, issuesToProblems } from "./issues.js";
 import { normalize } from "./normalize.js";
+import { InputError, parseText, readInput, readInputSync } from "./parse.js";
 import { documentOrder } from "./paths.js";
 import { renderProblems } from "./install-rules.js";
 import { checkRules } from "./rules.js";
@@ -28,9 +26,9 @@ export async function loadTemplate(file: string, opts: LoadOptions = {}): Promis
   const abs = path.resolve(file);
   let text: string;
   try {
-    text = await readFile(abs, "utf8");
+    text = await readInput(abs);
   } catch (err) {
-    throw new UserError("TEMPLATE_NOT_FOUND", `${file}: cannot read: ${(err as Error).message}`, { cause: err });
+    throw inputError(err, file, "TEMPLATE");
   }
   const parsed = parseText(text, abs);
   if ("problem" in parsed) throw new TemplateError(file, [parsed.problem]);
@@ -127,9 +125,9 @@ function readVarFile(file: string): Record<string, string> {
   const abs = path.resolve(file);
   let text: string;
   try {
-    text = readFileSync(abs, "utf8");
+    text = readInputSync(abs);
   } catch (err) {
-    throw new UserError("VAR_FILE_NOT_FOUND", `${file}: cannot read: ${(err as Error).message}`, { cause: err });
+    throw inputError(err, file, "VAR_FILE");
   }
   const parsed = parseText(text, abs);
   if ("problem" in parsed) throw new TemplateError(file, [parsed.problem]);
@@ -147,36 +145,9 @@ function readVarFile(file: string): Record<string, string> {
   return out;
 }
 
-type Parsed = { value: unknown } | { problem: Problem };
-
-/** JSON by extension, YAML otherwise (YAML is a superset, so `.yml`, `.yaml` and the rest). */
-function parseText(text: string, file: string): Parsed {
-  if (path.extname(file).toLowerCase() === ".json") {
-    try {
-      return { value: JSON.parse(text) as unknown };
-    } catch (err) {
-      const msg = (err as Error).message;
-      const pos = /position (\d+)/.exec(msg);
-      const where = pos ? lineCol(text, Number(pos[1])) : undefined;
-      const reason = msg.replace(/\s*\(line \d+ column \d+\)$/, "").replace(/ in JSON at position \d+.*$/, "");
-      return { problem: { path: "", message: where ? `JSON syntax error at line ${where}: ${reason}` : `JSON syntax error: ${reason}` } };
-    }
-  }
-  const doc = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  const first = doc.errors[0];
-  if (first) {
-    const where = first.linePos?.[0];
-    const reason = first.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
-    return { problem: { path: "", message: where ? `YAML syntax error at line ${where.line}:${where.col}: ${reason}` : `YAML syntax error: ${reason}` } };
-  }
-  return { value: doc.toJS() as unknown };
-}
-
-function lineCol(text: string, offset: number): string {
-  const before = text.slice(0, offset);
-  const line = before.split("\n").length;
-  const col = offset - before.lastIndexOf("\n");
-  return `${line}:${col}`;
+function inputError(err: unknown, file: string, what: "TEMPLATE" | "VAR_FILE"): UserError {
+  if (err instanceof InputError) return new UserError(`${what}_${err.code}`, `${file}: ${err.message}`, { cause: err });
+  throw err;
 }
 
 function dedupeProblems(problems: Problem[]): Problem[] {

@@ -46,3 +46,21 @@ describe("validate: a template with only some top-level fields", () => {
     expect(r.stderr).toMatch(/drivers\.qemu\.cpus/);
   });
 });
+
+describe("validate: hostile input is bad input (exit 2), never an internal error", () => {
+  it("a YAML alias bomb exits 2 (it was 'internal error', exit 1)", async () => {
+    const levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < 9; i++) levels.push(`${"abcdefghi"[i]}: &${"abcdefghi"[i]} [${Array(10).fill(`*${"abcdefghi"[i - 1]}`).join(", ")}]`);
+    const r = await runCliTimed(["validate", file("bomb.yaml", levels.join("\n") + "\nname: x\n")]);
+    expect(r.killed).toBe(false);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^vmkiln: error: .*bomb\.yaml: YAML syntax error: too many alias expansions/);
+    expect(r.stderr).not.toMatch(/internal error/);
+  });
+
+  it("JSON nested 100 000 deep exits 2 (it was 'internal error: Maximum call stack size exceeded')", async () => {
+    const r = await runCliTimed(["validate", file("deep.json", '{"name":' + "[".repeat(100_000) + "]".repeat(100_000) + "}")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/nested more than 64 levels deep/);
+  });
+});
