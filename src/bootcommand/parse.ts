@@ -26,6 +26,9 @@ export interface ParseOptions {
   strict?: boolean;
 }
 
+/** The longest wait a timer can hold (Node's setTimeout limit, 2^31-1 ms). */
+const MAX_WAIT_MS = 2 ** 31 - 1;
+
 /** A `<…>` that is meant as a token: what strict mode checks (a word, maybe with digits/dots). */
 const TOKEN_LIKE = /<([A-Za-z][A-Za-z0-9 ._µμ]{0,40})>/y;
 /** Any `<…>` Packer could read as a token: one or more non-`<>` characters. */
@@ -64,6 +67,11 @@ export function parseBootCommand(commands: string | readonly string[], opts: Par
       TOKEN.lastIndex = i;
       const m = TOKEN.exec(text);
       const events = m ? tokenEvents(m[1]!) : undefined;
+      const wait = events?.find((e) => e.kind === "wait" && e.ms > MAX_WAIT_MS);
+      if (wait) {
+        // A longer setTimeout fires after 1 ms (Node caps timers at 2^31-1 ms): <wait30d> was no wait.
+        throw new UserError("BOOT_COMMAND_INVALID", `${where(i)}: ${m![0]} is too long: a wait is at most 596h31m23s (about 24.8 days)`);
+      }
       if (m && events) {
         out.push(...events);
         i += m[0].length;
