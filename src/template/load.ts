@@ -89,7 +89,7 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
   }
 
   const result = templateSchema.safeParse(tree, { error: errorMap });
-  const later = [...(result.success ? [] : issuesToProblems(result.error.issues)), ...checkRules(tree, { baseDir: opts.baseDir })];
+  const later = [...(result.success ? [] : issuesToProblems(result.error.issues)), ...checkRules(tree, { baseDir: opts.baseDir, env })];
   // A field whose interpolation failed also fails its type or file check; report only the cause.
   const failed = new Set(interpolationProblems.map((p) => p.path));
   const order = documentOrder(doc);
@@ -97,7 +97,7 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
     (a, b) => order(a.path) - order(b.path),
   );
   if (problems.length > 0 || !result.success) throw new TemplateError(opts.display, problems);
-  const spec = normalize(result.data, { baseDir: opts.baseDir, templatePath: opts.templatePath, variables: vars });
+  const spec = normalize(result.data, { baseDir: opts.baseDir, templatePath: opts.templatePath, variables: vars, env });
   const rendering = renderProblems(spec, env); // answer files (kickstart, preseed) render with placeholders
   if (rendering.length > 0) throw new TemplateError(opts.display, rendering);
   return spec;

@@ -24,6 +24,8 @@ export interface NormalizeContext {
   templatePath: string;
   /** Effective variables (template < var files < -var). */
   variables: Record<string, string>;
+  /** For the drivers' environment fallbacks (VSPHERE_USERNAME…); default process.env. */
+  env?: NodeJS.ProcessEnv | undefined;
 }
 
 export function isUrl(s: string): boolean {
@@ -52,7 +54,7 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
     drivers: {
       ...(raw.drivers.qemu !== undefined ? { qemu: normalizeQemu(raw.drivers.qemu ?? {}) } : {}),
       ...(raw.drivers.virtualbox !== undefined ? { virtualbox: normalizeVirtualBox(raw.drivers.virtualbox ?? {}) } : {}),
-      ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local, raw.name) } : {}),
+      ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local, raw.name, ctx.env ?? process.env) } : {}),
     },
     ssh: {
       username: raw.ssh?.username ?? "vmkiln",

@@ -23,6 +23,8 @@ export const DRIVER_EXPORTS: Record<DriverName, readonly OutputFormat[]> = {
 
 export interface RuleContext {
   baseDir: string;
+  /** For driver settings with an environment fallback (VSPHERE_USERNAME…); default process.env. */
+  env?: NodeJS.ProcessEnv | undefined;
 }
 
 type Rec = Record<string, unknown>;
