@@ -1,6 +1,7 @@
 // The library entry for a build: context, journal, build dir, steps, cleanup.
 import { randomBytes } from "node:crypto";
 import type { EventBus } from "./log/events.js";
+import { specSecrets } from "./log/redact.js";
 import type { Artifact, BuildContext, BuildOptions, Undo } from "./pipeline/context.js";
 import type { DriverFactory } from "./pipeline/driver.js";
 import { Journal } from "./pipeline/journal.js";
@@ -37,6 +38,8 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   const buildId = newBuildId();
   const journal = new Journal(buildId);
   const undos: Undo[] = [];
+  // A spec built without the CLI's loader options still masks its secrets in every event.
+  req.events.redactor.addAll(specSecrets(req.spec));
   const driver = req.driverFactory({ spec: req.spec, events: req.events, journal });
   const steps = planSteps(req.spec, driver);
 

@@ -24,15 +24,18 @@ export interface Manifest {
 }
 
 export function buildManifest(ctx: BuildContext): Manifest {
+  // The text fields come from the template and may hold a secret (a sensitive variable in the name,
+  // user:password@ in a URL); digests, ids and times cannot, and are left alone.
+  const text = (s: string) => ctx.events.redactor.text(s);
   return {
     vmkiln_version: VMKILN_VERSION,
     build_id: ctx.buildId,
-    template: { name: ctx.spec.name, path: ctx.spec.templatePath },
+    template: { name: text(ctx.spec.name), path: text(ctx.spec.templatePath) },
     driver: ctx.driver.name,
-    source: { location: ctx.source?.location ?? ctx.spec.source.location, sha256: ctx.source?.sha256 ?? "" },
+    source: { location: text(ctx.source?.location ?? ctx.spec.source.location), sha256: ctx.source?.sha256 ?? "" },
     created: new Date().toISOString(),
     artifacts: ctx.artifacts.map((a) => ({ name: a.name, format: a.format, size: a.size, sha256: a.sha256 })),
-    steps: ctx.timings.map((t) => ({ name: t.step.trim(), duration_ms: t.durationMs })),
+    steps: ctx.timings.map((t) => ({ name: text(t.step.trim()), duration_ms: t.durationMs })),
     durations_ms: ctx.durations,
     total_ms: Math.round(Date.now() - ctx.startedAt),
   };

@@ -37,10 +37,13 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
   process.on("SIGTERM", onSignal);
 
   const events = new EventBus();
+  // Every line the CLI writes is masked with the bus's redactor, which the template loader fills with
+  // the template's secrets (src/log/redact.ts): results, reporters, errors, hints, --debug stacks.
+  const mask = (s: string) => events.redactor.text(s);
   let debug = argv.includes("--debug");
   const cli: CliIO = {
-    out: (l) => io.stdout.write(l + "\n"),
-    err: (l) => io.stderr.write(l + "\n"),
+    out: (l) => io.stdout.write(mask(l) + "\n"),
+    err: (l) => io.stderr.write(mask(l) + "\n"),
     events,
     signal: controller.signal,
   };
@@ -55,7 +58,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .version(VMKILN_VERSION)
     .option("--debug", "show debug output and stack traces; build: print how to SSH into the VM and, on a terminal, pause before each step")
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    .configureOutput({ writeOut: (s) => io.stdout.write(mask(s)), writeErr: (s) => io.stderr.write(mask(s)) });
 
   let code = 0;
   const varOpts = (c: Command) =>
@@ -111,14 +114,14 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     debug = program.opts<{ debug?: boolean }>().debug ?? debug;
     return code;
   } catch (err) {
-    return report(err, debug, io, controller.signal);
+    return report(err, debug, { stderr: { write: (s: string) => io.stderr.write(mask(s)) } }, controller.signal);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
 }
 
-function report(err: unknown, debug: boolean, io: MainIO, signal: AbortSignal): number {
+function report(err: unknown, debug: boolean, io: { stderr: { write(s: string): unknown } }, signal: AbortSignal): number {
   if (err instanceof CommanderError) {
     if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.exitCode === 0) return 0;
     return 2; // commander already printed the usage error

@@ -2,12 +2,13 @@
 // Every problem from every stage is collected and thrown as one TemplateError.
 
 import path from "node:path";
+import { passwordValues, Redactor } from "../log/redact.js";
 import { TemplateError, UserError, type Problem } from "../errors.js";
 import { interpolateString, interpolateTree } from "./interpolate.js";
 import { errorMap, issuesToProblems } from "./issues.js";
 import { normalize } from "./normalize.js";
 import { InputError, parseText, readInput, readInputSync } from "./parse.js";
-import { documentOrder } from "./paths.js";
+import { didYouMean, documentOrder } from "./paths.js";
 import { renderProblems } from "./install-rules.js";
 import { checkRules } from "./rules.js";
 import { templateSchema } from "./schema.js";
@@ -20,6 +21,12 @@ export interface LoadOptions {
   varFiles?: string[];
   /** Environment for `${env.X}`; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Receives every secret the template declares (sensitive variables, password fields) as soon as
+   * it is known, so what the caller prints later is masked too. The loader's own problems are masked
+   * with it (or with a private one) before they are thrown.
+   */
+  redactor?: Redactor;
 }
 
 export async function loadTemplate(file: string, opts: LoadOptions = {}): Promise<BuildSpec> {
@@ -48,7 +55,8 @@ export function parseVarArgs(list: string[]): Record<string, string> {
   for (const item of list) {
     const eq = item.indexOf("=");
     const key = eq < 0 ? "" : item.slice(0, eq).trim();
-    if (key === "") throw new UserError("INVALID_VAR", `-var ${JSON.stringify(item)}: expected NAME=VALUE`);
+    // The argument is not echoed: a value typed without its "NAME=" is most likely the secret itself.
+    if (key === "") throw new UserError("INVALID_VAR", `-var: expected NAME=VALUE, got ${eq < 0 ? 'no "="' : "an empty NAME"}`);
     out[key] = item.slice(eq + 1);
   }
   return out;
@@ -70,9 +78,13 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
 
   // Template variables may read the environment only; files and -var are taken literally.
   const declared = interpolateVariables(doc.variables, env, interpolationProblems);
-  const vars: Record<string, string> = { ...declared };
+  const vars: Record<string, string> = { ...declared.values };
   for (const f of opts.varFiles ?? []) Object.assign(vars, readVarFile(f));
   Object.assign(vars, opts.vars ?? {});
+  // Sensitive values are registered before anything could quote them (a problem, a log line).
+  const redactor = opts.redactor ?? new Redactor();
+  const sensitive = sensitiveVariables(doc.sensitive_variables, declared, vars, interpolationProblems);
+  redactor.addAll(sensitive.map((n) => vars[n]));
 
   // The name is resolved first so `${name}` works everywhere else.
   let name: string | undefined;
@@ -83,10 +95,14 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
   }
   const tree: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(doc)) {
-    if (key === "variables") tree[key] = value;
+    if (key === "variables" || key === "sensitive_variables") tree[key] = value;
     else if (key === "name") tree[key] = name ?? value;
     else tree[key] = interpolateTree(value, { vars, env, name, deferAt: isRenderedLater }, [key], interpolationProblems);
   }
+
+  redactor.addAll(passwordValues(tree));
+  const vsphere = isRec(tree.drivers) ? tree.drivers.vsphere : undefined;
+  if (isRec(vsphere) && vsphere.password === undefined) redactor.add(env.VSPHERE_PASSWORD); // the driver's fallback
 
   const result = templateSchema.safeParse(tree, { error: errorMap });
   const later = [...(result.success ? [] : issuesToProblems(result.error.issues)), ...checkRules(tree, { baseDir: opts.baseDir, env })];
@@ -96,10 +112,12 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
   const problems = dedupeProblems([...interpolationProblems, ...later.filter((p) => !failed.has(p.path))]).sort(
     (a, b) => order(a.path) - order(b.path),
   );
-  if (problems.length > 0 || !result.success) throw new TemplateError(opts.display, problems);
-  const spec = normalize(result.data, { baseDir: opts.baseDir, templatePath: opts.templatePath, variables: vars, env });
+  // A problem may quote a value (`must be from 4 MiB to 24 TiB (got "…")`) that is a secret.
+  const masked = (list: Problem[]) => list.map((p) => ({ ...p, message: redactor.text(p.message) }));
+  if (problems.length > 0 || !result.success) throw new TemplateError(opts.display, masked(problems));
+  const spec = normalize(result.data, { baseDir: opts.baseDir, templatePath: opts.templatePath, variables: vars, env, sensitiveVariables: sensitive });
   const rendering = renderProblems(spec, env); // answer files (kickstart, preseed) render with placeholders
-  if (rendering.length > 0) throw new TemplateError(opts.display, rendering);
+  if (rendering.length > 0) throw new TemplateError(opts.display, masked(rendering));
   return spec;
 }
 
@@ -109,16 +127,53 @@ export function isRenderedLater(path: readonly (string | number)[]): boolean {
   return (top === "boot" && field === "command") || ((top === "http" || top === "install_media") && field === "content");
 }
 
-function interpolateVariables(value: unknown, env: NodeJS.ProcessEnv, problems: Problem[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (value === null || typeof value !== "object" || Array.isArray(value)) return out; // the schema reports it
+interface DeclaredVariables {
+  /** Defaults, interpolated (`${env.X}` only). */
+  values: Record<string, string>;
+  /** Every declared name, with or without a default. */
+  names: string[];
+  /** Names declared `{ sensitive: true }`. */
+  sensitive: string[];
+}
+
+const isScalar = (v: unknown): v is string | number | boolean => typeof v === "string" || typeof v === "number" || typeof v === "boolean";
+
+function interpolateVariables(value: unknown, env: NodeJS.ProcessEnv, problems: Problem[]): DeclaredVariables {
+  const out: DeclaredVariables = { values: {}, names: [], sensitive: [] };
+  if (!isRec(value)) return out; // the schema reports it
   for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") continue;
-    const r = interpolateString(String(v), { vars: {}, env, allowVars: false });
-    for (const message of r.errors) problems.push({ path: `variables.${k}`, message });
-    out[k] = r.value;
+    out.names.push(k);
+    // Packer HCL2's block form: { default, sensitive, description }.
+    const block = isRec(v) ? v : undefined;
+    if (block && (block.sensitive === true || block.sensitive === "true")) out.sensitive.push(k);
+    const given = block ? block.default : v;
+    if (!isScalar(given)) continue;
+    const path = block ? `variables.${k}.default` : `variables.${k}`;
+    const r = interpolateString(String(given), { vars: {}, env, allowVars: false });
+    for (const message of r.errors) problems.push({ path, message });
+    out.values[k] = r.value;
   }
   return out;
+}
+
+/** Names marked sensitive in either form; a listed name that is neither declared nor set is a problem (a typo would leak). */
+function sensitiveVariables(list: unknown, declared: DeclaredVariables, vars: Record<string, string>, problems: Problem[]): string[] {
+  const names = new Set(declared.sensitive);
+  if (Array.isArray(list)) {
+    list.forEach((name, i) => {
+      if (typeof name !== "string") return; // the schema reports it
+      if (!declared.names.includes(name) && !Object.hasOwn(vars, name)) {
+        const known = [...new Set([...declared.names, ...Object.keys(vars)])];
+        const hint = didYouMean(name, known);
+        problems.push({
+          path: `sensitive_variables[${i}]`,
+          message: `no variable "${name}" is declared or set${hint ? ` (did you mean "${hint}"?)` : known.length > 0 ? ` (variables: ${known.join(", ")})` : ""}`,
+        });
+      }
+      names.add(name);
+    });
+  }
+  return [...names];
 }
 
 function readVarFile(file: string): Record<string, string> {
@@ -144,6 +199,8 @@ function readVarFile(file: string): Record<string, string> {
   if (problems.length > 0) throw new TemplateError(file, problems);
   return out;
 }
+
+const isRec = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
 
 function inputError(err: unknown, file: string, what: "TEMPLATE" | "VAR_FILE"): UserError {
   if (err instanceof InputError) return new UserError(`${what}_${err.code}`, `${file}: ${err.message}`, { cause: err });

@@ -26,6 +26,8 @@ export interface NormalizeContext {
   variables: Record<string, string>;
   /** For the drivers' environment fallbacks (VSPHERE_USERNAME…); default process.env. */
   env?: NodeJS.ProcessEnv | undefined;
+  /** Names of the variables whose values are masked wherever they are printed. */
+  sensitiveVariables?: string[];
 }
 
 export function isUrl(s: string): boolean {
@@ -50,6 +52,7 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
     templatePath: ctx.templatePath,
     templateDir: ctx.baseDir,
     variables: { ...ctx.variables },
+    sensitiveVariables: [...(ctx.sensitiveVariables ?? [])],
     source: normalizeSource(raw.source, local),
     drivers: {
       ...(raw.drivers.qemu !== undefined ? { qemu: normalizeQemu(raw.drivers.qemu ?? {}) } : {}),

@@ -133,6 +133,22 @@ const scalarString = z
   .union([z.string(), z.number(), z.boolean()], { error: expecting("a string, number or boolean") })
   .transform(String);
 
+/** A variable: its default value, or Packer HCL2's block form `{ default, sensitive, description }`. */
+const variable = z.union(
+  [
+    scalarString,
+    z.strictObject(
+      {
+        default: scalarString.optional().meta({ description: "The value unless -var-file or -var sets one; without it, one of them must." }),
+        sensitive: withDefault(bool("Mask the value in every log line, error message and printed spec (inspect, manifest.json)."), false),
+        description: z.string({ error: expecting("a string") }).optional().meta({ description: "What the variable is for." }),
+      },
+      { error: expecting("a mapping") },
+    ),
+  ],
+  { error: expecting("a string, number, boolean, or { default, sensitive, description }") },
+);
+
 const mapping = (description: string) =>
   z.record(z.string(), z.unknown(), { error: expecting("a mapping") }).meta({ description });
 
@@ -724,10 +740,17 @@ export const templateSchema = z
         .regex(NAME_PATTERN, { message: "must contain only letters, digits, '.', '_' and '-'" })
         .meta({ description: "Build name; also the default artifact base name. Letters, digits, '.', '_', '-'." }),
       variables: z
-        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), scalarString, { error: expecting("a mapping of names to values") })
+        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), variable, { error: expecting("a mapping of names to values") })
         .nullable()
         .optional()
-        .meta({ description: "Defaults for ${var.NAME}; overridden by -var-file then -var. Values may use ${env.NAME}." }),
+        .meta({
+          description:
+            "Defaults for ${var.NAME}; overridden by -var-file then -var. Values may use ${env.NAME}. A value, or { default, sensitive, description } (sensitive: true masks the value in every log, error and printed spec, as Packer's HCL2 `sensitive = true`).",
+        }),
+      sensitive_variables: z
+        .array(z.string({ error: expecting("a variable name") }), { error: expecting("a list of variable names") })
+        .optional()
+        .meta({ description: "Packer JSON's sensitive-variables: names of variables whose values are masked in every log, error and printed spec." }),
       source,
       drivers,
       ssh: ssh.optional(),

@@ -329,6 +329,11 @@ export interface BuildSpec {
   templatePath: string;
   templateDir: string;
   variables: Record<string, string>;
+  /**
+   * Variables whose values are secrets (`sensitive: true`, `sensitive_variables`): masked in every
+   * event, error and printed spec (src/log/redact.ts). Optional for specs built by hand.
+   */
+  sensitiveVariables?: string[];
   source: SourceSpec;
   drivers: DriversSpec;
   ssh: SshSpec;

@@ -34,6 +34,7 @@ describe("loadTemplate: good templates", () => {
       templatePath: path.join(GOOD, "minimal.yaml"),
       templateDir: GOOD,
       variables: {},
+      sensitiveVariables: [],
       source: { kind: "cloud-image", location: image, checksum: { kind: "none" }, format: undefined },
       drivers: {
         qemu: {
