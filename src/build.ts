@@ -71,6 +71,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     },
   };
   req.events.info(`build ${buildId}: ${req.spec.name} on ${driver.name} (build dir ${buildDir})`);
+  for (const w of req.spec.warnings ?? []) req.events.warn(w.path ? `${w.path}: ${w.message}` : w.message, "template");
   const r = await runSteps(ctx, undos, steps, req.signal);
   if (!r.ok && req.options.onError === "abort" && undos.length > 0 && ctx.sshEndpoint && ctx.sshKey) {
     const ep = ctx.sshEndpoint;

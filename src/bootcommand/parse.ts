@@ -24,6 +24,18 @@ export interface ParseOptions {
   values?: BootCommandValues;
   /** Reject `<word>` tokens that are not keys or waits instead of typing them (default false). */
   strict?: boolean;
+  /**
+   * Told about each `<word>` that is not a key or a wait and is typed as text (Packer's behaviour,
+   * and almost always a typo such as `<enterr>`): `element` indexes the list, `column` is 1-based.
+   */
+  onUnknownToken?: (unknown: UnknownToken) => void;
+}
+
+export interface UnknownToken {
+  element: number;
+  column: number;
+  /** As written, with its angle brackets. */
+  token: string;
 }
 
 /** The longest wait a timer can hold (Node's setTimeout limit, 2^31-1 ms). */
@@ -48,7 +60,7 @@ export function parseBootCommand(commands: string | readonly string[], opts: Par
     starts.push(acc);
     acc += p.length;
   }
-  const where = (pos: number): string => {
+  const locate = (pos: number): { element: number; column: number } => {
     let idx = parts.length - 1;
     for (let j = 0; j < parts.length; j++) {
       if (pos >= starts[j]! && pos < starts[j]! + parts[j]!.length) {
@@ -56,7 +68,11 @@ export function parseBootCommand(commands: string | readonly string[], opts: Par
         break;
       }
     }
-    return `boot_command[${idx}], column ${pos - starts[idx]! + 1}`;
+    return { element: idx, column: pos - starts[idx]! + 1 };
+  };
+  const where = (pos: number): string => {
+    const { element, column } = locate(pos);
+    return `boot_command[${element}], column ${column}`;
   };
 
   const out: KeyEvent[] = [];
@@ -77,15 +93,14 @@ export function parseBootCommand(commands: string | readonly string[], opts: Par
         i += m[0].length;
         continue;
       }
-      if (opts.strict) {
-        TOKEN_LIKE.lastIndex = i;
-        const like = TOKEN_LIKE.exec(text);
-        if (like) {
-          throw new UserError("BOOT_COMMAND_INVALID", `${where(i)}: unknown key ${like[0]}`, {
-            hint: "keys are <enter> <esc> <tab> <bs> <del> <spacebar> <f1>…<f12> <up> <leftCtrlOn> … and waits <wait>, <wait5>, <wait1m30s>; without strict mode (Packer's behaviour) an unknown token is typed as text",
-          });
-        }
+      TOKEN_LIKE.lastIndex = i;
+      const like = TOKEN_LIKE.exec(text);
+      if (like && opts.strict) {
+        throw new UserError("BOOT_COMMAND_INVALID", `${where(i)}: unknown key ${like[0]}`, {
+          hint: "keys are <enter> <esc> <tab> <bs> <del> <spacebar> <f1>…<f12> <up> <leftCtrlOn> … and waits <wait>, <wait5>, <wait1m30s>; without strict mode (Packer's behaviour) an unknown token is typed as text",
+        });
       }
+      if (like) opts.onUnknownToken?.({ ...locate(i), token: like[0] });
       // Not a token: the "<" is typed like any character (Packer's behaviour).
     }
     if (ch === "\r") {

@@ -1,6 +1,6 @@
 // The CLI entry: the only place that catches and prints errors (DESIGN.md "Errors and output").
 import { Command, CommanderError, Option } from "commander";
-import { AbortError, TemplateError, VmkilnError } from "../errors.js";
+import { AbortError, TemplateError, VmkilnError, formatProblem } from "../errors.js";
 import { EventBus } from "../log/events.js";
 import { jsonReporter } from "../log/reporters/json.js";
 import { plainReporter } from "../log/reporters/plain.js";
@@ -74,7 +74,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
       code = await buildCommand(template, { ...o, debug }, cli);
     });
   varOpts(program.command("validate <template>").description("check a template; every problem at once"))
-    .option("--json", "JSON output")
+    .option("--json", "one JSON object: ok, problems and warnings (path, message, code)")
     .action(async (template: string, o: { var: string[]; varFile: string[]; json?: boolean }) => {
       code = await validateCommand(template, o, cli);
     });
@@ -131,9 +131,9 @@ function report(err: unknown, debug: boolean, io: { stderr: { write(s: string): 
     return 130;
   }
   if (err instanceof VmkilnError) {
-    const msg = err instanceof TemplateError ? err.message : err.message;
-    io.stderr.write(`vmkiln: error: ${msg}\n`);
+    io.stderr.write(`vmkiln: error: ${err.message}\n`);
     if (err.hint) io.stderr.write(`vmkiln: hint: ${err.hint}\n`);
+    if (err instanceof TemplateError) for (const w of err.warnings) io.stderr.write(`vmkiln: warning: ${formatProblem(w)}\n`);
     if (debug && err.stack) io.stderr.write(err.stack + "\n");
     return err.exitCode;
   }

@@ -8,7 +8,7 @@ import { interpolateString, interpolateTree } from "./interpolate.js";
 import { errorMap, issuesToProblems } from "./issues.js";
 import { normalize } from "./normalize.js";
 import { InputError, parseText, readInput, readInputSync } from "./parse.js";
-import { didYouMean, documentOrder } from "./paths.js";
+import { didYouMean, documentOrder, formatPath, type PathSegment } from "./paths.js";
 import { renderProblems } from "./install-rules.js";
 import { checkRules } from "./rules.js";
 import { templateSchema } from "./schema.js";
@@ -105,7 +105,9 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
   if (isRec(vsphere) && vsphere.password === undefined) redactor.add(env.VSPHERE_PASSWORD); // the driver's fallback
 
   const result = templateSchema.safeParse(tree, { error: errorMap });
-  const later = [...(result.success ? [] : issuesToProblems(result.error.issues)), ...checkRules(tree, { baseDir: opts.baseDir, env })];
+  const warnings: Problem[] = [];
+  const warn = (at: PathSegment[], message: string, code: string) => warnings.push({ path: formatPath(at), message, code });
+  const later = [...(result.success ? [] : issuesToProblems(result.error.issues)), ...checkRules(tree, { baseDir: opts.baseDir, env, warn })];
   // A field whose interpolation failed also fails its type or file check; report only the cause.
   const failed = new Set(interpolationProblems.map((p) => p.path));
   const order = documentOrder(doc);
@@ -114,10 +116,13 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
   );
   // A problem may quote a value (`must be from 4 MiB to 24 TiB (got "…")`) that is a secret.
   const masked = (list: Problem[]) => list.map((p) => ({ ...p, message: redactor.text(p.message) }));
-  if (problems.length > 0 || !result.success) throw new TemplateError(opts.display, masked(problems));
+  const warned = masked(warnings.sort((a, b) => order(a.path) - order(b.path)));
+  if (problems.length > 0 || !result.success) throw new TemplateError(opts.display, masked(problems), warned);
   const spec = normalize(result.data, { baseDir: opts.baseDir, templatePath: opts.templatePath, variables: vars, env, sensitiveVariables: sensitive });
   const rendering = renderProblems(spec, env); // answer files (kickstart, preseed) render with placeholders
-  if (rendering.length > 0) throw new TemplateError(opts.display, masked(rendering));
+  if (rendering.length > 0) throw new TemplateError(opts.display, masked(rendering), warned);
+  // Valid but most likely a mistake: validate prints them, a build logs them before its first step.
+  spec.warnings = warned;
   return spec;
 }
 

@@ -214,7 +214,7 @@ function checkPlain(value: unknown): Problem | undefined {
 }
 
 function syntax(kind: "JSON" | "YAML", where: string | undefined, reason: string): Parsed {
-  return { problem: { path: "", message: where ? `${kind} syntax error at line ${where}: ${reason}` : `${kind} syntax error: ${reason}` } };
+  return { problem: { path: "", message: where ? `${kind} syntax error at line ${where}: ${reason}` : `${kind} syntax error: ${reason}`, code: "TEMPLATE_SYNTAX" } };
 }
 
 function lineCol(text: string, offset: number): string {

@@ -35,6 +35,7 @@ describe("loadTemplate: good templates", () => {
       templateDir: GOOD,
       variables: {},
       sensitiveVariables: [],
+      warnings: [],
       source: { kind: "cloud-image", location: image, checksum: { kind: "none" }, format: undefined },
       drivers: {
         qemu: {

@@ -24,3 +24,14 @@ describe("documentOrder", () => {
     for (const p of ['x["a]b"]', "[", "]", "..", '["', "a[", "\u0000"]) expect(typeof order(p)).toBe("number");
   });
 });
+
+describe("didYouMean", () => {
+  it("counts swapping two neighbours as one edit (cpsu → cpus)", async () => {
+    const { didYouMean, editDistance } = await import("../../../src/template/paths.js");
+    expect(editDistance("cpsu", "cpus")).toBe(1);
+    expect(editDistance("wiat", "wait")).toBe(1);
+    expect(editDistance("abc", "abc")).toBe(0);
+    expect(editDistance("", "abc")).toBe(3);
+    expect(didYouMean("cpsu", ["cpus", "memory"])).toBe("cpus");
+  });
+});
