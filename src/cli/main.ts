@@ -6,12 +6,11 @@ import { jsonReporter } from "../log/reporters/json.js";
 import { plainReporter } from "../log/reporters/plain.js";
 import { ttyReporter } from "../log/reporters/tty.js";
 import { VMKILN_VERSION } from "../artifact/manifest.js";
-import { buildCommand } from "./build.js";
-import { gcCommand } from "./gc.js";
 import type { CliIO } from "./io.js";
-import { packOvaCommand } from "./pack-ova.js";
 import { inspectCommand, schemaCommand, validateCommand } from "./validate.js";
-import { verifyCommand } from "./verify.js";
+import { deliverPendingSignals } from "../util/abort.js";
+// build, gc, pack-ova and verify load the drivers, SSH, HTTP and OVF code (most of the start-up
+// time); they are imported when run, so `validate` on every save in an editor starts quickly.
 
 export interface MainIO {
   stdout: NodeJS.WriteStream;
@@ -23,10 +22,11 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 export async function main(argv: string[], io: MainIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const controller = new AbortController();
   let interrupts = 0;
+  let stopping = "stopping"; // a build says what it undoes
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
     if (interrupts === 1) {
-      io.stderr.write(`\n${sig}: stopping; undoing what this build created (press Ctrl-C again to quit without cleanup)\n`);
+      io.stderr.write(`\n${sig}: ${stopping}\n`);
       controller.abort(new AbortError(`interrupted by ${sig}`));
     } else {
       io.stderr.write(`${sig}: quitting without cleanup; run 'vmkiln gc' later\n`);
@@ -71,6 +71,8 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .option("--json", "JSON lines instead of human output")
     .action(async (template: string, o: { json?: boolean; var: string[]; varFile: string[]; only?: string; force?: boolean; onError?: string }) => {
       attachReporter(o.json ?? false);
+      stopping = "stopping; undoing what this build created (press Ctrl-C again to quit without cleanup)";
+      const { buildCommand } = await import("./build.js");
       code = await buildCommand(template, { ...o, debug }, cli);
     });
   varOpts(program.command("validate <template>").description("check a template; every problem at once"))
@@ -92,6 +94,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .option("--json", "JSON output")
     .action(async (input: string, o: { output?: string; json?: boolean }) => {
       attachReporter(o.json ?? false);
+      const { packOvaCommand } = await import("./pack-ova.js");
       code = await packOvaCommand(input, o, cli);
     });
   program
@@ -99,6 +102,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .description("check an OVA (or an OVF directory) against the import rules")
     .option("--json", "JSON output")
     .action(async (target: string, o: { json?: boolean }) => {
+      const { verifyCommand } = await import("./verify.js");
       code = await verifyCommand(target, o, cli);
     });
   program
@@ -106,14 +110,20 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .description("remove what killed builds left behind (VMs, temp dirs)")
     .option("--dry-run", "only list")
     .action(async (o: { dryRun?: boolean }) => {
+      const { gcCommand } = await import("./gc.js");
       code = await gcCommand(o, cli);
     });
 
   try {
     await program.parseAsync(packerFlags(argv), { from: "user" });
     debug = program.opts<{ debug?: boolean }>().debug ?? debug;
+    // An interrupt that came while the loop was blocked (a huge template) is only now delivered:
+    // it still means exit 130, not the command's result.
+    await deliverPendingSignals();
+    if (controller.signal.aborted) throw controller.signal.reason;
     return code;
   } catch (err) {
+    await deliverPendingSignals();
     return report(err, debug, { stderr: { write: (s: string) => io.stderr.write(mask(s)) } }, controller.signal);
   } finally {
     process.off("SIGINT", onSignal);

@@ -25,7 +25,7 @@ const asJson = (list: Problem[], fallback: string): JsonProblem[] => list.map((p
 
 export async function validateCommand(template: string, o: { var?: string[]; varFile?: string[]; json?: boolean }, io: CliIO): Promise<number> {
   if (o.json) return validateJson(template, o, io);
-  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor });
+  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
   io.out(`${template}: ok (${spec.name}: ${Object.keys(spec.drivers).join(", ")} → ${spec.output.formats.join(", ")})`);
   for (const w of spec.warnings ?? []) io.err(`vmkiln: warning: ${formatProblem(w)}`);
   return 0;
@@ -37,7 +37,7 @@ export async function validateCommand(template: string, o: { var?: string[]; var
  */
 async function validateJson(template: string, o: { var?: string[]; varFile?: string[] }, io: CliIO): Promise<number> {
   try {
-    const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor });
+    const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
     const out: ValidateJson = {
       ok: true,
       template,
@@ -61,7 +61,7 @@ async function validateJson(template: string, o: { var?: string[]; varFile?: str
 }
 
 export async function inspectCommand(template: string, o: { var?: string[]; varFile?: string[] }, io: CliIO): Promise<number> {
-  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor });
+  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
   // Secret-named fields are masked whole; every other string through the registered secrets.
   io.out(JSON.stringify(io.events.redactor.value(spec, { byKey: true }), null, 2));
   return 0;

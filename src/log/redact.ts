@@ -92,7 +92,7 @@ export function passwordValues(tree: unknown): string[] {
   const stack: unknown[] = [tree];
   while (stack.length > 0) {
     const node = stack.pop();
-    if (Array.isArray(node)) stack.push(...node);
+    if (Array.isArray(node)) for (const item of node) stack.push(item); // not push(...): a long list overflows the stack
     else if (node !== null && typeof node === "object") {
       for (const [k, v] of Object.entries(node)) {
         if (PASSWORD_KEY.test(k) && (typeof v === "string" || typeof v === "number")) out.push(String(v));

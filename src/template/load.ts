@@ -3,7 +3,8 @@
 
 import path from "node:path";
 import { passwordValues, Redactor } from "../log/redact.js";
-import { TemplateError, UserError, type Problem } from "../errors.js";
+import { TemplateError, UserError, throwIfAborted, type Problem } from "../errors.js";
+import { deliverPendingSignals } from "../util/abort.js";
 import { interpolateString, interpolateTree } from "./interpolate.js";
 import { errorMap, issuesToProblems } from "./issues.js";
 import { normalize } from "./normalize.js";
@@ -22,6 +23,11 @@ export interface LoadOptions {
   /** Environment for `${env.X}`; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
   /**
+   * Checked after each long synchronous stage (parsing the template, the var-files): an interrupt
+   * that arrived meanwhile stops the load with an AbortError instead of a result.
+   */
+  signal?: AbortSignal;
+  /**
    * Receives every secret the template declares (sensitive variables, password fields) as soon as
    * it is known, so what the caller prints later is masked too. The loader's own problems are masked
    * with it (or with a private one) before they are thrown.
@@ -38,8 +44,24 @@ export async function loadTemplate(file: string, opts: LoadOptions = {}): Promis
     throw inputError(err, file, "TEMPLATE");
   }
   const parsed = parseText(text, abs);
+  await interruptionPoint(opts.signal);
   if ("problem" in parsed) throw new TemplateError(file, [parsed.problem]);
-  return buildSpec(parsed.value, { ...opts, baseDir: path.dirname(abs), templatePath: abs, display: file });
+  let spec: BuildSpec;
+  try {
+    spec = buildSpec(parsed.value, { ...opts, baseDir: path.dirname(abs), templatePath: abs, display: file });
+  } catch (err) {
+    await interruptionPoint(opts.signal); // interrupted while var-files were read: that wins
+    throw err;
+  }
+  await interruptionPoint(opts.signal);
+  return spec;
+}
+
+/** Parsing blocks the event loop; an interrupt that came meanwhile is seen here (src/util/abort.ts). */
+async function interruptionPoint(signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return;
+  await deliverPendingSignals();
+  throwIfAborted(signal);
 }
 
 /** Builds a spec from an already-parsed template object (library users, tests). */

@@ -189,7 +189,7 @@ function duplicateKey(root: YamlNode): { key: string; offset: number } | undefin
         }
         stack.push(k, pair.value);
       }
-    } else if (isSeq(node)) stack.push(...node.items);
+    } else if (isSeq(node)) for (const item of node.items) stack.push(item); // not push(...): 200k arguments overflow the stack
     else if (isAlias(node)) continue;
   }
   return undefined;

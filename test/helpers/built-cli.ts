@@ -3,7 +3,7 @@
 // its own after a source edit, dist/ would be stale and the test would check old code, so
 // `ensureBuilt()` rebuilds first (under a lock: test files run in parallel). Every run has a kill
 // timer: a CLI that hangs (a busy loop ignores SIGTERM) fails its test instead of hanging the suite.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,6 +48,11 @@ export interface CliOptions {
 
 /** Runs `vmkiln <args>` to completion (or the kill timer). */
 export function runCliTimed(args: string[], o: CliOptions = {}): Promise<TimedResult> {
+  return startCliTimed(args, o).done;
+}
+
+/** Starts `vmkiln <args>`: the child (to signal it) and its result. */
+export function startCliTimed(args: string[], o: CliOptions = {}): { child: ChildProcess; done: Promise<TimedResult> } {
   const started = performance.now();
   const env = { ...process.env, ...o.env };
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
@@ -62,10 +67,11 @@ export function runCliTimed(args: string[], o: CliOptions = {}): Promise<TimedRe
     killed = true;
     child.kill("SIGKILL");
   }, o.timeoutMs ?? 10_000);
-  return new Promise((resolve) => {
+  const done = new Promise<TimedResult>((resolve) => {
     child.on("close", (code, signal) => {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr, ms: performance.now() - started, killed });
     });
   });
+  return { child, done };
 }

@@ -1,11 +1,14 @@
 // The real CLI process on bad input: exit codes, timing, no hangs (issue 12). Each run has a kill timer,
 // so a hang fails the test instead of the suite.
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureBuilt, runCliTimed } from "../../helpers/built-cli.js";
+import { ensureBuilt, runCliTimed, startCliTimed } from "../../helpers/built-cli.js";
 
+const IMAGE = join(import.meta.dirname, "../../fixtures/templates/good/images/fixture.qcow2");
 let dir: string;
 beforeAll(async () => {
   await ensureBuilt();
@@ -63,4 +66,25 @@ describe("validate: hostile input is bad input (exit 2), never an internal error
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/nested more than 64 levels deep/);
   });
+});
+
+describe("Ctrl-C while the event loop is blocked", () => {
+  it("during a long template parse: exit 130 and no result (it printed ok and exited 0)", async () => {
+    // The template comes through a FIFO, so the test knows the CLI is reading it (its signal handlers
+    // are installed) and when the parse starts: when the writer closes. 300 000 flow-list items take
+    // seconds to parse (yaml's composer), under the 1 MiB cap.
+    const fifo = join(dir, "big.fifo.yaml");
+    execFileSync("mkfifo", [fifo]);
+    const run = startCliTimed(["validate", fifo], { timeoutMs: 120_000 });
+    const fh = await open(fifo, "w"); // returns once the CLI has opened it for reading
+    await fh.write(`name: big\nsource: { cloud_image: { path: ${IMAGE}, checksum: none } }\ndrivers: { qemu: {} }\ncloud_init: { user_data: { pad: [${"1,".repeat(299_999)}1] } }\n`);
+    await fh.close();
+    await new Promise((r) => setTimeout(r, 100));
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.killed).toBe(false);
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/interrupted by SIGINT/);
+  }, 180_000);
 });
