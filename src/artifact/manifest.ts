@@ -1,14 +1,24 @@
 import { readFileSync } from "node:fs";
 import type { BuildContext } from "../pipeline/context.js";
 
-export const VMKILN_VERSION: string = (() => {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string };
-    return pkg.version ?? "0.0.0";
-  } catch {
-    return "0.0.0";
+/**
+ * vmkiln's own package.json version. The module runs from dist/src/artifact/ (built) or from
+ * src/artifact/ (a checkout, tests), two different depths: a fixed "../../../package.json" found
+ * nothing from a checkout and every manifest said 0.0.0. So walk up to the package that is vmkiln.
+ */
+export const VMKILN_VERSION: string = findVersion(new URL(".", import.meta.url));
+
+export function findVersion(start: URL): string {
+  for (let dir = start; ; dir = new URL("..", dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL("package.json", dir), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "vmkiln" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // no (readable) package.json here: keep walking
+    }
+    if (new URL("..", dir).href === dir.href) return "0.0.0";
   }
-})();
+}
 
 export interface Manifest {
   vmkiln_version: string;
