@@ -221,7 +221,7 @@ function readVarFile(file: string): Record<string, string> {
   const problems: Problem[] = [];
   for (const [k, v] of Object.entries(value)) {
     if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") out[k] = String(v);
-    else problems.push({ path: k, message: "expected a string, number or boolean" });
+    else problems.push({ path: formatPath([k]), message: "expected a string, number or boolean" }); // `""` is a key too
   }
   if (problems.length > 0) throw new TemplateError(file, problems);
   return out;

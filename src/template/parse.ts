@@ -150,7 +150,8 @@ function parseYaml(text: string): Parsed {
   const nested = `nested more than ${MAX_DEPTH} levels deep`;
   let doc;
   try {
-    doc = YAML.parseDocument(text, { uniqueKeys: false, lineCounter });
+    // logLevel "error": yaml must never write warnings of its own to stderr (--json is read by tools).
+    doc = YAML.parseDocument(text, { uniqueKeys: false, lineCounter, logLevel: "error" });
   } catch (err) {
     return syntax("YAML", undefined, err instanceof RangeError ? nested : "invalid YAML");
   }
@@ -161,8 +162,9 @@ function parseYaml(text: string): Parsed {
   const first = doc.errors[0];
   // yaml catches its own stack overflow on deep nesting and reports it as an error at that spot.
   if (first) return syntax("YAML", at(first.pos[0]), /call stack/i.test(first.message) ? nested : (YAML_REASONS[first.code] ?? "invalid YAML"));
-  const dup = doc.contents ? duplicateKey(doc.contents) : undefined;
-  if (dup) return syntax("YAML", at(dup.offset), `duplicate key ${JSON.stringify(dup.key.length > 40 ? dup.key.slice(0, 40) + "…" : dup.key)}`);
+  const bad = doc.contents ? badKey(doc.contents) : undefined;
+  if (bad?.kind === "collection") return syntax("YAML", at(bad.offset), "a key must be a plain value, not a list or mapping");
+  if (bad) return syntax("YAML", at(bad.offset), `duplicate key ${JSON.stringify(bad.key.length > 40 ? bad.key.slice(0, 40) + "…" : bad.key)}`);
   try {
     return { value: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) as unknown };
   } catch (err) {
@@ -173,8 +175,12 @@ function parseYaml(text: string): Parsed {
   }
 }
 
-/** The first key given twice in one mapping (as JS sees keys: `1` and `"1"` collide). Iterative. */
-function duplicateKey(root: YamlNode): { key: string; offset: number } | undefined {
+/**
+ * The first key given twice in one mapping (as JS sees keys: `1` and `"1"` collide), or a list or
+ * mapping used as a key (`? [a]: b`), which JS would stringify (and yaml warned about on stderr,
+ * under `--json` too; found by fuzzing). Iterative.
+ */
+function badKey(root: YamlNode): { kind: "duplicate" | "collection"; key: string; offset: number } | undefined {
   const stack: unknown[] = [root];
   while (stack.length > 0) {
     const node = stack.pop();
@@ -184,8 +190,13 @@ function duplicateKey(root: YamlNode): { key: string; offset: number } | undefin
         const k = pair.key;
         if (isScalar(k)) {
           const name = String(k.value);
-          if (seen.has(name)) return { key: name, offset: k.range?.[0] ?? 0 };
+          if (seen.has(name)) return { kind: "duplicate", key: name, offset: k.range?.[0] ?? 0 };
           seen.add(name);
+        } else if (isMap(k) || isSeq(k)) {
+          // A block mapping's range starts after its first key; point at that key instead.
+          const first = k.items[0];
+          const start = isMap(k) && first && isScalar((first as { key?: unknown }).key) ? ((first as { key: { range?: [number] } }).key.range?.[0] ?? 0) : (k.range?.[0] ?? 0);
+          return { kind: "collection", key: "", offset: start };
         }
         stack.push(k, pair.value);
       }

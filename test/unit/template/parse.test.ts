@@ -160,3 +160,33 @@ describe("size", () => {
     expect(err.message).toMatch(/cannot read: (is a directory|EISDIR)/);
   });
 });
+
+// Regression (found by fuzzing, issue 12): `? eout: 10m` makes a mapping the key of a mapping; yaml
+// stringified it and printed "Warning: Keys with collection values will be stringified" on stderr,
+// even under `validate --json`.
+describe("YAML keys that are lists or mappings", () => {
+  it("are a syntax problem at their line:col, and yaml prints nothing", async () => {
+    const warnings: unknown[] = [];
+    const onWarning = (w: unknown) => warnings.push(w);
+    process.on("warning", onWarning);
+    try {
+      const t = file("collection-key.yaml", "name: x\nssh:\n  username: a\n? eout: 10m\n");
+      const err = await rejection(loadTemplate(t, { env: {} }));
+      expect(err.message).toBe(`${t}: YAML syntax error at line 4:3: a key must be a plain value, not a list or mapping`);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+});
+
+// Regression (found by fuzzing, issue 12): a var-file entry with the empty key and a wrong type was
+// reported at path "" (no field path at all).
+describe("var-file problems", () => {
+  it("name the key as a field path, the empty key too", async () => {
+    const v = file("empty-key.json", '{"": {"a": 1}, "ok": 1}');
+    const err = await rejection(loadTemplate(file("ok5.yaml", VALID), { env: {}, varFiles: [v] }));
+    expect((err as TemplateError).problems).toEqual([{ path: '[""]', message: "expected a string, number or boolean" }]);
+  });
+});
