@@ -39,16 +39,25 @@ export async function loadTemplate(file: string, opts: LoadOptions = {}): Promis
   const abs = path.resolve(file);
   let text: string;
   try {
-    text = await readInput(abs);
+    text = await readInput(abs, opts.signal);
   } catch (err) {
     throw inputError(err, file, "TEMPLATE");
   }
   const parsed = parseText(text, abs);
   await interruptionPoint(opts.signal);
   if ("problem" in parsed) throw new TemplateError(file, [parsed.problem]);
+  // Var-files are read here, asynchronously, so a pipe that never delivers can be interrupted.
+  const varFileTexts = new Map<string, string>();
+  for (const f of opts.varFiles ?? []) {
+    try {
+      varFileTexts.set(f, await readInput(path.resolve(f), opts.signal));
+    } catch (err) {
+      throw inputError(err, f, "VAR_FILE");
+    }
+  }
   let spec: BuildSpec;
   try {
-    spec = buildSpec(parsed.value, { ...opts, baseDir: path.dirname(abs), templatePath: abs, display: file });
+    spec = buildSpec(parsed.value, { ...opts, baseDir: path.dirname(abs), templatePath: abs, display: file, varFileTexts });
   } catch (err) {
     await interruptionPoint(opts.signal); // interrupted while var-files were read: that wins
     throw err;
@@ -89,6 +98,8 @@ interface BuildOptions extends LoadOptions {
   templatePath: string;
   /** How the file is named in error messages. */
   display: string;
+  /** Var-files already read (loadTemplate reads them asynchronously); others are read here. */
+  varFileTexts?: Map<string, string>;
 }
 
 function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
@@ -101,7 +112,7 @@ function buildSpec(raw: unknown, opts: BuildOptions): BuildSpec {
   // Template variables may read the environment only; files and -var are taken literally.
   const declared = interpolateVariables(doc.variables, env, interpolationProblems);
   const vars: Record<string, string> = { ...declared.values };
-  for (const f of opts.varFiles ?? []) Object.assign(vars, readVarFile(f));
+  for (const f of opts.varFiles ?? []) Object.assign(vars, readVarFile(f, opts.varFileTexts?.get(f)));
   Object.assign(vars, opts.vars ?? {});
   // Sensitive values are registered before anything could quote them (a problem, a log line).
   const redactor = opts.redactor ?? new Redactor();
@@ -203,11 +214,11 @@ function sensitiveVariables(list: unknown, declared: DeclaredVariables, vars: Re
   return [...names];
 }
 
-function readVarFile(file: string): Record<string, string> {
+function readVarFile(file: string, given: string | undefined): Record<string, string> {
   const abs = path.resolve(file);
   let text: string;
   try {
-    text = readInputSync(abs);
+    text = given ?? readInputSync(abs);
   } catch (err) {
     throw inputError(err, file, "VAR_FILE");
   }

@@ -9,11 +9,11 @@
 // Syntax problems are our fixed words plus line:col, never an excerpt of the text: in a var-file the
 // text around an error is often the secret.
 
-import { openSync, readSync, closeSync, fstatSync } from "node:fs";
-import { open } from "node:fs/promises";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import { open, stat } from "node:fs/promises";
 import path from "node:path";
 import YAML, { isAlias, isMap, isScalar, isSeq, LineCounter, type ErrorCode, type Node as YamlNode } from "yaml";
-import type { Problem } from "../errors.js";
+import { AbortError, asAbortError, type Problem } from "../errors.js";
 import { checkJson } from "./json.js";
 import { formatPath, type PathSegment } from "./paths.js";
 
@@ -39,15 +39,38 @@ const tooLarge = () =>
 /**
  * Reads at most MAX_INPUT_BYTES of a file. Pipes work (`-var-file <(pass show …)`), and a device
  * that never ends (/dev/zero) stops at the limit instead of filling memory.
+ *
+ * Opening a pipe waits (in libuv's thread pool) until something opens its other end. When `signal`
+ * fires meanwhile, that wait is released by opening the write end ourselves, without writing; else
+ * the blocked thread kept the process from exiting after Ctrl-C (libuv joins its threads at exit).
  */
-export async function readInput(abs: string): Promise<string> {
+export async function readInput(abs: string, signal?: AbortSignal): Promise<string> {
+  if (signal?.aborted) throw asAbortError(signal.reason);
   let fh;
+  const pipe = signal !== undefined && (await stat(abs).then((s) => s.isFIFO(), () => false));
+  let opened = false;
+  let retry: NodeJS.Timeout | undefined;
+  const release = () => {
+    if (opened) return;
+    try {
+      closeSync(openSync(abs, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // ENXIO: our open has not reached the kernel yet; try again shortly
+      retry = setTimeout(release, 50);
+    }
+  };
+  if (pipe) signal.addEventListener("abort", release, { once: true });
   try {
     fh = await open(abs, "r");
   } catch (err) {
     throw new InputError(`cannot read: ${(err as Error).message}`, "NOT_FOUND");
+  } finally {
+    opened = true;
+    clearTimeout(retry);
+    if (pipe) signal.removeEventListener("abort", release);
   }
   try {
+    if (signal?.aborted) throw asAbortError(signal.reason);
     const st = await fh.stat();
     if (st.isDirectory()) throw new InputError("cannot read: is a directory", "NOT_FOUND");
     if (st.isFile() && st.size > MAX_INPUT_BYTES) throw tooLarge();
@@ -61,7 +84,7 @@ export async function readInput(abs: string): Promise<string> {
     }
     return buf.toString("utf8", 0, len);
   } catch (err) {
-    if (err instanceof InputError) throw err;
+    if (err instanceof InputError || err instanceof AbortError) throw err;
     throw new InputError(`cannot read: ${(err as Error).message}`, "NOT_FOUND");
   } finally {
     await fh.close();

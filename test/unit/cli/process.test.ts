@@ -68,6 +68,32 @@ describe("validate: hostile input is bad input (exit 2), never an internal error
   });
 });
 
+describe("Ctrl-C while reading", () => {
+  it("a template pipe nobody writes to: Ctrl-C exits 130 (the open waited forever)", async () => {
+    const fifo = join(dir, "silent.fifo.yaml");
+    execFileSync("mkfifo", [fifo]);
+    const run = startCliTimed(["validate", fifo], { timeoutMs: 60_000 });
+    // Wait until a thread of the CLI is blocked in open(2) on the pipe (the kernel's wait_for_partner):
+    // its signal handlers are installed by then.
+    for (let i = 0; i < 200 && !/wait_for_partner|fifo/.test(blockedIn(run.child.pid!)); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200));
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.killed).toBe(false);
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/interrupted by SIGINT/);
+  }, 90_000);
+});
+
+/** Where the process's threads wait in the kernel (/proc/PID/task/TID/wchan). */
+function blockedIn(pid: number): string {
+  try {
+    return execFileSync("sh", ["-c", `cat /proc/${pid}/task/*/wchan 2>/dev/null; true`]).toString();
+  } catch {
+    return "";
+  }
+}
+
 describe("Ctrl-C while the event loop is blocked", () => {
   it("during a long template parse: exit 130 and no result (it printed ok and exited 0)", async () => {
     // The template comes through a FIFO, so the test knows the CLI is reading it (its signal handlers
@@ -87,4 +113,19 @@ describe("Ctrl-C while the event loop is blocked", () => {
     expect(r.stdout).toBe("");
     expect(r.stderr).toMatch(/interrupted by SIGINT/);
   }, 180_000);
+});
+
+describe("Ctrl-C while reading a var-file", () => {
+  it("a -var-file pipe nobody writes to: Ctrl-C exits 130 (it was read synchronously: the loop itself waited)", async () => {
+    const fifo = join(dir, "silent-vars.fifo.yaml");
+    execFileSync("mkfifo", [fifo]);
+    const t = file("for-vars.yaml", `name: v\nsource: { cloud_image: { path: ${IMAGE}, checksum: none } }\ndrivers: { qemu: {} }\n`);
+    const run = startCliTimed(["validate", "-var-file", fifo, t], { timeoutMs: 60_000 });
+    for (let i = 0; i < 200 && !/wait_for_partner|fifo/.test(blockedIn(run.child.pid!)); i++) await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 200));
+    run.child.kill("SIGINT");
+    const r = await run.done;
+    expect(r.killed).toBe(false);
+    expect(r.code, r.stderr).toBe(130);
+  }, 90_000);
 });
