@@ -1,14 +1,15 @@
 // drivers.vsphere's URL and credentials are checked when the template is validated, before any work
 // (issue 12): they surfaced only when the driver connected, after the source was fetched.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { specFromObject } from "../../../src/template/load.js";
 import { problemsOf } from "../../helpers/template.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "vmkiln-vs-conn-"));
 writeFileSync(path.join(dir, "installer.iso"), "iso");
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const load = (vsphere: Record<string, unknown>, env: NodeJS.ProcessEnv = {}) =>
   specFromObject({ name: "t", source: { clone: { template: "base" } }, drivers: { vsphere } }, { baseDir: dir, env });
