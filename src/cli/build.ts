@@ -16,7 +16,7 @@ export interface BuildCommandOptions {
 }
 
 export async function buildCommand(template: string, o: BuildCommandOptions, io: CliIO): Promise<number> {
-  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [] });
+  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
   const configured = Object.keys(spec.drivers) as DriverName[];
   const chosen = o.only ?? configured[0];
   if (!chosen || !configured.includes(chosen as DriverName)) {

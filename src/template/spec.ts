@@ -2,6 +2,8 @@
 // Templates use snake_case (Packer users expect it); normalize.ts maps them onto these types.
 // Durations are milliseconds, sizes are bytes, paths are absolute.
 
+import type { Problem } from "../errors.js";
+
 export type ChecksumSpec =
   | { kind: "sha256" | "sha512"; hex: string }
   | { kind: "file"; location: string } // a SHA256SUMS-style file: URL or absolute path
@@ -342,6 +344,13 @@ export interface BuildSpec {
   templatePath: string;
   templateDir: string;
   variables: Record<string, string>;
+  /**
+   * Variables whose values are secrets (`sensitive: true`, `sensitive_variables`): masked in every
+   * event, error and printed spec (src/log/redact.ts). Optional for specs built by hand.
+   */
+  sensitiveVariables?: string[];
+  /** What the loader found valid but most likely a mistake (field path + message); logged by a build. */
+  warnings?: Problem[];
   source: SourceSpec;
   drivers: DriversSpec;
   ssh: SshSpec;
