@@ -98,7 +98,8 @@ describe("VirtualBox driver against the VBoxManage double", { timeout: 120_000 }
     const vm = await d.createVm({ ...vmSpec, sourceDisk: undefined, installerIso: iso, installerMedia: { path: oemdrv, kind: "cd" }, diskSize: 256 * 1024 * 1024 }, signal);
     const info = parseVmInfo(vbox("showvminfo", "vmkiln-unit-1", "--machinereadable"));
     const disk = join(vmSpec.buildDir, "virtualbox", "vmkiln-unit-1-disk1.vmdk");
-    expect(info.controllers).toEqual([{ name: "VirtIO", type: "VirtIO" }, { name: "IDE", type: "PIIX4" }]);
+    // VirtualBox prints its own controller type names (VBoxManageInfo.cpp storageControllerTypeToName), not the spelling given.
+    expect(info.controllers).toEqual([{ name: "VirtIO", type: "VirtioSCSI" }, { name: "IDE", type: "PIIX4" }]);
     expect(info.attachments).toEqual({ "VirtIO-0-0": disk, "IDE-0-0": iso, "IDE-0-1": oemdrv, "IDE-1-0": vmSpec.cidataIso, "IDE-1-1": "none" });
     const img = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", disk], { encoding: "utf8" }));
     expect(img["virtual-size"]).toBe(256 * 1024 * 1024);
