@@ -14,10 +14,8 @@ import { parseVmInfo } from "../../../../drivers/virtualbox/machinereadable.js";
 const DOUBLES = fileURLToPath(new URL("../../../doubles/", import.meta.url));
 const DOUBLE = join(DOUBLES, "VBoxManage");
 // The double is plain JavaScript without type declarations.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const load = (name: string): Promise<any> => import(join(DOUBLES, "vboxmanage", name));
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 let getopt: any, modifyvm: any, machine: any, info: any, storage: any, media: any, nat: any;
 beforeAll(async () => {
   [getopt, modifyvm, machine, info, storage, media, nat] = await Promise.all(["getopt.mjs", "modifyvm.mjs", "machine.mjs", "info.mjs", "storage.mjs", "media.mjs", "nat.mjs"].map(load));
