@@ -31,7 +31,6 @@ import { ONLINE, findMachine, lockWindowMs, nowIso, statePath, vmProcessAlive, w
 
 const out = (s) => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
 const progress = () => process.stderr.write("0%...10%...20%...30%...40%...50%...60%...70%...80%...90%...100%\n");
-const QEMU = () => process.env.VBOXMANAGE_DOUBLE_QEMU ?? "qemu-system-x86_64";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const VMPROCESS = fileURLToPath(new URL("./vmprocess.mjs", import.meta.url));
 
@@ -319,7 +318,6 @@ async function startvm([name, ...args]) {
       vboxLog: join(m.folder, "Logs", "VBox.log"),
       resetLog: join(m.folder, "Logs", "qemu-reset.log"),
       efiVars: join(m.folder, `${m.name}.nvram`),
-      qemu: QEMU(),
     };
     if (m.firmware.startsWith("EFI") && !existsSync(paths.efiVars)) copyFileSync("/usr/share/OVMF/OVMF_VARS_4M.fd", paths.efiVars);
     for (const p of [paths.qmpSocket, paths.eventSocket, paths.pidFile, paths.startResult, paths.natFilter.outPath, paths.natFilter.inPath, paths.resetLog]) rmSync(p, { force: true });

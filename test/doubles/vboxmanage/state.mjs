@@ -41,6 +41,14 @@ export function pidAlive(pid) {
   }
 }
 
+function cmdlineHas(pid, text) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
+  } catch {
+    return false;
+  }
+}
+
 /** pid is alive and still the VM process of this machine (pids are reused; its argv names the UUID). */
 export function vmProcessAlive(m) {
   if (!pidAlive(m.pid)) return false;
@@ -117,6 +125,9 @@ function refresh(state) {
   let changed = false;
   for (const m of state.machines) {
     if (ONLINE.includes(m.state) && !vmProcessAlive(m)) {
+      // In VirtualBox the VM runs inside its VM process; here QEMU is that process's child and would
+      // outlive it: end it too.
+      if (m.qemuPid && pidAlive(m.qemuPid) && cmdlineHas(m.qemuPid, m.uuid)) process.kill(m.qemuPid, "SIGKILL");
       m.state = "aborted";
       m.stateChangeTime = nowIso();
       m.pid = null;

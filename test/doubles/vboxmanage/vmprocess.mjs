@@ -26,6 +26,9 @@ import { profile } from "./profile.mjs";
 const [, , stateFile, uuid, pathsJson] = process.argv;
 process.env.VBOXMANAGE_DOUBLE_STATE = stateFile;
 const paths = JSON.parse(pathsJson);
+// The QEMU binary comes from the environment, not argv: tests find QEMU processes by "qemu-system"
+// in their command line, and this process is not one.
+const QEMU = process.env.VBOXMANAGE_DOUBLE_QEMU ?? "qemu-system-x86_64";
 const started = Date.now();
 
 function log(line) {
@@ -74,8 +77,8 @@ async function main() {
     log(`NAT: the host's loopback is not reachable at ${alias} (localhost-reachable off)`);
   }
   const args = qemuArgs(m, { ...paths, natFilter: filter ? paths.natFilter : undefined });
-  log(`QEMU: ${paths.qemu} ${args.join(" ")}`);
-  const child = spawn(paths.qemu, args, { stdio: ["ignore", "ignore", "pipe"] });
+  log(`QEMU: ${QEMU} ${args.join(" ")}`);
+  const child = spawn(QEMU, args, { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (d) => {
