@@ -1,4 +1,5 @@
-// `vmkiln gc`: removes what killed builds left behind, from their journals (DESIGN.md "Crash safety").
+// `vmkiln gc`: removes what killed builds left behind, from their journals (docs/architecture.md
+// "Crash safety: the journal and gc").
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { deadJournals, pidAlive, type JournalEntry } from "../pipeline/journal.js";

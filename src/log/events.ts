@@ -1,5 +1,5 @@
 // The library never writes to stdout: it emits typed events; reporters render them
-// (DESIGN.md "Errors and output"). Secrets are redacted in one place: `EventBus.emit`.
+// (docs/architecture.md "Events and reporters"). Secrets are redacted in one place: `EventBus.emit`.
 
 export type Level = "debug" | "info" | "warn" | "error";
 

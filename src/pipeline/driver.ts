@@ -1,4 +1,4 @@
-// The driver contract (DESIGN.md "The driver contract"): small, with declared capabilities.
+// The driver contract (docs/architecture.md "The driver contract"): small, with declared capabilities.
 // Concrete drivers live in drivers/ and `satisfies Driver`; src/ reaches them only through the
 // registry the CLI wires up.
 import type { EventBus } from "../log/events.js";

@@ -1,6 +1,6 @@
-// The power-off escalation every driver's `shutdown()` follows (docs/architecture.md "Steps, undo and
-// shutdown"): wait for the guest's own power-off, then ask the guest OS to shut down (ACPI power
-// button, VMware Tools), then cut the power. Driver-blind: each driver hands in its three primitives
+// The power-off escalation every driver's `shutdown()` follows (docs/architecture.md "Shutdown"):
+// wait for the guest's own power-off, then ask the guest OS to shut down (ACPI power button, VMware
+// Tools), then cut the power. Driver-blind: each driver hands in its three primitives
 // (how it sees "off", how it asks, how it forces); the order, the timings and the messages are here.
 import { BuildError, asAbortError, isAbortLike } from "../errors.js";
 import type { EventBus } from "../log/events.js";
