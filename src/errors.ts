@@ -1,4 +1,5 @@
-// One error family (DESIGN.md "Errors and output"). The CLI entry is the only place that prints them.
+// One error family (docs/architecture.md "Errors and exit codes"). The CLI entry is the only place
+// that prints them.
 
 export interface VmkilnErrorOptions {
   hint?: string | undefined;

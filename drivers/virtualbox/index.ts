@@ -17,6 +17,7 @@ import type {
   VmSpec,
 } from "../../src/pipeline/driver.js";
 import type { Journal, JournalEntry } from "../../src/pipeline/journal.js";
+import { escalatePowerOff, type PowerOffPrimitives } from "../../src/pipeline/power-off.js";
 import type { HttpSpec, VirtualBoxSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
 import { freePort, natGuestPeerAddress } from "../../src/util/net.js";
@@ -263,17 +264,14 @@ export class VirtualBoxDriver implements Driver {
   }
 
   async shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void> {
-    const st = this.state(vm);
-    if (!st.started) return;
-    if (opts.guestInitiated) {
-      if (await this.waitStopped(vm, opts.timeoutMs, signal)) return;
-      this.events.warn(`the guest did not power off within ${Math.round(opts.timeoutMs / 1000)} s: pressing the ACPI power button`, "virtualbox");
-    }
-    await this.run(controlVmArgs(vm.id, "acpipowerbutton"), signal).catch((e: unknown) => this.events.debug(`acpipowerbutton: ${(e as Error).message}`, "virtualbox"));
-    if (await this.waitStopped(vm, opts.guestInitiated ? 60_000 : opts.timeoutMs, signal)) return;
-    this.events.warn("the guest ignored the ACPI power button: powering off", "virtualbox");
-    await this.run(controlVmArgs(vm.id, "poweroff"), signal);
-    if (!(await this.waitStopped(vm, 60_000, signal))) throw new BuildError("VBOX_POWEROFF", `VM ${vm.id} is still running after poweroff`);
+    if (!this.state(vm).started) return;
+    const primitives: PowerOffPrimitives = {
+      waitOff: (ms, sig) => this.waitStopped(vm, ms, sig),
+      askName: "ACPI power button",
+      ask: async (sig) => void (await this.run(controlVmArgs(vm.id, "acpipowerbutton"), sig)),
+      force: async (sig) => void (await this.run(controlVmArgs(vm.id, "poweroff"), sig)),
+    };
+    await escalatePowerOff(primitives, { ...opts, events: this.events, source: "virtualbox", vmName: vm.id }, signal);
   }
 
   /**

@@ -1,4 +1,4 @@
-// The CLI entry: the only place that catches and prints errors (DESIGN.md "Errors and output").
+// The CLI entry: the only place that catches and prints errors (docs/architecture.md "Errors and exit codes").
 import { Command, CommanderError, Option } from "commander";
 import { AbortError, TemplateError, VmkilnError, formatProblem } from "../errors.js";
 import { EventBus } from "../log/events.js";

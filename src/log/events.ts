@@ -1,5 +1,6 @@
 // The library never writes to stdout: it emits typed events; reporters render them
-// (DESIGN.md "Errors and output"). Every event is masked on its way out (src/log/redact.ts).
+// (docs/architecture.md "Events and reporters"). Every event is masked on its way out, in one place:
+// `EventBus.emit` through src/log/redact.ts.
 import { Redactor } from "./redact.js";
 
 export type Level = "debug" | "info" | "warn" | "error";

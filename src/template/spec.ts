@@ -1,4 +1,4 @@
-// The typed, defaults-filled build spec every step reads (DESIGN.md "Data flow").
+// The typed, defaults-filled build spec every step reads (docs/architecture.md "Templates").
 // Templates use snake_case (Packer users expect it); normalize.ts maps them onto these types.
 // Durations are milliseconds, sizes are bytes, paths are absolute.
 
