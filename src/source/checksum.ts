@@ -2,6 +2,7 @@
 // chunks and computes every wanted digest in the same pass over the bytes.
 
 import { createHash, type Hash } from "node:crypto";
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,13 +51,15 @@ export interface HashOptions {
   onProgress?: (done: number) => void;
   /** Hash only the first `length` bytes (resume: the part already on disk). */
   length?: number;
+  /** Refuse a symlink (O_NOFOLLOW): for vmkiln's own cache files, never for a user's source path. */
+  nofollow?: boolean;
 }
 
 const CHUNK = 1024 * 1024;
 
 /** Feeds a file (or its first `length` bytes) into `hash`; returns the bytes read. */
 export async function hashInto(path: string, hash: MultiHash, opts: HashOptions = {}): Promise<number> {
-  const fh = await open(path, "r");
+  const fh = await open(path, opts.nofollow ? constants.O_RDONLY | constants.O_NOFOLLOW : "r");
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
     const limit = opts.length ?? Number.POSITIVE_INFINITY;
