@@ -14,8 +14,12 @@ export const MAX_SUM_FILE_BYTES = 64 * 1024;
 export const MAX_XML_ELEMENTS = 100_000;
 /** Element nesting depth in a descriptor (a real one nests about 8 deep). */
 export const MAX_XML_DEPTH = 64;
-/** Attributes on one element. */
-export const MAX_XML_ATTRIBUTES = 256;
+/** Attributes on one element (sax checks each against all before it on the same element). */
+export const MAX_XML_ELEMENT_ATTRIBUTES = 256;
+/** Attributes in a descriptor, all elements together. */
+export const MAX_XML_ATTRIBUTES = 200_000;
+/** Element and attribute names (characters); sax itself stops at 64 Ki. */
+export const MAX_XML_NAME = 1024;
 /** Members of an OVA tar. */
 export const MAX_OVA_MEMBERS = 10_000;
 /** Longest member name kept and shown (tar-stream itself reads long names up to 4 MiB). */
