@@ -101,7 +101,9 @@ export async function packOva(input: string, opts: PackOvaOptions): Promise<Pack
   if (problems.length) throw new UserError("PACK_REFERENCES", `${ovfPath}: ${problems.join("; ")}`);
 
   const out = resolve(opts.out ?? join(dir, ovfName.replace(/\.ovf$/i, "") + ".ova"));
-  await checkOutput(out, opts.out !== undefined, [ovfReal, ...files.map((f) => f.path)], opts.force ?? false);
+  // The manifest is an input too (read below): -o tiny.mf --force would replace it.
+  const mfInput = join(dir, ovfName.replace(/\.ovf$/i, "") + ".mf");
+  await checkOutput(out, opts.out !== undefined, [ovfReal, mfInput, ...files.map((f) => f.path)], opts.force ?? false);
 
   // The existing manifest, in any spelling.
   const mfName = ovfName.replace(/\.ovf$/i, "") + ".mf";

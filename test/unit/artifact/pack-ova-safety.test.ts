@@ -145,3 +145,14 @@ describe("pack-ova's bad arguments are exit-2 errors naming them", () => {
     expectUserError(await cli(["pack-ova", join(t.dir, "nope.ovf")]), /nope\.ovf: no such file or directory/);
   });
 });
+
+describe("pack-ova: regressions found by fuzzing (test/unit/fuzz/pack-ova.fuzz.test.ts)", () => {
+  // Counterexample {output: "the-mf", force: true}: the manifest is read as an input, but only the
+  // OVF and the referenced files were protected, so the OVA replaced the export's own manifest.
+  it("-o naming the export's manifest is refused, even with --force", async () => {
+    const { dir } = exportDir();
+    const mf = readFileSync(join(dir, "tiny.mf"));
+    expectUserError(await cli(["pack-ova", dir, "-o", join(dir, "tiny.mf"), "--force"]), /tiny\.mf is one of the files being packed/);
+    expect(readFileSync(join(dir, "tiny.mf"))).toEqual(mf);
+  });
+});
