@@ -44,7 +44,8 @@ export async function fsyncDir(dir: string): Promise<void> {
  * unpredictable. Publish it with `publishFile`.
  */
 export async function createTempBeside(dest: string, mode = 0o644): Promise<{ path: string; fh: FileHandle }> {
-  const path = join(dirname(dest), `.${basename(dest)}.${randomBytes(8).toString("hex")}.partial`);
+  // The name's start only: a destination near NAME_MAX (255 bytes) must still get a temp name.
+  const path = join(dirname(dest), `.${basename(dest).slice(0, 100)}.${randomBytes(8).toString("hex")}.partial`);
   const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
   return { path, fh };
 }

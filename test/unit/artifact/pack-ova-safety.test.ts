@@ -110,6 +110,17 @@ describe("pack-ova writes only its output", () => {
   });
 });
 
+describe("pack-ova's long names", () => {
+  it("an -o name near NAME_MAX still packs (the temp file's name is kept short)", async () => {
+    const { root, dir } = exportDir();
+    const out = join(root, `${"o".repeat(240)}.ova`); // 244 bytes: "<name>.partial" would pass 255
+    const r = await cli(["pack-ova", dir, "-o", out]);
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.code).toBe(0);
+    expect(existsSync(out)).toBe(true);
+  });
+});
+
 describe("pack-ova's bad arguments are exit-2 errors naming them", () => {
   it("an empty OVF", async () => {
     const { dir, ovf } = exportDir();
