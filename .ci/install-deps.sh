@@ -3,12 +3,14 @@
 #   run time:   qemu-system-x86 qemu-utils ovmf (EFI guests)
 #   fixture:    debootstrap extlinux syslinux-common fdisk e2fsprogs (fixtures/guest/build.sh)
 #   tests only: genisoimage (isoinfo) xorriso mtools dosfstools (independent readers of our ISO/FAT
-#               writers), openssh-client, ansible-core, golang-go + govmomi (vcsim harness)
+#               writers), libguestfs-tools (the kernel's isofs reads our ISO in its appliance where
+#               the host kernel has no isofs), openssh-client, ansible-core, golang-go + govmomi (vcsim harness)
 set -euo pipefail
 pkgs=(
   qemu-system-x86 qemu-utils ovmf
   debootstrap extlinux syslinux-common syslinux-utils isolinux fdisk e2fsprogs util-linux
   genisoimage xorriso mtools dosfstools openssh-client ca-certificates procps
+  libguestfs-tools # test/integration/media/iso-kernel.test.ts, when the host kernel cannot mount iso9660
   ansible-core
   golang-go golang-github-vmware-govmomi-dev # vSphere tests: the vcsim harness (test/doubles/vcsim), built in GOPATH mode
   debian-installer-12-netboot-amd64 # ISO-install tests: kernel + initrd for a netboot ISO (test/helpers/netboot-iso.ts)
