@@ -105,8 +105,9 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .command("pack-ova <input>")
     .description("pack an OVF and its disks into a compliant OVA")
     .option("-o, --output <file>", "the OVA to write")
+    .option("--force", "replace an existing output file (never one of the inputs)")
     .option("--json", "JSON output")
-    .action(async (input: string, o: { output?: string; json?: boolean }) => {
+    .action(async (input: string, o: { output?: string; force?: boolean; json?: boolean }) => {
       attachReporter(o.json ?? false);
       const { packOvaCommand } = await import("./pack-ova.js");
       code = await packOvaCommand(input, o, cli);
