@@ -1,4 +1,5 @@
 import { TemplateError, VmkilnError, formatProblem, type Problem } from "../errors.js";
+import { preflightOutput } from "../steps/output-guard.js";
 import { loadTemplate, parseVarArgs } from "../template/load.js";
 import { templateJsonSchema } from "../template/schema.js";
 import type { CliIO } from "./io.js";
@@ -26,6 +27,7 @@ const asJson = (list: Problem[], fallback: string): JsonProblem[] => list.map((p
 export async function validateCommand(template: string, o: { var?: string[]; varFile?: string[]; json?: boolean }, io: CliIO): Promise<number> {
   if (o.json) return validateJson(template, o, io);
   const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
+  await checkOutput(spec);
   io.out(`${template}: ok (${spec.name}: ${Object.keys(spec.drivers).join(", ")} → ${spec.output.formats.join(", ")})`);
   for (const w of spec.warnings ?? []) io.err(`vmkiln: warning: ${formatProblem(w)}`);
   return 0;
@@ -38,6 +40,7 @@ export async function validateCommand(template: string, o: { var?: string[]; var
 async function validateJson(template: string, o: { var?: string[]; varFile?: string[] }, io: CliIO): Promise<number> {
   try {
     const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
+    await checkOutput(spec);
     const out: ValidateJson = {
       ok: true,
       template,
@@ -54,10 +57,24 @@ async function validateJson(template: string, o: { var?: string[]; varFile?: str
     const out: ValidateJson =
       err instanceof TemplateError
         ? { ok: false, template, problems: asJson(err.problems, err.code), warnings: asJson(err.warnings, "WARNING") }
-        : { ok: false, template, problems: [{ path: "", message: err.message, code: err.code }], warnings: [] };
+        : { ok: false, template, problems: [{ path: leadingField(err.message), message: err.message, code: err.code }], warnings: [] };
     io.out(JSON.stringify(out));
     return err.exitCode;
   }
+}
+
+/** The field a one-line error starts with ("output.directory: …"), or "" when it names none. */
+function leadingField(message: string): string {
+  return /^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*|\[\d+\])*): /.exec(message)?.[1] ?? "";
+}
+
+/**
+ * The build's output checks, so that a template whose output would land on something vmkiln must not
+ * replace (a file, `..`, the template's own directory, someone else's directory) fails here and not
+ * only when `build` starts. An earlier vmkiln output is fine: `build --force` may replace it.
+ */
+async function checkOutput(spec: Awaited<ReturnType<typeof loadTemplate>>): Promise<void> {
+  await preflightOutput(spec, { force: true });
 }
 
 export async function inspectCommand(template: string, o: { var?: string[]; varFile?: string[] }, io: CliIO): Promise<number> {

@@ -1,6 +1,6 @@
 // `vmkiln validate`: warnings for what is valid but most likely a mistake (an unknown `<key>` in a
 // boot command), and `--json` as one JSON object (issue 12).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -156,5 +156,44 @@ describe("validate --json", () => {
     expect(r.code).toBe(2);
     expect(r.stdout).not.toContain("s3cr3t-mem");
     expect(JSON.parse(r.stdout).problems[0]).toEqual({ path: "drivers.qemu.memory", message: 'invalid size "***": use e.g. 20G, 512M, 1T', code: "TEMPLATE_INVALID" });
+  });
+});
+
+describe("validate checks where the output would go (it passed, and build then refused or, before, deleted it)", () => {
+  const cloud = (output: string) => `name: o\nsource: { cloud_image: { path: ${IMAGE}, checksum: none } }\ndrivers: { qemu: {} }\noutput: { directory: ${JSON.stringify(output)} }\n`;
+
+  it.each([
+    [".", "holds the template", /^vmkiln: error: .*output\.directory: .* (is|contains) the template/m],
+    ["..", "holds the template", /^vmkiln: error: .*output\.directory: .* (is|contains) the template/m],
+  ])("output.directory %s (%s): exit 2 naming the field", async (out, _why, re) => {
+    const sub = path.join(dir, `o-${Math.random().toString(36).slice(2)}`);
+    mkdirSync(sub);
+    const t = path.join(sub, "t.yaml");
+    writeFileSync(t, cloud(out));
+    const r = await cli(["validate", t]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(re);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack
+    expect(r.stdout).toBe("");
+  });
+
+  it("a directory that is not a vmkiln output, and a file: exit 2; --json puts the problem at output.directory", async () => {
+    const theirs = path.join(dir, "theirs");
+    mkdirSync(theirs, { recursive: true });
+    writeFileSync(path.join(theirs, "notes.txt"), "keep me\n");
+    const r = await cli(["validate", file("o1.yaml", cloud(theirs))]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`output.directory: ${theirs} is not a vmkiln output directory`);
+    const f = file("plain-file", "x");
+    const j = await cli(["validate", "--json", file("o2.yaml", cloud(f))]);
+    expect(j.code).toBe(2);
+    expect(JSON.parse(j.stdout).problems).toEqual([{ path: "output.directory", message: `output.directory: ${f} is a file, not a directory`, code: "OUTPUT_NOT_DIRECTORY" }]);
+  });
+
+  it("a directory that does not exist yet, or is empty, is fine", async () => {
+    const empty = path.join(dir, "empty-out");
+    mkdirSync(empty, { recursive: true });
+    expect((await cli(["validate", file("o3.yaml", cloud(path.join(dir, "not-yet", "out")))])).code).toBe(0);
+    expect((await cli(["validate", file("o4.yaml", cloud(empty))])).code).toBe(0);
   });
 });
