@@ -134,7 +134,8 @@ describe("virtualbox on the VBoxManage double: cloud image → OVA", () => {
     const t = parse(readFileSync(EXAMPLE, "utf8")) as Record<string, unknown> & { source: { cloud_image: { path: string } }; provision: unknown[] };
     // Provisioners are not rendered with ${http.port}: the port is fixed here, where it is known free.
     const httpPort = await freePort();
-    t.http = { bind_address: "127.0.0.1", port: httpPort, content: { "/hello.txt": "hello from the build's HTTP server" } };
+    // path_prefix off: the provisioner names the file by its bare path (the prefix is what ${http.prefix} would give).
+    t.http = { bind_address: "127.0.0.1", port: httpPort, path_prefix: false, content: { "/hello.txt": "hello from the build's HTTP server" } };
     t.provision.push({ shell: { name: "fetch from the host's HTTP server", inline: [fetchStep("10.0.2.2", httpPort, "/hello.txt")] } });
     const template = join(work, "virtualbox-http.yaml");
     writeFileSync(template, stringify(t));
