@@ -49,7 +49,11 @@ export const exportStep: Step = {
     await stageDownloads(ctx, staging, signal);
     // "wx": never over a file a download or an exporter already put there.
     await writeFile(join(staging, SHA256SUMS), sha256sums(ctx.artifacts), { flag: "wx" });
-    await writeFile(join(staging, MANIFEST_JSON), JSON.stringify(buildManifest(ctx), null, 2) + "\n", { flag: "wx" });
+    // Every artifact is complete now: record each one's modification time, so a later --force build
+    // can tell this output from one whose disk was booted (rewritten) in place (output-guard.ts).
+    const mtimes = new Map<string, string>();
+    for (const a of ctx.artifacts) mtimes.set(a.name, (await stat(join(staging, a.name), { bigint: true })).mtimeNs.toString());
+    await writeFile(join(staging, MANIFEST_JSON), JSON.stringify(buildManifest(ctx, mtimes), null, 2) + "\n", { flag: "wx" });
 
     // Hand over (--force and ownership were checked in the prepare step; ownership is checked again).
     const r = await replaceOutput(staging, out.directory, ctx.buildId);
