@@ -42,8 +42,9 @@ export interface Manifest {
 
 /** `mtimesNs`: artifact name → its modification time (see `Manifest.artifacts`), when known. */
 export function buildManifest(ctx: BuildContext, mtimesNs: ReadonlyMap<string, string> = new Map()): Manifest {
-  // The text fields come from the template and may hold a secret (a sensitive variable in the name,
-  // user:password@ in a URL); digests, ids and times cannot, and are left alone.
+  // The text fields come from the template or the guest and may hold a secret (a sensitive variable
+  // in the name, user:password@ in a URL, a sensitive build username in a generalize change such as
+  // "removed user …"); digests, ids, statuses and times cannot, and are left alone.
   const text = (s: string) => ctx.events.redactor.text(s);
   return {
     vmkiln_version: VMKILN_VERSION,
@@ -59,6 +60,6 @@ export function buildManifest(ctx: BuildContext, mtimesNs: ReadonlyMap<string, s
     steps: ctx.timings.map((t) => ({ name: text(t.step.trim()), duration_ms: t.durationMs })),
     durations_ms: ctx.durations,
     total_ms: Math.round(Date.now() - ctx.startedAt),
-    generalize: (ctx.generalized ?? []).map((r) => ({ operation: r.operation, status: r.status, changes: r.changes })),
+    generalize: (ctx.generalized ?? []).map((r) => ({ operation: r.operation, status: r.status, changes: r.changes.map(text) })),
   };
 }
