@@ -1,4 +1,5 @@
-// Secrets are masked in one place (docs/architecture.md "Errors and output"): this module decides
+// Secrets are masked in one place (docs/architecture.md "Templates", **Secrets.**, and "Events and
+// reporters" for where masking is applied): this module decides
 // what is secret and how it is masked; everything that prints goes through one Redactor.
 //
 // What is secret:

@@ -1,6 +1,6 @@
 // verify reads untrusted archives: each cap of ovf-limits.ts ends in a finding or a clear exit-2
 // error, quickly, never in minutes of work or a crash (issue 12). The memory figures for big
-// descriptors are measured in a child process by test/integration/artifact-memory.test.ts.
+// descriptors are measured in a child process by test/integration/artifact/verify-memory.test.ts.
 import { createWriteStream, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
