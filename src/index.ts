@@ -49,6 +49,9 @@ export type { VerifyMember } from "./artifact/verify-ova.js";
 export { EventBus, type BuildEvent, type EventSink, type Level } from "./log/events.js";
 export { plainReporter, type ReporterOptions } from "./log/reporters/plain.js";
 export { jsonReporter } from "./log/reporters/json.js";
+// What LoadOptions.redactor takes: pass your own (or an EventBus's `redactor`) to mask the
+// template's secrets in what you print; `MASK` is what replaces them.
+export { Redactor, MASK } from "./log/redact.js";
 
 // One error family: `exitCode` is what the CLI would exit with (2 bad input, 1 build, 130 abort).
 export { VmkilnError, UserError, BuildError, AbortError, TemplateError, formatProblem, type Problem } from "./errors.js";

@@ -198,7 +198,6 @@ export class QemuDriver implements Driver {
       if ((r as { code?: string }).code === "ENOENT") throw new UserError("TOOL_MISSING", `${this.spec.binary} not found on PATH`, { hint: QEMU_HINT });
       throw new BuildError("QEMU_START", `${this.spec.binary} did not start`);
     }
-    this.journal.add({ kind: "process", pid, match: st.handle.id });
     const running: Running = {
       proc,
       pid,
@@ -210,6 +209,15 @@ export class QemuDriver implements Driver {
         (e: { exitCode?: number; signal?: string }) => ({ code: e.exitCode, signal: e.signal }),
       ),
     };
+    // The pid exists only now, so the journal entry follows the spawn. If writing it fails, a
+    // QEMU that neither gc (no entry) nor undo (launch threw) knows of would outlive the build:
+    // stop it here before failing.
+    try {
+      this.journal.add({ kind: "process", pid, match: st.handle.id });
+    } catch (err) {
+      await this.stopProcess(running, 0);
+      throw err;
+    }
     st.running = running;
     void running.exit.then(async (r) => {
       this.journal.done({ kind: "process", pid, match: st.handle.id });

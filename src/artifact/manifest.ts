@@ -27,7 +27,12 @@ export interface Manifest {
   driver: string;
   source: { location: string; sha256: string };
   created: string;
-  artifacts: Array<{ name: string; format: string; size: number; sha256: string }>;
+  /**
+   * `mtime_ns`: the file's modification time (nanoseconds since the epoch, a decimal string: a JSON
+   * number cannot hold it exactly) when the manifest was written. The output guard compares it to
+   * tell a file vmkiln wrote from one changed in place since (steps/output-guard.ts).
+   */
+  artifacts: Array<{ name: string; format: string; size: number; sha256: string; mtime_ns?: string }>;
   steps: Array<{ name: string; duration_ms: number }>;
   durations_ms: Record<string, number>;
   total_ms: number;
@@ -35,9 +40,11 @@ export interface Manifest {
   generalize: Array<{ operation: string; status: string; changes: string[] }>;
 }
 
-export function buildManifest(ctx: BuildContext): Manifest {
-  // The text fields come from the template and may hold a secret (a sensitive variable in the name,
-  // user:password@ in a URL); digests, ids and times cannot, and are left alone.
+/** `mtimesNs`: artifact name → its modification time (see `Manifest.artifacts`), when known. */
+export function buildManifest(ctx: BuildContext, mtimesNs: ReadonlyMap<string, string> = new Map()): Manifest {
+  // The text fields come from the template or the guest and may hold a secret (a sensitive variable
+  // in the name, user:password@ in a URL, a sensitive build username in a generalize change such as
+  // "removed user …"); digests, ids, statuses and times cannot, and are left alone.
   const text = (s: string) => ctx.events.redactor.text(s);
   return {
     vmkiln_version: VMKILN_VERSION,
@@ -46,10 +53,13 @@ export function buildManifest(ctx: BuildContext): Manifest {
     driver: ctx.driver.name,
     source: { location: text(ctx.source?.location ?? ctx.spec.source.location), sha256: ctx.source?.sha256 ?? "" },
     created: new Date().toISOString(),
-    artifacts: ctx.artifacts.map((a) => ({ name: a.name, format: a.format, size: a.size, sha256: a.sha256 })),
+    artifacts: ctx.artifacts.map((a) => {
+      const mtime = mtimesNs.get(a.name);
+      return { name: a.name, format: a.format, size: a.size, sha256: a.sha256, ...(mtime === undefined ? {} : { mtime_ns: mtime }) };
+    }),
     steps: ctx.timings.map((t) => ({ name: text(t.step.trim()), duration_ms: t.durationMs })),
     durations_ms: ctx.durations,
     total_ms: Math.round(Date.now() - ctx.startedAt),
-    generalize: (ctx.generalized ?? []).map((r) => ({ operation: r.operation, status: r.status, changes: r.changes })),
+    generalize: (ctx.generalized ?? []).map((r) => ({ operation: r.operation, status: r.status, changes: r.changes.map(text) })),
   };
 }

@@ -243,7 +243,12 @@ async function verifyDirectory(target: string, isDir: boolean, signal: AbortSign
       throw new UserError("VERIFY_UNREADABLE", `${ovfPath}: ${err.message}`, { cause: err });
     },
   );
-  if (ovfSize > MAX_OVF_BYTES) throw new UserError("VERIFY_UNREADABLE", `${ovfPath}: ${ovfSize} bytes, larger than the ${MAX_OVF_BYTES}-byte limit for an OVF descriptor`);
+  // An over-cap descriptor is what the artifact holds, not an input vmkiln cannot read: a finding
+  // (exit 1), as in an OVA (verifyTar); nothing else can be checked without parsing it.
+  if (ovfSize > MAX_OVF_BYTES) {
+    const tooLarge = finding("OVF_TOO_LARGE", `${ovfName} is ${ovfSize} bytes, larger than the ${MAX_OVF_BYTES}-byte limit; not read`, ovfName);
+    return { kind: "directory", findings: [tooLarge], members: [{ name: ovfName, type: "file", size: ovfSize }] };
+  }
   const ovfText = await readFile(ovfPath, "utf8").catch((err: Error) => {
     throw new UserError("VERIFY_UNREADABLE", `${ovfPath}: ${err.message}`, { cause: err });
   });

@@ -1,9 +1,14 @@
-// Secrets are masked in one place (docs/architecture.md "Errors and output"): this module decides
+// Secrets are masked in one place (docs/architecture.md "Templates", **Secrets.**, and "Events and
+// reporters" for where masking is applied): this module decides
 // what is secret and how it is masked; everything that prints goes through one Redactor.
 //
 // What is secret:
 //   - the value of every field named `password` (ssh.password, drivers.vsphere.password, a
 //     cloud-init user's password), and VSPHERE_PASSWORD when the vSphere driver falls back to it;
+//   - cloud-init's other password keys in user-data: `passwd`, `plain_text_passwd`, `hashed_passwd`
+//     (a `users:` entry; cloudinit/distros/__init__.py create_user), and the password half of each
+//     `user:password` line of `chpasswd: { list: … }` (cloudinit/config/cc_set_passwords.py;
+//     `R`/`RANDOM` there ask cloud-init to make one up and are not secrets);
 //   - the value of every variable the template marks sensitive (`sensitive: true` on a variable, or
 //     the `sensitive_variables` list), wherever it came from (-var, -var-file, `${env.X}`) and into
 //     whatever field it flowed;
@@ -23,7 +28,9 @@ export const MASK = "***";
 /** Keys whose values a printed spec masks whole. */
 const SECRET_KEY = /pass(?:word|wd)|secret|token/i;
 /** Keys whose values are secrets to search for in every text. */
-const PASSWORD_KEY = /^password$/i;
+const PASSWORD_KEY = /^(?:password|passwd|plain_text_passwd|hashed_passwd)$/i;
+/** cloud-init's `chpasswd.list` words meaning "generate a random password" (cc_set_passwords). */
+const RANDOM_PASSWORD = new Set(["R", "RANDOM"]);
 /** `scheme://user:password@` (or `user@`): the userinfo is masked whole. */
 const URL_USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@"'<>]+@/gi;
 
@@ -86,7 +93,11 @@ export class Redactor {
   }
 }
 
-/** Values of `password` fields anywhere in a JSON-like tree (the raw template or a spec). */
+/**
+ * Values of password fields anywhere in a JSON-like tree (the raw template or a spec): keys named
+ * `password`, `passwd`, `plain_text_passwd`, `hashed_passwd`, and the passwords in a cloud-init
+ * `chpasswd.list` (a string of `user:password` lines, or a list of such strings).
+ */
 export function passwordValues(tree: unknown): string[] {
   const out: string[] = [];
   const stack: unknown[] = [tree];
@@ -96,9 +107,24 @@ export function passwordValues(tree: unknown): string[] {
     else if (node !== null && typeof node === "object") {
       for (const [k, v] of Object.entries(node)) {
         if (PASSWORD_KEY.test(k) && (typeof v === "string" || typeof v === "number")) out.push(String(v));
-        else stack.push(v);
+        else {
+          if (k === "chpasswd" && v !== null && typeof v === "object" && !Array.isArray(v)) out.push(...chpasswdListPasswords((v as Record<string, unknown>).list));
+          stack.push(v);
+        }
       }
     }
+  }
+  return out;
+}
+
+function chpasswdListPasswords(list: unknown): string[] {
+  const lines = typeof list === "string" ? list.split(/\r?\n/) : Array.isArray(list) ? list.filter((l): l is string => typeof l === "string") : [];
+  const out: string[] = [];
+  for (const line of lines) {
+    const colon = line.indexOf(":");
+    if (colon < 0) continue;
+    const pw = line.slice(colon + 1).trim();
+    if (!RANDOM_PASSWORD.has(pw)) out.push(pw);
   }
   return out;
 }

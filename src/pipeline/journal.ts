@@ -4,6 +4,7 @@
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { UserError } from "../errors.js";
 
 export type JournalEntry =
   | { kind: "dir"; path: string }
@@ -26,7 +27,17 @@ export class Journal {
   readonly file: string;
 
   constructor(readonly buildId: string, dir = stateDir()) {
-    mkdirSync(dir, { recursive: true });
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (err) {
+      // Not vmkiln's fault and not fixable by it (a file in the way, a read-only or full disk):
+      // the user's environment must change, so a plain exit-2 error naming the dir.
+      const e = err as NodeJS.ErrnoException;
+      throw new UserError("STATE_DIR", `state directory ${dir} cannot be created (${e.code ?? e.message})`, {
+        hint: "make it writable, or point VMKILN_STATE_DIR (or XDG_STATE_HOME) at a writable directory",
+        cause: err,
+      });
+    }
     this.file = join(dir, `${buildId}.${process.pid}.jsonl`);
   }
 

@@ -3,7 +3,7 @@
 // leaves a half-written artifact where a user would pick it up. The hand-over replaces only an
 // output dir vmkiln wrote, file by file (output-guard.ts).
 import { constants } from "node:fs";
-import { copyFile, mkdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, link, mkdir, rm, stat, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { sha256File, sha256sums } from "../artifact/sums.js";
 import { buildManifest } from "../artifact/manifest.js";
@@ -49,7 +49,11 @@ export const exportStep: Step = {
     await stageDownloads(ctx, staging, signal);
     // "wx": never over a file a download or an exporter already put there.
     await writeFile(join(staging, SHA256SUMS), sha256sums(ctx.artifacts), { flag: "wx" });
-    await writeFile(join(staging, MANIFEST_JSON), JSON.stringify(buildManifest(ctx), null, 2) + "\n", { flag: "wx" });
+    // Every artifact is complete now: record each one's modification time, so a later --force build
+    // can tell this output from one whose disk was booted (rewritten) in place (output-guard.ts).
+    const mtimes = new Map<string, string>();
+    for (const a of ctx.artifacts) mtimes.set(a.name, (await stat(join(staging, a.name), { bigint: true })).mtimeNs.toString());
+    await writeFile(join(staging, MANIFEST_JSON), JSON.stringify(buildManifest(ctx, mtimes), null, 2) + "\n", { flag: "wx" });
 
     // Hand over (--force and ownership were checked in the prepare step; ownership is checked again).
     const r = await replaceOutput(staging, out.directory, ctx.buildId);
@@ -68,15 +72,20 @@ async function stageDownloads(ctx: BuildContext, staging: string, signal: AbortS
     }
     const to = join(staging, name);
     await mkdir(dirname(to), { recursive: true });
-    // The download waits in the build dir, which is removed at the end: move it, copy only across
-    // file systems. Neither replaces a file already there (rename would; link does not).
-    if (await stat(to).then(() => true, () => false)) {
+    // The download waits in the build dir, which is removed at the end: hard-link it in (copy only
+    // across file systems, or where links are not supported). Neither replaces anything already at
+    // that name, a dangling symlink included: link() and COPYFILE_EXCL fail with EEXIST, where
+    // rename() would replace it and a stat() check before it leaves a race.
+    try {
+      await link(d.path, to).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== "EXDEV" && err.code !== "EPERM" && err.code !== "ENOTSUP" && err.code !== "EOPNOTSUPP") throw err;
+        return copyFile(d.path, to, constants.COPYFILE_EXCL);
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
       throw new BuildError("DOWNLOAD_NAME_TAKEN", `file download to ${d.name}: the output already has that file; pick another destination`);
     }
-    await rename(d.path, to).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== "EXDEV") throw err;
-      return copyFile(d.path, to, constants.COPYFILE_EXCL);
-    });
+    await unlink(d.path).catch(() => undefined); // the build dir goes anyway
     const { size } = await stat(to);
     const sha256 = await sha256File(to, signal);
     ctx.artifacts.push({ name, path: join(ctx.spec.output.directory, name), size, sha256, format: "download" });

@@ -6,10 +6,15 @@
 //
 // "vmkiln wrote it" means: a manifest.json in vmkiln's shape (version, build id, artifacts with
 // sizes and SHA-256s), a SHA256SUMS whose bytes are exactly what vmkiln writes for those artifacts,
-// and nothing else in the directory but the listed artifacts (each with the size the manifest
-// records) and the `.ova.sha256` beside each OVA. A file named manifest.json from another tool, a
-// directory someone added notes to, a qcow2 that was booted in place since: refused, whatever
-// --force says. The old output is then removed file by file from that list, never with `rm -r`.
+// and nothing else in the directory but the listed artifacts and the `.ova.sha256` beside each OVA,
+// each artifact unchanged since: the size the manifest records, the modification time it records
+// (`mtime_ns`, exact; manifests written before vmkiln recorded it have none), and a modification
+// time not newer than manifest.json's own (the export writes manifest.json after every artifact).
+// Contents are not hashed again (a multi-GB disk on every build); a change that keeps the size and
+// restores the old modification time, or lands within the same timestamp tick as manifest.json on
+// a file system with coarse timestamps, is not seen. A file named manifest.json from another tool, a
+// directory someone added notes to, a qcow2 or raw disk that was booted in place since: refused,
+// whatever --force says. The old output is then removed file by file from that list, never `rm -r`.
 import { lstat, mkdir, readFile, readdir, realpath, rename, rmdir, unlink } from "node:fs/promises";
 import { dirname, join, posix, relative, resolve, sep } from "node:path";
 import { sha256sums } from "../artifact/sums.js";
@@ -100,12 +105,14 @@ export async function ownedOutput(dir: string): Promise<Ownership> {
   const sums = await readSmallFile(join(dir, SHA256SUMS), 1024 * 1024);
   if (sums === undefined || sums !== sha256sums(artifacts)) return no(`${SHA256SUMS} does not match ${MANIFEST_JSON}`);
 
-  const expected = new Map<string, number | undefined>([
+  // Artifacts were all written before manifest.json: one modified later is not what vmkiln wrote.
+  const manifestMtime = (await lstat(manifestPath, { bigint: true })).mtimeNs;
+  const expected = new Map<string, { size: number; mtimeNs?: string } | undefined>([
     [MANIFEST_JSON, undefined],
     [SHA256SUMS, undefined],
   ]);
   for (const a of artifacts) {
-    expected.set(a.name, a.size);
+    expected.set(a.name, { size: a.size, mtimeNs: a.mtime_ns });
     if (a.format === "ova") expected.set(`${a.name}.sha256`, undefined);
   }
   const files: string[] = [];
@@ -125,10 +132,14 @@ export async function ownedOutput(dir: string): Promise<Ownership> {
         continue;
       }
       if (!entry.isFile() || !expected.has(name)) return `it holds ${name}, which vmkiln did not write`;
-      const size = expected.get(name);
-      if (size !== undefined) {
-        const st = await lstat(join(dir, name));
-        if (st.size !== size) return `${name} has ${st.size} bytes where ${MANIFEST_JSON} records ${size}: it changed since vmkiln wrote it`;
+      const want = expected.get(name);
+      if (want !== undefined) {
+        const st = await lstat(join(dir, name), { bigint: true });
+        if (st.size !== BigInt(want.size)) return `${name} has ${st.size} bytes where ${MANIFEST_JSON} records ${want.size}: it changed since vmkiln wrote it`;
+        if (st.mtimeNs > manifestMtime) return `${name} was modified after vmkiln wrote it (it is newer than ${MANIFEST_JSON})`;
+        if (want.mtimeNs !== undefined && st.mtimeNs.toString() !== want.mtimeNs) {
+          return `${name} was modified after vmkiln wrote it (its modification time is not the one ${MANIFEST_JSON} records)`;
+        }
       }
       files.push(name);
     }
@@ -217,23 +228,26 @@ export function checkFileName(name: string): string | undefined {
   return undefined;
 }
 
-function manifestArtifacts(m: unknown): Array<{ name: string; format: string; size: number; sha256: string }> | string {
+type ManifestArtifact = { name: string; format: string; size: number; sha256: string; mtime_ns?: string };
+
+function manifestArtifacts(m: unknown): ManifestArtifact[] | string {
   if (m === null || typeof m !== "object" || Array.isArray(m)) return "not an object";
   const o = m as Record<string, unknown>;
   if (typeof o.vmkiln_version !== "string") return "no vmkiln_version";
   if (typeof o.build_id !== "string" || !BUILD_ID.test(o.build_id)) return "no vmkiln build_id";
   if (!Array.isArray(o.artifacts)) return "no artifacts list";
-  const out: Array<{ name: string; format: string; size: number; sha256: string }> = [];
+  const out: ManifestArtifact[] = [];
   for (const a of o.artifacts as unknown[]) {
     if (a === null || typeof a !== "object") return "an artifact is not an object";
-    const { name, format, size, sha256 } = a as Record<string, unknown>;
+    const { name, format, size, sha256, mtime_ns } = a as Record<string, unknown>;
     if (typeof name !== "string" || typeof format !== "string" || typeof sha256 !== "string" || !SHA256.test(sha256)) return "an artifact lacks name, format or sha256";
     if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) return `artifact ${name} has no size`;
     // A name that leaves the directory (forged or corrupt) must never become a path to unlink.
     if (name !== downloadName(name) || name.startsWith("/") || name.split("/").some((p) => checkFileName(p) !== undefined)) {
       return `artifact name ${JSON.stringify(name)} is not a path inside the directory`;
     }
-    out.push({ name, format, size, sha256 });
+    if (mtime_ns !== undefined && (typeof mtime_ns !== "string" || !/^\d{1,30}$/.test(mtime_ns))) return `artifact ${name} has a malformed mtime_ns`;
+    out.push({ name, format, size, sha256, ...(mtime_ns === undefined ? {} : { mtime_ns }) });
   }
   return out;
 }

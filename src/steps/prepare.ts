@@ -1,5 +1,6 @@
 // First step: refuse an output dir vmkiln may not replace (output-guard.ts), or an existing one
-// without --force; make the private build dir.
+// without --force, and provisioners whose host tools are missing. The private build dir is made
+// before any step, by build() (src/build.ts), with makeBuildDir below.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

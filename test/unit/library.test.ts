@@ -76,3 +76,14 @@ describe("buildImage", () => {
     await expect(buildImage(spec({ qemu: {} }), { onError: "ignore" as "abort", drivers: { qemu: planOnly("qemu", []) } })).rejects.toMatchObject({ code: "BAD_OPTION", exitCode: 2 });
   });
 });
+
+describe("LoadOptions.redactor", () => {
+  it("is constructible from the public entry (its type, Redactor, was not exported)", async () => {
+    const api = await import("../../src/index.js");
+    const redactor: import("../../src/index.js").Redactor = new api.Redactor();
+    const t = join(dir, "r.yaml");
+    writeFileSync(t, `name: r\nvariables: { pw: { default: "lib-s3cret-9", sensitive: true } }\nsource: { cloud_image: { path: ./disk.qcow2, checksum: none } }\ndrivers: { qemu: {} }\n`);
+    await api.loadTemplate(t, { env: {}, redactor } satisfies import("../../src/index.js").LoadOptions);
+    expect(redactor.text("pw=lib-s3cret-9")).toBe("pw=***");
+  });
+});

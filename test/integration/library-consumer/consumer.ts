@@ -11,6 +11,7 @@ import {
   jsonReporter,
   loadTemplate,
   packOva,
+  Redactor,
   specFromObject,
   templateJsonSchema,
   verifyOva,
@@ -18,6 +19,7 @@ import {
   type BuildSpec,
   type Driver,
   type DriverFactory,
+  type LoadOptions,
   type Problem,
   type TimedBuildEvent,
   type VerifyResult,
@@ -40,6 +42,12 @@ export async function everythingTyped(): Promise<void> {
     }
     if (err instanceof VmkilnError) void (err.code satisfies string);
   }
+
+  // A caller's own redactor collects the template's secrets (LoadOptions.redactor is typed with it).
+  const options: LoadOptions = { redactor: new Redactor() };
+  const loaded: BuildSpec = await loadTemplate("good.yaml", options);
+  const masked: string = options.redactor!.text(loaded.name);
+  void masked;
 
   const seen: TimedBuildEvent[] = [];
   const factory: DriverFactory | undefined = builtinDrivers().qemu;

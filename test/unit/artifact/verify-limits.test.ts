@@ -1,6 +1,6 @@
 // verify reads untrusted archives: each cap of ovf-limits.ts ends in a finding or a clear exit-2
 // error, quickly, never in minutes of work or a crash (issue 12). The memory figures for big
-// descriptors are measured in a child process by test/integration/artifact-memory.test.ts.
+// descriptors are measured in a child process by test/integration/artifact/verify-memory.test.ts.
 import { createWriteStream, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -90,6 +90,22 @@ describe("verify on hostile OVAs", () => {
     writeFileSync(path, await makeTar([{ name: "big.ovf", data: big }]));
     const r = await verifyOva(path, { signal });
     expect(r.findings.map((f) => f.code)).toEqual(["OVF_TOO_LARGE"]);
+  });
+
+  it("the same descriptor in a directory (or named as a .ovf) is the same finding, exit 1, not an unreadable input", async () => {
+    // Directory mode threw VERIFY_UNREADABLE (exit 2) where the OVA gave the finding OVF_TOO_LARGE
+    // (exit 1): an untrusted artifact that fails verification is a finding (README, verify).
+    const dir = join(t.dir, "bigovf-dir");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "big.ovf"), ENVELOPE(`<References/><Annotation>${"x".repeat(MAX_OVF_BYTES)}</Annotation>`));
+    for (const target of [dir, join(dir, "big.ovf")]) {
+      const r = await verifyOva(target, { signal });
+      expect(r.ok).toBe(false);
+      expect(r.findings.map((f) => f.code)).toEqual(["OVF_TOO_LARGE"]);
+      const c = await cli(["verify", target]);
+      expect(c.code).toBe(1);
+      expect(c.stdout + c.stderr).toContain("OVF_TOO_LARGE");
+    }
   });
 
   it("a 5,000-character member name is shown clipped, and said to be too long", async () => {

@@ -159,6 +159,47 @@ describe("sensitive variables", () => {
   });
 });
 
+describe("cloud-init passwords in user-data (not only keys named password)", () => {
+  const PW = { plain: "ptp-Zebra-7781", passwd: "$6$s1$passwdhashvalue", hashed: "$6$s2$hashedhashvalue", list1: "rootpw-Quartz-19", list2: "bobpw-Quartz-20", users: "chpw-Quartz-21" };
+  const userData = {
+    users: ["default", { name: "a", plain_text_passwd: PW.plain }, { name: "b", passwd: PW.passwd }, { name: "c", hashed_passwd: PW.hashed }],
+    chpasswd: { expire: false, list: `root:${PW.list1}\nbob:${PW.list2}\ncarol:RANDOM`, users: [{ name: "d", password: PW.users, type: "text" }] },
+  };
+  const tpl = (extra = "") =>
+    file("cipw.yaml", `name: c\nsource: { cloud_image: { path: ${IMAGE}, checksum: none } }\ndrivers: { qemu: { ${extra} } }\ncloud_init: { user_data: ${JSON.stringify(userData)} }\n`);
+
+  it("the loader registers each one, so events and reporters mask them", async () => {
+    const redactor = new Redactor();
+    const spec = await loadTemplate(tpl(), { env: {}, redactor });
+    for (const v of Object.values(PW)) expect(redactor.text(`x ${v} y`), v).toBe("x *** y");
+    expect(redactor.list).not.toContain("RANDOM"); // cloud-init's keyword for "make one up", not a secret
+    // build() registers specSecrets(spec): a library caller's build masks them too.
+    const bus = new EventBus();
+    bus.redactor.addAll(specSecrets(spec));
+    const lines: string[] = [];
+    bus.subscribe(jsonReporter({ write: (l) => lines.push(l), debug: true }));
+    bus.subscribe(plainReporter({ write: (l) => lines.push(l), debug: true }));
+    for (const v of Object.values(PW)) bus.info(`cloud-init: set password ${v}`);
+    bus.emit({ type: "output", step: "shell", stream: "stdout", line: `chpasswd root:${PW.list1}` } as never);
+    expect(lines.length).toBeGreaterThan(0);
+    for (const v of Object.values(PW)) expect(lines.join("\n")).not.toContain(v);
+  });
+
+  it("the list form as a YAML list of user:password entries", async () => {
+    const t = file("cipw2.yaml", `name: c\nsource: { cloud_image: { path: ${IMAGE}, checksum: none } }\ndrivers: { qemu: {} }\ncloud_init: { user_data: { chpasswd: { list: ["root:${PW.list1}", "bob:pw:with:colons"] } } }\n`);
+    const redactor = new Redactor();
+    await loadTemplate(t, { env: {}, redactor });
+    expect(redactor.text(`${PW.list1} pw:with:colons`)).toBe("*** ***");
+  });
+
+  it("a validate problem that quotes one is masked", async () => {
+    const r = await cli(["validate", "--debug", tpl(`memory: "${PW.plain}"`)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('drivers.qemu.memory: invalid size "***"');
+    for (const v of Object.values(PW)) expect(r.all).not.toContain(v);
+  });
+});
+
 describe("errors", () => {
   it("a JSON syntax error in a var-file prints line:col, not the secret around it (it quoted it)", async () => {
     const vars = file("bad-vars.json", `{"pw": "${SECRET}" oops}`);

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { buildManifest } from "../../../src/artifact/manifest.js";
 import { BuildError } from "../../../src/errors.js";
 import { EventBus, type BuildEvent } from "../../../src/log/events.js";
+import { specSecrets } from "../../../src/log/redact.js";
 import type { BuildContext } from "../../../src/pipeline/context.js";
 import type { Driver, VmHandle } from "../../../src/pipeline/driver.js";
 import { CLOUD_INIT_IDLE, REPORT_MARK } from "../../../src/provision/generalize.js";
@@ -68,6 +69,22 @@ describe("shutdown step", () => {
     expect(m.generalize.find((g) => g.operation === "build_user")).toEqual({ operation: "build_user", status: "done", changes: ["removed user builder"] });
     expect(m.generalize.find((g) => g.operation === "machine_id")).toEqual({ operation: "machine_id", status: "off", changes: [] });
     expect(m.generalize).toHaveLength(15);
+  });
+
+  it("manifest.json's generalize changes are masked: a sensitive build username does not reach it", async () => {
+    const user = "zq-secret-builder";
+    const { ssh } = scripted([{ lines: [R("build_user", "begin"), R("build_user", `- removed user ${user} (uid 1000) from passwd, shadow`), R("build_user", "ok")], exitCode: 0 }]);
+    const { ctx, logs } = context(
+      { variables: { builder: { default: user, sensitive: true } }, ssh: { username: "${var.builder}" }, generalize: { cloud_init: false, machine_id: false } },
+      ssh,
+    );
+    ctx.events.redactor.addAll(specSecrets(ctx.spec)); // as build() does
+    expect(ctx.spec.ssh.username).toBe(user);
+    await shutdownStep.run(ctx, signal);
+    expect(logs().join("\n")).not.toContain(user);
+    const m = buildManifest(ctx);
+    expect(JSON.stringify(m)).not.toContain(user);
+    expect(m.generalize.find((g) => g.operation === "build_user")?.changes).toEqual(["removed user *** (uid 1000) from passwd, shadow"]);
   });
 
   it("a failed operation fails the build before power-off, naming it and what it printed", async () => {

@@ -5,7 +5,7 @@
 // small file, so each case shows both that nothing is lost and that nothing started: no source
 // hashed, no VM created.
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -224,6 +224,46 @@ describe("a previous vmkiln output", () => {
     rmCache();
     expectRefused(await runBuild(out({ directory: "./out" })), "OUTPUT_NOT_OURS", /t\.qcow2 has \d+ bytes/);
     expect(readFileSync(join(dir, "t.qcow2"), "utf8")).toBe("somebody's own disk now");
+  });
+
+  it("is refused when an artifact was rewritten in place at the same size (a raw disk booted in place)", async () => {
+    // Sizes alone said "ours": a raw or qcow2 disk the user booted keeps its size and gets new
+    // content, and --force replaced it. The artifact's modification time gives it away.
+    expect((await runBuild(out({ directory: "./out" }))).ok).toBe(true);
+    const dir = join(tpl, "out");
+    const mine = Buffer.alloc(DISK.length, "u");
+    await new Promise((r) => setTimeout(r, 50)); // past the clock tick the build's files were stamped in
+    writeFileSync(join(dir, "t.qcow2"), mine); // same size, now somebody's data
+    calls = [];
+    rmCache();
+    expectRefused(await runBuild(out({ directory: "./out" })), "OUTPUT_NOT_OURS", /t\.qcow2 was modified after vmkiln wrote it/);
+    expect(readFileSync(join(dir, "t.qcow2"))).toEqual(mine);
+  });
+
+  it("is refused when an artifact's modification time is not the one manifest.json records (even if older)", async () => {
+    expect((await runBuild(out({ directory: "./out" }))).ok).toBe(true);
+    const dir = join(tpl, "out");
+    const old = new Date("2020-01-01T00:00:00Z");
+    utimesSync(join(dir, "t.qcow2"), old, old);
+    const own = await ownedOutput(dir);
+    expect(own.owned).toBe(false);
+    expect(own.owned ? "" : own.reason).toMatch(/t\.qcow2 was modified after vmkiln wrote it/);
+  });
+
+  it("without recorded times (an older manifest.json), an artifact newer than manifest.json is refused", async () => {
+    expect((await runBuild(out({ directory: "./out" }))).ok).toBe(true);
+    const dir = join(tpl, "out");
+    const m = JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")) as { artifacts: Array<Record<string, unknown>> };
+    for (const a of m.artifacts) delete a.mtime_ns;
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify(m, null, 2) + "\n");
+    const past = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, "manifest.json"), past, past);
+    utimesSync(join(dir, "t.qcow2"), past, past);
+    expect((await ownedOutput(dir)).owned).toBe(true); // as written: not newer
+    const later = new Date(past.getTime() + 1000);
+    utimesSync(join(dir, "t.qcow2"), later, later);
+    const own = await ownedOutput(dir);
+    expect(own.owned ? "" : own.reason).toMatch(/t\.qcow2 was modified after vmkiln wrote it/);
   });
 
   it("an empty directory is fine without --force", async () => {
