@@ -25,6 +25,7 @@ import { parseOvf, type ParsedOvf } from "./ovf-parse.js";
 import { badHref, checkOvfRules } from "./ovf-rules.js";
 import { DigestMismatchError, writeOva, type OvaDisk } from "./ova.js";
 import { checkMemberName } from "./tar-header.js";
+import type { OvaSigner } from "./ova-sign.js";
 import { findSingleOvf } from "./verify-ova.js";
 
 export interface PackOvaOptions {
@@ -33,6 +34,8 @@ export interface PackOvaOptions {
   signal: AbortSignal;
   /** Hardware family written when the descriptor's VirtualSystemType is not vmx-NN. */
   vmxVersion?: number;
+  /** Sign the new manifest (a `.cert` member; ova-sign.ts). */
+  sign?: OvaSigner | undefined;
 }
 
 export interface PackOvaResult {
@@ -147,7 +150,7 @@ export async function packOva(input: string, opts: PackOvaOptions): Promise<Pack
 
   const out = opts.out ?? join(dir, ovfName.replace(/\.ovf$/i, "") + ".ova");
   try {
-    const r = await writeOva({ out, ovfName, ovfXml: text, disks, events, signal });
+    const r = await writeOva({ out, ovfName, ovfXml: text, disks, events, signal, sign: opts.sign });
     return { path: r.path, size: r.size, sha256: r.sha256, durationMs: Date.now() - started, members: r.members, fixes, warnings };
   } catch (err) {
     if (err instanceof DigestMismatchError) {

@@ -15,6 +15,7 @@ import { finding, type Finding } from "./findings.js";
 import { parseManifest, type MfAlgorithm } from "./manifest-mf.js";
 import { parseOvf } from "./ovf-parse.js";
 import { checkPackage, type PackageFile } from "./package-check.js";
+import { certName as certNameFor, checkSignature, type SignerInfo } from "./ova-sign.js";
 
 export type { Finding } from "./findings.js";
 
@@ -34,26 +35,38 @@ export interface VerifyResult {
   members: VerifyMember[];
   /** SHA-256 of the OVA file itself (ova mode). */
   sha256?: string;
+  /** Who signed the manifest, when the package has a certificate (.cert) that parses. */
+  signer?: SignerInfo;
   durationMs: number;
+}
+
+export interface VerifyOptions {
+  signal: AbortSignal;
+  /** PEM CA certificate(s): a signed package's certificate must chain to one of them. */
+  trustedPem?: string | undefined;
 }
 
 const MAX_OVF_BYTES = 32 * 1024 * 1024;
 const MAX_MF_BYTES = 1024 * 1024;
+const MAX_CERT_BYTES = 1024 * 1024;
 
-export async function verifyOva(target: string, opts: { signal: AbortSignal }): Promise<VerifyResult> {
+export async function verifyOva(target: string, opts: VerifyOptions): Promise<VerifyResult> {
   const started = Date.now();
   throwIfAborted(opts.signal);
   const st = await stat(target).catch((err: NodeJS.ErrnoException) => {
     throw new UserError("VERIFY_UNREADABLE", `${target}: ${err.code === "ENOENT" ? "no such file or directory" : err.message}`, { cause: err });
   });
-  const r = st.isDirectory() || /\.ovf$/i.test(target) ? await verifyDirectory(target, st.isDirectory(), opts.signal) : await verifyTar(target, opts.signal);
+  const r = st.isDirectory() || /\.ovf$/i.test(target) ? await verifyDirectory(target, st.isDirectory(), opts) : await verifyTar(target, opts);
   return { ...r, ok: r.findings.length === 0, target, durationMs: Date.now() - started };
 }
 
 type Partial = Omit<VerifyResult, "ok" | "target" | "durationMs">;
 
-async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> {
+async function verifyTar(target: string, opts: VerifyOptions): Promise<Partial> {
+  const { signal } = opts;
   const findings: Finding[] = [];
+  let mfBytes: Buffer | undefined;
+  let cert: { name: string; data: Buffer; index: number } | undefined;
   const members: Array<VerifyMember & { index: number }> = [];
   const files: PackageFile[] = [];
   let ovfText: string | undefined;
@@ -97,7 +110,8 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
     }
     const isOvf = /\.ovf$/i.test(name) && ovfName === undefined;
     const isMf = /\.mf$/i.test(name) && mfName === undefined;
-    const cap = isOvf ? MAX_OVF_BYTES : isMf ? MAX_MF_BYTES : 0;
+    const isCert = /\.cert$/i.test(name) && cert === undefined;
+    const cap = isOvf ? MAX_OVF_BYTES : isMf ? MAX_MF_BYTES : isCert ? MAX_CERT_BYTES : 0;
     const chunks: Buffer[] = [];
     let kept = 0;
     const algos = new Set<MfAlgorithm>(["sha256", ...(mfAlgorithms.get(name) ?? [])]);
@@ -114,6 +128,10 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
       const digests: PackageFile["digests"] = {};
       for (const [a, hh] of hashes) digests[a] = hh.digest("hex");
       m.sha256 = digests.sha256!;
+      if (isCert) {
+        if (kept > cap) add("CERT_TOO_LARGE", `${name} is larger than ${cap} bytes`);
+        else cert = { name, data: Buffer.concat(chunks), index: i };
+      }
       if (isOvf || isMf) {
         if (kept > cap) add(isOvf ? "OVF_TOO_LARGE" : "MF_TOO_LARGE", `${name} is larger than ${cap} bytes`);
         const text = Buffer.concat(chunks).toString("utf8");
@@ -123,6 +141,7 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
         } else {
           mfName = name;
           mfText = text;
+          mfBytes = Buffer.concat(chunks);
           mfAlgorithms = new Map();
           for (const e of parseManifest(text).entries) {
             if (!mfAlgorithms.has(e.file)) mfAlgorithms.set(e.file, new Set());
@@ -130,7 +149,7 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
           }
         }
       }
-      if (!isMf) files.push({ name, size: m.size, digests });
+      if (!isMf && !isCert) files.push({ name, size: m.size, digests });
       next();
     });
   });
@@ -172,9 +191,16 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
       findings.push(finding("MEMBER_ORDER", `files are in order ${present.join(", ")}; References order is ${expected.join(", ")}`));
     }
   }
+  let signer: SignerInfo | undefined;
+  if (cert) {
+    if (mfMember && cert.index < mfMember.index) findings.push(finding("CERT_POSITION", `${cert.name} comes before the manifest; it must follow it`, cert.name));
+    const s = checkSignature({ mfName, mf: mfBytes, certName: cert.name, cert: cert.data, trustedPem: opts.trustedPem });
+    findings.push(...s.findings);
+    signer = s.signer;
+  }
   const sha256 = ovaHash.digest("hex");
   findings.push(...(await checkSumFile(target, sha256)));
-  return { kind: "ova", findings, members: strip(members), sha256 };
+  return { kind: "ova", findings, members: strip(members), sha256, ...(signer ? { signer } : {}) };
 }
 
 /** `<name>.ova.sha256` beside the OVA, when present, must be `sha256sum -c` format and match. */
@@ -195,7 +221,8 @@ async function checkSumFile(target: string, sha256: string): Promise<Finding[]> 
   return out;
 }
 
-async function verifyDirectory(target: string, isDir: boolean, signal: AbortSignal): Promise<Partial> {
+async function verifyDirectory(target: string, isDir: boolean, opts: VerifyOptions): Promise<Partial> {
+  const { signal } = opts;
   const dir = isDir ? target : dirname(target);
   const ovfName = isDir ? await findSingleOvf(dir) : basename(target);
   const ovfText = await readFile(join(dir, ovfName), "utf8").catch((err: Error) => {
@@ -225,7 +252,16 @@ async function verifyDirectory(target: string, isDir: boolean, signal: AbortSign
   const { findings } = await checkPackage(input);
   const members: VerifyMember[] = files.map((f) => ({ name: f.name, type: "file", size: f.size, sha256: f.digests.sha256! }));
   if (mfText !== undefined) members.splice(1, 0, { name: mfName, type: "file", size: Buffer.byteLength(mfText) });
-  return { kind: "directory", findings, members };
+  let signer: SignerInfo | undefined;
+  const certName = certNameFor(ovfName);
+  const certData = await readFile(join(dir, certName)).catch(() => undefined);
+  if (certData !== undefined) {
+    const mfBytes = await readFile(join(dir, mfName)).catch(() => undefined);
+    const s = checkSignature({ mfName: mfBytes ? mfName : undefined, mf: mfBytes, certName, cert: certData, trustedPem: opts.trustedPem });
+    findings.push(...s.findings);
+    signer = s.signer;
+  }
+  return { kind: "directory", findings, members, ...(signer ? { signer } : {}) };
 }
 
 export async function findSingleOvf(dir: string): Promise<string> {

@@ -86,16 +86,20 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .command("pack-ova <input>")
     .description("pack an OVF and its disks into a compliant OVA")
     .option("-o, --output <file>", "the OVA to write")
+    .option("--sign <key.pem>", "sign the manifest with this private key (a .cert member; with --cert)")
+    .option("--cert <certificate.pem>", "the X.509 certificate of the signing key (PEM)")
+    .option("--passphrase-file <file>", "passphrase of an encrypted key (default: $VMKILN_OVA_KEY_PASSPHRASE)")
     .option("--json", "JSON output")
-    .action(async (input: string, o: { output?: string; json?: boolean }) => {
+    .action(async (input: string, o: { output?: string; json?: boolean; sign?: string; cert?: string; passphraseFile?: string }) => {
       attachReporter(o.json ?? false);
       code = await packOvaCommand(input, o, cli);
     });
   program
     .command("verify <target>")
-    .description("check an OVA (or an OVF directory) against the import rules")
+    .description("check an OVA (or an OVF directory) against the import rules, and its signature when signed")
+    .option("--ca-file <pem>", "a signed package's certificate must chain to one of these CA certificates")
     .option("--json", "JSON output")
-    .action(async (target: string, o: { json?: boolean }) => {
+    .action(async (target: string, o: { json?: boolean; caFile?: string }) => {
       code = await verifyCommand(target, o, cli);
     });
   program
