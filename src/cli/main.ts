@@ -10,6 +10,7 @@ import { buildCommand } from "./build.js";
 import { gcCommand } from "./gc.js";
 import type { CliIO } from "./io.js";
 import { packOvaCommand } from "./pack-ova.js";
+import { pushCommand, type PushCliOptions } from "./push.js";
 import { inspectCommand, schemaCommand, validateCommand } from "./validate.js";
 import { verifyCommand } from "./verify.js";
 
@@ -93,6 +94,19 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .action(async (input: string, o: { output?: string; json?: boolean; sign?: string; cert?: string; passphraseFile?: string }) => {
       attachReporter(o.json ?? false);
       code = await packOvaCommand(input, o, cli);
+    });
+  program
+    .command("push <artifact> <destination>")
+    .description("push a qcow2 (or a build's output directory) to an OCI registry: oci://HOST[:PORT]/REPOSITORY[:TAG]")
+    .addOption(new Option("--as <layout>", "containerdisk: a KubeVirt containerDisk image; artifact: an OCI artifact").choices(["containerdisk", "artifact"]).default("containerdisk"))
+    .option("--ca-file <pem>", "trust this CA for the registry's TLS certificate")
+    .option("--insecure", "plain HTTP or unverified TLS (lab registries only)")
+    .option("--chunk-size <size>", "upload chunk size (e.g. 32M); a blob up to one chunk goes in one request")
+    .option("--arch <arch>", "architecture in the image config (default amd64)")
+    .option("--json", "JSON output")
+    .action(async (artifact: string, destination: string, o: PushCliOptions) => {
+      attachReporter(o.json ?? false);
+      code = await pushCommand(artifact, destination, o, cli);
     });
   program
     .command("verify <target>")
