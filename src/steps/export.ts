@@ -71,6 +71,6 @@ async function stageDownloads(ctx: BuildContext, staging: string, signal: AbortS
     });
     const { size } = await stat(to);
     const sha256 = await sha256File(to, signal);
-    ctx.artifacts.push({ name: d.name, path: join(ctx.spec.output.directory, d.name), size, sha256, format: "download" });
+    ctx.artifacts.push({ name: d.name, path: join(ctx.spec.output.directory, d.name), size, sha256, format: d.format ?? "download" });
   }
 }
