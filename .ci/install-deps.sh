@@ -3,7 +3,9 @@
 #   run time:   qemu-system-x86 qemu-utils ovmf (EFI guests)
 #   fixture:    debootstrap extlinux syslinux-common fdisk e2fsprogs (fixtures/guest/build.sh)
 #   tests only: genisoimage (isoinfo) xorriso mtools dosfstools (independent readers of our ISO/FAT
-#               writers), openssh-client, ansible-core, golang-go + govmomi (vcsim harness)
+#               writers), openssh-client, ansible-core, golang-go + govmomi (vcsim harness),
+#               docker-registry + skopeo + apache2-utils (htpasswd) + openssl (registry push tests),
+#               python3-jsonschema (SPDX schema validation)
 set -euo pipefail
 pkgs=(
   qemu-system-x86 qemu-utils ovmf
@@ -12,6 +14,7 @@ pkgs=(
   ansible-core
   golang-go golang-github-vmware-govmomi-dev # vSphere tests: the vcsim harness (test/doubles/vcsim), built in GOPATH mode
   debian-installer-12-netboot-amd64 # ISO-install tests: kernel + initrd for a netboot ISO (test/helpers/netboot-iso.ts)
+  docker-registry skopeo apache2-utils openssl python3-jsonschema # publish tests: a real registry, skopeo reads back, SPDX schema
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -61,7 +61,7 @@ export function toSpdx(inv: Inventory, o: SpdxOptions): SpdxDocument {
     licenseConcluded: NOASSERTION,
     licenseDeclared: NOASSERTION,
     copyrightText: NOASSERTION,
-    primaryPackagePurpose: "OPERATING-SYSTEM",
+    primaryPackagePurpose: "OPERATING_SYSTEM",
     comment: `VM image built by vmkiln (build ${o.buildId})${inv.osName ? ` from ${inv.osName}` : ""}; packages listed by ${inv.manager}`,
   };
   const seen = new Set<string>([imageId]);
