@@ -41,14 +41,14 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
   it("exits 0 and reports every step with a duration", () => {
     expect(res.code, res.stderr.slice(-2000)).toBe(0);
     const ends = res.events.filter((e) => e.type === "step-end");
-    expect(ends.map((e) => e.step)).toEqual(["prepare", "fetch source", "ssh key", "cidata", "create vm", "start vm", "wait for ssh", "provision", "generalize", "shutdown", "export"]);
+    expect(ends.map((e) => e.step)).toEqual(["prepare", "fetch source", "ssh key", "cidata", "create vm", "start vm", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export"]);
     for (const e of ends) expect(typeof e.durationMs).toBe("number");
     // The fallback to TCG on this kvm-pvm host is loud, never silent.
     if (existsSync("/sys/module/kvm_pvm")) expect(res.events.some((e) => e.type === "log" && e.level === "warn" && /falling back to TCG/.test(String(e.message)))).toBe(true);
   });
 
   it("writes the qcow2, a GNU SHA256SUMS and manifest.json, and nothing half-written", () => {
-    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-node.ova", "debian-12-node.ova.sha256", "debian-12-node.qcow2", "manifest.json"]);
+    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-node.ova", "debian-12-node.ova.sha256", "debian-12-node.qcow2", "debian-12-node.spdx.json", "manifest.json"]);
     execFileSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: out });
     expect(readFileSync(join(out, "SHA256SUMS"), "utf8")).toMatch(/^[0-9a-f]{64}  debian-12-node\.ova$/m);
     const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
@@ -56,7 +56,7 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
     expect(m.driver).toBe("qemu");
     expect(m.source.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(m.vmkiln_version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(m.artifacts).toHaveLength(2);
+    expect(m.artifacts).toHaveLength(3); // + the SBOM (output.sbom defaults to true)
     expect(m.artifacts[0]).toMatchObject({ name: "debian-12-node.qcow2", format: "qcow2", size: statSync(join(out, "debian-12-node.qcow2")).size });
     expect(m.artifacts[1]).toMatchObject({ name: "debian-12-node.ova", format: "ova", size: statSync(join(out, "debian-12-node.ova")).size });
     for (const k of ["convert_qcow2_ms", "convert_vmdk_ms", "pack_ova_ms"]) expect(m.durations_ms[k]).toBeGreaterThan(0);

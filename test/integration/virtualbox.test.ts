@@ -63,14 +63,14 @@ describe("virtualbox on the VBoxManage double: cloud image → OVA", () => {
   it("builds with real SSH provisioning and leaves nothing registered", () => {
     expect(res.code, res.stderr.slice(-2000)).toBe(0);
     const ends = res.events.filter((e) => e.type === "step-end").map((e) => e.step);
-    expect(ends).toEqual(["prepare", "fetch source", "ssh key", "cidata", "create vm", "start vm", "wait for ssh", "provision", "generalize", "shutdown", "export"]);
+    expect(ends).toEqual(["prepare", "fetch source", "ssh key", "cidata", "create vm", "start vm", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export"]);
     const logs = res.events.filter((e) => e.type === "log").map((e) => String(e.message));
     expect(logs).toContain("VirtualBox 7.0.20");
     expect(logs.some((l) => /^exported OVF 2\.0: debian-12-vbox\.ovf, debian-12-vbox-disk001\.vmdk$/.test(l))).toBe(true);
     // The provisioner ran in the guest over SSH.
     expect(res.events.some((e) => e.type === "output" && /^machine-id [0-9a-f]{32}$/.test(String(e.line)))).toBe(true);
     expect(registry()).toEqual([]);
-    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-vbox.ova", "debian-12-vbox.ova.sha256", "manifest.json"]);
+    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-vbox.ova", "debian-12-vbox.ova.sha256", "debian-12-vbox.spdx.json", "manifest.json"]);
     execFileSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: out });
   });
 

@@ -55,7 +55,7 @@ describe("loadTemplate: good templates", () => {
       provision: [],
       generalize: { cloudInit: true, machineId: true, sshHostKeys: true, buildUser: true, logs: true, trim: true },
       shutdown: { mode: "fast", command: undefined, timeoutMs: 300_000 },
-      output: { directory: path.join(GOOD, "output/minimal"), formats: ["qcow2"], compression: "zlib", basename: "minimal", ova: { osType: "linux", vmxVersion: 13 } },
+      output: { directory: path.join(GOOD, "output/minimal"), formats: ["qcow2"], compression: "zlib", basename: "minimal", ova: { osType: "linux", vmxVersion: 13 }, sbom: true, publish: [] },
     });
   });
 
@@ -90,6 +90,8 @@ describe("loadTemplate: good templates", () => {
       compression: "zstd",
       basename: "fixture-node",
       ova: { osType: "linux", vmxVersion: 13 },
+      sbom: true,
+      publish: [],
     });
     expect(spec.cloudInit.userData).toEqual({ packages: ["curl"] });
   });
