@@ -8,6 +8,7 @@ import type { CliIO } from "./io.js";
 
 export interface PackOvaCliOptions {
   output?: string;
+  force?: boolean;
   json?: boolean;
   sign?: string;
   cert?: string;
@@ -15,8 +16,9 @@ export interface PackOvaCliOptions {
 }
 
 export async function packOvaCommand(input: string, opts: PackOvaCliOptions, io: CliIO): Promise<number> {
+  if (opts.output !== undefined && opts.output.trim() === "") throw new UserError("PACK_OUTPUT", "-o: the output file name is empty");
   const sign = await signerFromFlags(opts);
-  const r = await packOva(input, { events: io.events, signal: io.signal, ...(opts.output ? { out: opts.output } : {}), sign });
+  const r = await packOva(input, { events: io.events, signal: io.signal, force: opts.force ?? false, ...(opts.output !== undefined ? { out: opts.output } : {}), sign });
   if (opts.json) {
     io.out(JSON.stringify(r));
     return 0;
