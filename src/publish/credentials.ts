@@ -8,7 +8,7 @@
 //      base64("user:password"); a `credsStore` default helper is used the same way.
 // A file that exists but is not JSON is an error naming the file (a silent anonymous push would fail
 // later with a less useful 401).
-import { readFile } from "node:fs/promises";
+import { open } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { run } from "../exec/run.js";
@@ -45,7 +45,7 @@ export async function findCredentials(registry: string, o: CredentialLookup): Pr
     return { username: user, password: pass, source: "$VMKILN_REGISTRY_USERNAME/$VMKILN_REGISTRY_PASSWORD" };
   }
   for (const file of authFileCandidates(env, o.home ?? homedir())) {
-    const text = await readFile(file, "utf8").catch(() => undefined);
+    const text = await readAuthFile(file);
     if (text === undefined) continue;
     let json: unknown;
     try {
@@ -59,6 +59,32 @@ export async function findCredentials(registry: string, o: CredentialLookup): Pr
   return undefined;
 }
 
+/** An auth file holds a few logins; one larger than this is not one (e.g. REGISTRY_AUTH_FILE=/dev/zero). */
+const MAX_AUTH_FILE_BYTES = 4 * 1024 * 1024;
+
+/** The file's text; undefined when there is no such file. Anything but a regular file of sane size is an error naming it. */
+async function readAuthFile(file: string): Promise<string | undefined> {
+  let fh;
+  try {
+    fh = await open(file, "r");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+    throw new UserError("REGISTRY_AUTH_FILE", `${file}: cannot read it (${code ?? (err as Error).message})`);
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new UserError("REGISTRY_AUTH_FILE", `${file}: not a regular file`);
+    if (st.size > MAX_AUTH_FILE_BYTES) throw new UserError("REGISTRY_AUTH_FILE", `${file}: ${st.size} bytes, too large for a registry auth file`);
+    return await fh.readFile("utf8");
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError("REGISTRY_AUTH_FILE", `${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  } finally {
+    await fh.close();
+  }
+}
+
 type Rec = Record<string, unknown>;
 const isRec = (v: unknown): v is Rec => v !== null && typeof v === "object" && !Array.isArray(v);
 
@@ -67,15 +93,27 @@ function keysFor(registry: string): string[] {
   return [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
 }
 
+// Wrong types are errors naming the file and the key (never the value: it may be the secret), rather
+// than skipped: a login that is silently ignored shows up later as a less useful 401.
+function typeError(file: string, key: string, want: string): UserError {
+  return new UserError("REGISTRY_AUTH_FILE", `${file}: ${key} must be ${want}`);
+}
+
 async function fromAuthFile(json: unknown, registry: string, file: string, signal: AbortSignal): Promise<Credentials | undefined> {
-  if (!isRec(json)) return undefined;
-  const helpers = isRec(json.credHelpers) ? json.credHelpers : {};
-  const helper = helpers[registry];
+  if (!isRec(json)) throw new UserError("REGISTRY_AUTH_FILE", `${file}: must hold a JSON object (with "auths")`);
+  if (json.credHelpers !== undefined && !isRec(json.credHelpers)) throw typeError(file, "credHelpers", "an object of host → helper name");
+  if (json.auths !== undefined && !isRec(json.auths)) throw typeError(file, "auths", "an object of host → { auth }");
+  if (json.credsStore !== undefined && typeof json.credsStore !== "string") throw typeError(file, "credsStore", "a helper name (a string)");
+  const helpers = (json.credHelpers ?? {}) as Rec;
+  const helper = Object.hasOwn(helpers, registry) ? helpers[registry] : undefined;
+  if (helper !== undefined && typeof helper !== "string") throw typeError(file, `credHelpers[${JSON.stringify(registry)}]`, "a helper name (a string)");
   if (typeof helper === "string" && helper !== "") return runHelper(helper, registry, `${file} credHelpers`, signal);
-  const auths = isRec(json.auths) ? json.auths : {};
+  const auths = (json.auths ?? {}) as Rec;
   for (const k of keysFor(registry)) {
+    if (!Object.hasOwn(auths, k)) continue;
     const entry = auths[k];
-    if (!isRec(entry)) continue;
+    if (!isRec(entry)) throw typeError(file, `auths[${JSON.stringify(k)}]`, "an object");
+    if (entry.auth !== undefined && typeof entry.auth !== "string") throw typeError(file, `auths[${JSON.stringify(k)}].auth`, 'a string (base64 of "user:password")');
     if (typeof entry.auth === "string" && entry.auth !== "") {
       const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
       const colon = decoded.indexOf(":");
@@ -84,7 +122,7 @@ async function fromAuthFile(json: unknown, registry: string, file: string, signa
     }
   }
   // docker's default store holds the secret; the file only lists the host.
-  if (typeof json.credsStore === "string" && json.credsStore !== "" && keysFor(registry).some((k) => k in auths)) {
+  if (typeof json.credsStore === "string" && json.credsStore !== "" && keysFor(registry).some((k) => Object.hasOwn(auths, k))) {
     return runHelper(json.credsStore, registry, `${file} credsStore`, signal);
   }
   return undefined;

@@ -41,6 +41,43 @@ describe("findCredentials", () => {
     expect((e2 as Error).message).not.toContain("nocolon-secret");
   });
 
+  it("wrong types are errors naming the file and the key, never the value; a device or huge file is refused", async () => {
+    const f = join(dir, "types.json");
+    const cases: Array<[unknown, RegExp]> = [
+      [[], /must hold a JSON object/],
+      [null, /must hold a JSON object/],
+      ["secret-string", /must hold a JSON object/],
+      [{ auths: [] }, /: auths must be an object of host → \{ auth \}$/],
+      [{ auths: "x" }, /: auths must be an object/],
+      [{ auths: { r: "c2VjcmV0LXZhbHVl" } }, /: auths\["r"\] must be an object$/],
+      [{ auths: { r: { auth: 12345 } } }, /: auths\["r"\]\.auth must be a string \(base64 of "user:password"\)$/],
+      [{ auths: { "https://r": { auth: ["secret-in-array"] } } }, /: auths\["https:\/\/r"\]\.auth must be a string/],
+      [{ credHelpers: ["x"] }, /: credHelpers must be an object of host → helper name$/],
+      [{ credHelpers: { r: { secret: "secret-in-object" } } }, /: credHelpers\["r"\] must be a helper name \(a string\)$/],
+      [{ credsStore: 7 }, /: credsStore must be a helper name \(a string\)$/],
+    ];
+    for (const [json, re] of cases) {
+      writeFileSync(f, JSON.stringify(json));
+      const e = (await findCredentials("r", { env: { REGISTRY_AUTH_FILE: f }, signal, home: dir }).catch((x: Error) => x)) as Error & { exitCode?: number };
+      expect(e, JSON.stringify(json)).toBeInstanceOf(Error);
+      expect(e.message, JSON.stringify(json)).toMatch(re);
+      expect(e.message.startsWith(`${f}: `)).toBe(true);
+      expect(e.message).not.toMatch(/secret/);
+      expect(e.exitCode).toBe(2);
+    }
+    // Another registry's odd entry does not matter; "__proto__" is not a login.
+    writeFileSync(f, JSON.stringify({ auths: { other: 5, r: { auth: b64("u:p") } } }));
+    expect(await findCredentials("r", { env: { REGISTRY_AUTH_FILE: f }, signal, home: dir })).toMatchObject({ username: "u", password: "p" });
+    writeFileSync(f, '{"auths":{"__proto__":{"auth":"dTpw"}}}');
+    expect(await findCredentials("__proto__", { env: { REGISTRY_AUTH_FILE: f }, signal, home: dir })).toMatchObject({ username: "u", password: "p" });
+    expect(await findCredentials("constructor", { env: { REGISTRY_AUTH_FILE: f }, signal, home: dir })).toBeUndefined();
+    // A device (would be read forever), a directory, a file too large to be a login list.
+    await expect(findCredentials("r", { env: { REGISTRY_AUTH_FILE: "/dev/zero" }, signal, home: dir })).rejects.toThrow("/dev/zero: not a regular file");
+    await expect(findCredentials("r", { env: { REGISTRY_AUTH_FILE: dir }, signal, home: dir })).rejects.toThrow(`${dir}: not a regular file`);
+    writeFileSync(f, Buffer.alloc(5 * 1024 * 1024, 0x20));
+    await expect(findCredentials("r", { env: { REGISTRY_AUTH_FILE: f }, signal, home: dir })).rejects.toThrow(/bytes, too large for a registry auth file/);
+  });
+
   it("credHelpers: runs docker-credential-<name> get with the host on stdin; a failing helper is named, its output is not", async () => {
     const bin = join(dir, "bin");
     mkdirSync(bin, { recursive: true });
