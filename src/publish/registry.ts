@@ -37,6 +37,14 @@ export interface RegistryResponse {
 export class RegistryUnreachableError extends BuildError {}
 
 export type Body = Buffer | string | NodeJS.ReadableStream | AsyncIterable<Buffer> | undefined;
+/** A body, or a function making it afresh: a stream can be sent again (after a 401) only through one. */
+export type BodySource = Body | (() => Body);
+
+/**
+ * Kept of a response body (errors, token JSON and upload status are a few KiB): a registry that
+ * streams more is cut off there rather than read to the end.
+ */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 export class RegistryClient {
   readonly ref: OciReference;
@@ -99,32 +107,51 @@ export class RegistryClient {
   }
 
   /**
-   * A request with the session's authorization; on a 401 (a token that expired) it logs in again and
-   * retries once when the body can be sent again (a Buffer or nothing).
+   * A request with the session's authorization; on a 401 (a token that expired: distribution's last
+   * 5 minutes, less than a large disk takes to upload) it logs in again and retries once, when the
+   * body can be sent again (nothing, a Buffer, or a function that makes the stream afresh). A second
+   * 401 is the credentials refused: never a loop.
    */
-  async call(method: string, path: string, opts: { headers?: Record<string, string>; body?: Body; what?: string } = {}): Promise<RegistryResponse> {
+  async call(method: string, path: string, opts: { headers?: Record<string, string>; body?: BodySource; what?: string } = {}): Promise<RegistryResponse> {
     const r = await this.raw(method, path, { ...opts, auth: true });
-    if (r.status !== 401 || !(opts.body === undefined || Buffer.isBuffer(opts.body) || typeof opts.body === "string")) return r;
+    const b = opts.body;
+    if (r.status !== 401 || !(b === undefined || typeof b === "function" || Buffer.isBuffer(b) || typeof b === "string")) return r;
     await this.login(r, opts.what ?? `${method} ${path}`);
     const again = await this.raw(method, path, { ...opts, auth: true });
     if (again.status === 401 || again.status === 403) throw this.refused(again);
     return again;
   }
 
-  /** Resolves a Location header (absolute or relative, RFC 7231 7.1.2) against the registry. */
+  /**
+   * Resolves a Location header (absolute or relative, RFC 7231 7.1.2) against the registry. A
+   * registry may send uploads elsewhere (a storage front end), but never from HTTPS down to plain HTTP.
+   */
   resolve(location: string): string {
-    return new URL(location, this.base + "/").toString();
+    let u: URL;
+    try {
+      u = new URL(location, this.base + "/");
+    } catch {
+      throw new BuildError("REGISTRY_PROTOCOL", `${this.name}: answered with a Location that is not a URL (${clipHeader(location)})`);
+    }
+    if (u.protocol !== "https:" && u.protocol !== "http:") throw new BuildError("REGISTRY_PROTOCOL", `${this.name}: answered with a Location that is not http(s) (${clipHeader(location)})`);
+    if (u.protocol === "http:" && this.base.startsWith("https:")) {
+      throw new BuildError("REGISTRY_PROTOCOL", `${this.name}: sent the upload from HTTPS to plain HTTP (${redactUrl(u.toString())}); refusing`);
+    }
+    return u.toString();
   }
 
-  async raw(method: string, pathOrUrl: string, opts: { headers?: Record<string, string>; body?: Body; auth?: boolean } = {}): Promise<RegistryResponse> {
+  async raw(method: string, pathOrUrl: string, opts: { headers?: Record<string, string>; body?: BodySource; auth?: boolean } = {}): Promise<RegistryResponse> {
     const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : this.base + pathOrUrl;
     const headers: Record<string, string> = { "user-agent": "vmkiln", ...(opts.headers ?? {}) };
-    if (opts.auth && this.authorization) headers["authorization"] = this.authorization;
+    // The registry's credentials (Basic) or token go to the registry only: a Location on another
+    // host (however the registry came to send it) gets the request without them.
+    if (opts.auth && this.authorization && sameOrigin(url, this.base)) headers["authorization"] = this.authorization;
+    const body = typeof opts.body === "function" ? opts.body() : opts.body;
     try {
       const res = await request(url, {
         method: method as Dispatcher.HttpMethod,
         headers,
-        body: opts.body as Dispatcher.DispatchOptions["body"],
+        body: body as Dispatcher.DispatchOptions["body"],
         dispatcher: this.dispatcher,
         signal: this.o.signal,
         maxRedirections: 0,
@@ -133,10 +160,14 @@ export class RegistryClient {
       const chunks: Buffer[] = [];
       let size = 0;
       for await (const c of res.body as AsyncIterable<Buffer>) {
-        if (size < 4 << 20) chunks.push(c);
+        chunks.push(c);
         size += c.length;
+        if (size >= MAX_RESPONSE_BYTES) {
+          res.body.destroy();
+          break;
+        }
       }
-      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) };
+      return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES) };
     } catch (err) {
       if (this.o.signal.aborted) throw asAbortError(this.o.signal.reason);
       throw this.unreachable(err, `${method} ${redactUrl(url)}`);
@@ -174,13 +205,25 @@ export class RegistryClient {
       this.authorization = `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
       return;
     }
-    throw new BuildError("REGISTRY_AUTH_SCHEME", `${this.name}: ${what} answered 401 with no Basic or Bearer challenge (${String(r.headers["www-authenticate"] ?? "none")})`);
+    const h = r.headers["www-authenticate"];
+    throw new BuildError("REGISTRY_AUTH_SCHEME", `${this.name}: ${what} answered 401 with no Basic or Bearer challenge (WWW-Authenticate: ${h === undefined ? "none" : clipHeader(String(h))})`);
   }
 
   private async token(ch: Challenge): Promise<string> {
     const realm = ch.params["realm"];
     if (!realm || !/^https?:\/\//i.test(realm)) throw new BuildError("REGISTRY_AUTH_REALM", `${this.name}: Bearer challenge without an http(s) realm`);
-    const u = new URL(realm);
+    let u: URL;
+    try {
+      u = new URL(realm);
+    } catch {
+      throw new BuildError("REGISTRY_AUTH_REALM", `${this.name}: the Bearer challenge's realm is not a URL (${clipHeader(realm)})`);
+    }
+    // The credentials go to the realm as Basic: never in clear text when the registry itself is HTTPS.
+    if (u.protocol === "http:" && this.base.startsWith("https:")) {
+      throw new BuildError("REGISTRY_AUTH_REALM", `${this.name}: the Bearer challenge sends the credentials to a plain-HTTP token server (${u.host}); refusing`, {
+        hint: "the registry's auth configuration names an http:// realm; it must be https://",
+      });
+    }
     if (ch.params["service"]) u.searchParams.set("service", ch.params["service"]);
     // Ask for what the push needs; a challenge's own scope (another repository, a catalog) is added too.
     u.searchParams.append("scope", `repository:${this.ref.repository}:pull,push`);
@@ -239,6 +282,21 @@ export function registryErrors(body: Buffer): string {
   } catch {
     return "";
   }
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
+}
+
+/** A header value from a server, for a message: clipped, and control characters escaped (it may reach a terminal). */
+export function clipHeader(v: string): string {
+  // JSON escapes C0 controls; DEL and C1 (U+009B is a CSI on some terminals) are escaped too.
+  const s = JSON.stringify(v.length > 200 ? v.slice(0, 200) : v).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  return v.length > 200 ? `${s}… (${v.length} characters)` : s;
 }
 
 /** Upload URLs carry an opaque state token (distribution's `_state`): keep it out of messages. */

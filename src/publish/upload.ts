@@ -16,7 +16,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { BuildError, UserError, asAbortError } from "../errors.js";
 import { progressReporter, type EventBus } from "../log/events.js";
 import type { BlobSource } from "./blob.js";
-import { RegistryUnreachableError, registryErrors, type RegistryClient, type RegistryResponse } from "./registry.js";
+import { RegistryUnreachableError, clipHeader, registryErrors, type RegistryClient, type RegistryResponse } from "./registry.js";
 
 export interface UploadOptions {
   chunkSize: number;
@@ -43,7 +43,19 @@ export interface UploadResult {
 
 export async function blobExists(c: RegistryClient, blob: BlobSource): Promise<boolean> {
   const r = await c.call("HEAD", `/v2/${c.ref.repository}/blobs/${blob.digest}`);
-  if (r.status === 200) return true;
+  if (r.status === 200) {
+    // A registry that says it has the blob but names another digest or size is not believed: the
+    // push would otherwise tag a manifest whose layer is something else.
+    const got = header(r.headers["docker-content-digest"]);
+    const len = header(r.headers["content-length"]);
+    if ((got !== undefined && got !== blob.digest) || (len !== undefined && Number(len) !== blob.size)) {
+      throw new BuildError(
+        "REGISTRY_DIGEST",
+        `${c.name}/${c.ref.repository}: HEAD ${blob.label} ${short(blob.digest)} answered 200 for ${got !== undefined ? clipHeader(got) : "the same digest"} of ${len ?? "?"} bytes (expected ${blob.size}); refusing to trust it`,
+      );
+    }
+    return true;
+  }
   if (r.status === 404) return false;
   throw c.httpError(`HEAD blob ${short(blob.digest)}`, r);
 }
@@ -105,10 +117,11 @@ async function upload(c: RegistryClient, blob: BlobSource, o: UploadOptions, res
       if (location === undefined) await start();
       if (!monolithic) {
         while (offset < blob.size) {
-          const end = Math.min(offset + o.chunkSize, blob.size);
+          const from = offset;
+          const end = Math.min(from + o.chunkSize, blob.size);
           const r = await c.call("PATCH", location!, {
-            headers: { "content-type": "application/octet-stream", "content-length": String(end - offset), "content-range": `${offset}-${end - 1}` },
-            body: counted(blob.read(offset, end, o.signal), res, progress),
+            headers: { "content-type": "application/octet-stream", "content-length": String(end - from), "content-range": `${from}-${end - 1}` },
+            body: () => counted(blob.read(from, end, o.signal), res, progress),
             what: "PATCH blob chunk",
           });
           if (r.status === 202) {
@@ -141,15 +154,14 @@ async function upload(c: RegistryClient, blob: BlobSource, o: UploadOptions, res
       // Complete: the digest goes on the upload URL, keeping its own query (the session state).
       const u = new URL(location!);
       u.searchParams.set("digest", blob.digest);
-      const body = monolithic ? counted(blob.read(0, blob.size, o.signal), res, progress) : undefined;
       const r = await c.call("PUT", u.toString(), {
         headers: { "content-type": "application/octet-stream", "content-length": String(monolithic ? blob.size : 0) },
-        body: body ?? Buffer.alloc(0),
+        body: monolithic ? () => counted(blob.read(0, blob.size, o.signal), res, progress) : Buffer.alloc(0),
         what: "PUT blob",
       });
       if (r.status === 201) {
         const got = header(r.headers["docker-content-digest"]);
-        if (got && got !== blob.digest) throw new BuildError("REGISTRY_DIGEST", `${c.name} stored ${blob.label} as ${got}, expected ${blob.digest}`);
+        if (got && got !== blob.digest) throw new BuildError("REGISTRY_DIGEST", `${c.name} stored ${blob.label} as ${clipHeader(got)}, expected ${blob.digest}`);
         progress.set(blob.size);
         return;
       }
@@ -272,6 +284,6 @@ export async function pushManifest(c: RegistryClient, mediaType: string, body: B
     throw e;
   }
   const got = header(r.headers["docker-content-digest"]);
-  if (got && got !== digest) throw new BuildError("REGISTRY_DIGEST", `${c.name} stored the manifest as ${got}, expected ${digest}`);
+  if (got && got !== digest) throw new BuildError("REGISTRY_DIGEST", `${c.name} stored the manifest as ${clipHeader(got)}, expected ${digest}`);
   return digest;
 }
