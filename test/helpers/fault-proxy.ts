@@ -24,6 +24,8 @@ export interface FaultPlan {
   forwardBytes?: number;
   /** Start the registry again this long after killing it (undefined: leave it dead). */
   restartAfterMs?: number;
+  /** Hold this PATCH (1-based): take its bytes, forward nothing, never answer (a client interrupted mid-chunk). */
+  stallOnPatch?: number;
 }
 
 export interface FaultProxy {
@@ -31,6 +33,8 @@ export interface FaultProxy {
   seen: Seen[];
   plan: FaultPlan;
   events: string[];
+  /** Resolves when the PATCH named by stallOnPatch has arrived and is being held. */
+  stalled: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,7 +43,9 @@ export async function startFaultProxy(reg: TestRegistry, plan: FaultPlan = {}): 
   const events: string[] = [];
   const ca = readFileSync(reg.caFile);
   let patches = 0;
-  const proxy: FaultProxy = { host: "", seen, plan, events, close: async () => {} };
+  let markStalled = () => {};
+  const stalled = new Promise<void>((r) => (markStalled = r));
+  const proxy: FaultProxy = { host: "", seen, plan, events, stalled, close: async () => {} };
 
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const s: Seen = { method: req.method ?? "", path: (req.url ?? "").split("?")[0]!, bytes: 0, ...(req.headers["content-range"] ? { range: String(req.headers["content-range"]) } : {}) };
@@ -59,6 +65,12 @@ export async function startFaultProxy(reg: TestRegistry, plan: FaultPlan = {}): 
         }, after);
       }
     };
+    if (isPatch && proxy.plan.stallOnPatch === n) {
+      events.push(`holding PATCH #${n}`);
+      req.on("data", (c: Buffer) => (s.bytes += c.length));
+      markStalled();
+      return;
+    }
     if (fault && limit === 0) {
       void die();
       return;

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, type CliResult } from "../helpers/cli.js";
+import { runCli, startCli, type CliResult } from "../helpers/cli.js";
 import { startFaultProxy } from "../helpers/fault-proxy.js";
 import { freePort, startRegistry, type TestRegistry } from "../helpers/registry.js";
 
@@ -199,6 +199,40 @@ describe("failures: a clear error, local files as they were", () => {
       mkdirSync(ex);
       execFileSync("tar", ["-xf", x.blob(layerFile), "-C", ex]);
       execFileSync("cmp", [join(ex, "disk", "tiny.qcow2"), disk]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("Ctrl-C mid-upload: exit 130, no manifest tagged, every local file as it was", async () => {
+    const proxy = await startFaultProxy(reg, { stallOnPatch: 2 });
+    try {
+      const before = localState();
+      const run = startCli(["push", outDir, `oci://${proxy.host}/vm/interrupted:x`, "--ca-file", reg.caFile, "--chunk-size", "2M"], {
+        REGISTRY_AUTH_FILE: join(work, "no-auth.json"),
+        HOME: work,
+        ...env(),
+      });
+      await proxy.stalled;
+      run.child.kill("SIGINT");
+      const r = await run.done;
+      outputs.push(r.stdout, r.stderr);
+      expect(r.code).toBe(130);
+      expect(r.stderr).toMatch(/vmkiln: interrupted by SIGINT; cleaned up/);
+      expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
+      expect(proxy.events).toEqual(["holding PATCH #2"]);
+      // Nothing after the interrupted chunk: no PUT, and above all no manifest.
+      expect(proxy.seen.filter((s) => s.method === "PUT")).toEqual([]);
+      const inspect = (() => {
+        try {
+          execFileSync("skopeo", ["inspect", "--raw", "--cert-dir", reg.certDir, "--creds", `${reg.user}:${reg.password}`, `docker://${reg.host}/vm/interrupted:x`], { stdio: ["ignore", "pipe", "pipe"] });
+          return "found";
+        } catch (e) {
+          return String((e as { stderr?: Buffer }).stderr ?? "");
+        }
+      })();
+      expect(inspect).toMatch(/manifest unknown|name unknown/);
+      expect(localState()).toEqual(before);
     } finally {
       await proxy.close();
     }
