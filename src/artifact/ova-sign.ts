@@ -8,7 +8,7 @@
 // The member sits right after the manifest (ova.md "Tar": descriptor, manifest, certificate, then
 // the disks), and it is not listed in the manifest (a file cannot vouch for the file that signs it).
 import { X509Certificate, createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readSmallFile } from "../util/small-file.js";
 import { UserError } from "../errors.js";
 import { finding, type Finding } from "./findings.js";
 
@@ -37,12 +37,8 @@ export const PASSPHRASE_ENV = "VMKILN_OVA_KEY_PASSPHRASE";
 /** Loads and checks a key + certificate pair: the certificate's public key must be the key's. */
 export async function loadSigner(f: SignerFiles): Promise<OvaSigner> {
   const field = f.field ?? "sign";
-  const keyPem = await readFile(f.keyFile, "utf8").catch((err: NodeJS.ErrnoException) => {
-    throw new UserError("SIGN_KEY", `${field}.key: cannot read ${f.keyFile}: ${err.code ?? err.message}`);
-  });
-  const certPem = await readFile(f.certificateFile, "utf8").catch((err: NodeJS.ErrnoException) => {
-    throw new UserError("SIGN_CERT", `${field}.certificate: cannot read ${f.certificateFile}: ${err.code ?? err.message}`);
-  });
+  const keyPem = await readSmallFile(f.keyFile, `${field}.key`, "SIGN_KEY");
+  const certPem = await readSmallFile(f.certificateFile, `${field}.certificate`, "SIGN_CERT");
   const passphrase = f.passphrase ?? process.env[PASSPHRASE_ENV];
   let key: KeyObject;
   try {

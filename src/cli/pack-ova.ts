@@ -1,6 +1,6 @@
 // `vmkiln pack-ova <file.ovf|dir> [-o out.ova] [--sign key.pem --cert cert.pem]`: 0 on success;
 // problems with the input throw UserError (exit 2), printed by the CLI entry.
-import { readFile } from "node:fs/promises";
+import { readSmallFile } from "../util/small-file.js";
 import { packOva } from "../artifact/pack-ova.js";
 import { loadSigner, type OvaSigner } from "../artifact/ova-sign.js";
 import { UserError } from "../errors.js";
@@ -35,9 +35,7 @@ async function signerFromFlags(o: PackOvaCliOptions): Promise<OvaSigner | undefi
   if (!o.sign || !o.cert) throw new UserError("SIGN_FLAGS", "--sign <key.pem> and --cert <certificate.pem> go together");
   let passphrase: string | undefined;
   if (o.passphraseFile) {
-    passphrase = (await readFile(o.passphraseFile, "utf8").catch(() => {
-      throw new UserError("SIGN_PASSPHRASE", `--passphrase-file: cannot read ${o.passphraseFile}`);
-    })).replace(/\r?\n$/, "");
+    passphrase = (await readSmallFile(o.passphraseFile, "--passphrase-file", "SIGN_PASSPHRASE")).replace(/\r?\n$/, "");
   }
   return loadSigner({ keyFile: o.sign, certificateFile: o.cert, passphrase, field: "--sign" });
 }

@@ -1,6 +1,6 @@
 // `vmkiln verify <file.ova|dir>`: 0 clean, 1 findings; unreadable input throws a UserError (exit 2),
 // printed by the CLI entry like every other error (docs/architecture.md "Errors and exit codes").
-import { readFile } from "node:fs/promises";
+import { readSmallFile } from "../util/small-file.js";
 import { verifyOva } from "../artifact/verify-ova.js";
 import { UserError } from "../errors.js";
 import type { CliIO } from "./io.js";
@@ -8,9 +8,7 @@ import type { CliIO } from "./io.js";
 export async function verifyCommand(target: string, opts: { json?: boolean; caFile?: string }, io: CliIO): Promise<number> {
   let trustedPem: string | undefined;
   if (opts.caFile !== undefined) {
-    trustedPem = await readFile(opts.caFile, "utf8").catch(() => {
-      throw new UserError("VERIFY_CA_FILE", `--ca-file: cannot read ${opts.caFile}`);
-    });
+    trustedPem = await readSmallFile(opts.caFile, "--ca-file", "VERIFY_CA_FILE");
     if (!trustedPem.includes("-----BEGIN CERTIFICATE-----")) throw new UserError("VERIFY_CA_FILE", `--ca-file: ${opts.caFile} holds no PEM certificate`);
   }
   const r = await verifyOva(target, { signal: io.signal, trustedPem });

@@ -3,8 +3,8 @@
 // resumable uploads in upload.ts. Nothing local is changed except manifest.json, which gets the pushed
 // digest (atomically, and only after the registry has stored the manifest): a failed push leaves
 // every file as it was.
-import { open, readFile, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { lstat, open, readFile, stat } from "node:fs/promises";
+import { basename, dirname, isAbsolute, join } from "node:path";
 import { UserError } from "../errors.js";
 import { progressReporter, type EventBus } from "../log/events.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -12,7 +12,7 @@ import { bufferBlob, segmentsBlob, type BlobSource } from "./blob.js";
 import { findCredentials } from "./credentials.js";
 import { DISK_CONFIG, DISK_QCOW2, OCI_IMAGE_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST, artifactConfig, containerDiskConfig, imageManifest, type Layout, type Platform } from "./layouts.js";
 import { parseOciReference } from "./reference.js";
-import { RegistryClient } from "./registry.js";
+import { RegistryClient, readCaFile } from "./registry.js";
 import { containerDiskSegments } from "./tar-layer.js";
 import { pushBlob, pushManifest, type UploadResult } from "./upload.js";
 
@@ -71,7 +71,7 @@ interface Located {
 export async function push(req: PushRequest): Promise<PushResult> {
   const started = Date.now();
   const ref = parseOciReference(req.to);
-  if (typeof ref === "string") throw new UserError("PUSH_REFERENCE", `${req.to}: ${ref}`);
+  if (typeof ref === "string") throw new UserError("PUSH_REFERENCE", `${shown(req.to)}: ${ref}`);
   const chunkSize = req.chunkSize ?? DEFAULT_CHUNK_SIZE;
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 64 * 1024 || chunkSize > 4 * 1024 ** 3) throw new UserError("PUSH_CHUNK_SIZE", "--chunk-size must be between 64K and 4G");
   const loc = await locate(req.artifact);
@@ -80,7 +80,8 @@ export async function push(req: PushRequest): Promise<PushResult> {
 
   const credentials = await findCredentials(ref.registry, { env: req.env ?? process.env, signal: req.signal });
   if (req.insecure) req.events.warn(`${ref.registry}: TLS verification is off (--insecure)`, "push");
-  const client = new RegistryClient({ ref, credentials, caFile: req.caFile, insecure: req.insecure ?? false, events: req.events, signal: req.signal });
+  const caPem = req.caFile ? await readCaFile(req.caFile) : undefined;
+  const client = new RegistryClient({ ref, credentials, caPem, insecure: req.insecure ?? false, events: req.events, signal: req.signal });
   try {
     await client.ping();
     const hashing = progressReporter(req.events, `digest ${info.name}`, loc.size);
@@ -150,13 +151,19 @@ async function locate(artifact: string): Promise<Located> {
     manifestJson = join(artifact, "manifest.json");
     const m = await readManifestJson(manifestJson);
     if (!m) throw new UserError("PUSH_ARTIFACT", `${artifact}: a directory to push must be a vmkiln output directory (no readable manifest.json)`);
-    const q = m.artifacts?.find((a) => a.format === "qcow2");
+    const q = Array.isArray(m.artifacts) ? m.artifacts.find((a) => isRecord(a) && a.format === "qcow2") : undefined;
     if (!q) throw new UserError("PUSH_ARTIFACT", `${artifact}: its manifest.json lists no qcow2 artifact (build with output.formats: [qcow2])`);
+    // The name comes from a file: it must stay in the directory, and not lead out through a link.
+    if (typeof q.name !== "string" || q.name === "" || isAbsolute(q.name) || q.name.split(/[\\/]/).includes("..")) {
+      throw new UserError("PUSH_ARTIFACT", `${manifestJson}: the qcow2 artifact's name ${JSON.stringify(String(q.name).slice(0, 200))} is not a file name inside ${artifact}`);
+    }
     disk = join(artifact, q.name);
+    const ls = await lstat(disk).catch(() => undefined);
+    if (ls?.isSymbolicLink()) throw new UserError("PUSH_ARTIFACT", `${disk}: is a symbolic link; a build's qcow2 is a regular file (push the file it points to by name)`);
   } else {
     const beside = join(dirname(artifact), "manifest.json");
     const m = await readManifestJson(beside);
-    if (m?.artifacts?.some((a) => a.name === basename(artifact))) manifestJson = beside;
+    if (Array.isArray(m?.artifacts) && m.artifacts.some((a) => isRecord(a) && a.name === basename(artifact))) manifestJson = beside;
   }
   const ds = await stat(disk).catch(() => undefined);
   if (!ds?.isFile()) throw new UserError("PUSH_ARTIFACT", `${disk}: not a regular file`);
@@ -168,16 +175,29 @@ async function locate(artifact: string): Promise<Located> {
 
 interface ManifestJsonShape {
   created?: unknown;
-  artifacts?: Array<{ name: string; format: string }>;
+  artifacts?: Array<{ name: unknown; format: unknown }>;
   published?: PublishedEntry[];
 }
 
+/** A build's manifest.json is a few KiB; the output guard (steps/output-guard.ts) takes 16 MiB as the limit too. */
+const MAX_MANIFEST_JSON_BYTES = 16 * 1024 * 1024;
+
+const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/** A destination as typed, for a message: clipped, control characters escaped. */
+function shown(s: string): string {
+  const c = s.length > 200 ? `${s.slice(0, 200)}…` : s;
+  return /[\u0000-\u001f\u007f-\u009f]/.test(c) ? JSON.stringify(c) : c;
+}
+
 async function readManifestJson(path: string): Promise<ManifestJsonShape | undefined> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st?.isFile() || st.size > MAX_MANIFEST_JSON_BYTES) return undefined;
   const text = await readFile(path, "utf8").catch(() => undefined);
   if (text === undefined) return undefined;
   try {
-    const j = JSON.parse(text) as ManifestJsonShape;
-    return j && typeof j === "object" ? j : undefined;
+    const j = JSON.parse(text) as unknown;
+    return isRecord(j) ? (j as ManifestJsonShape) : undefined;
   } catch {
     return undefined;
   }
@@ -186,7 +206,7 @@ async function readManifestJson(path: string): Promise<ManifestJsonShape | undef
 /** Adds (or replaces, for the same destination and layout) the published entry in manifest.json. */
 export async function recordPublished(path: string, entry: PublishedEntry): Promise<void> {
   const j = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown> & { published?: PublishedEntry[] };
-  const list = Array.isArray(j.published) ? j.published.filter((p) => !(p.to === entry.to && p.as === entry.as)) : [];
+  const list = Array.isArray(j.published) ? j.published.filter((p) => !(isRecord(p) && p.to === entry.to && p.as === entry.as)) : [];
   list.push(entry);
   j.published = list;
   await writeFileAtomic(path, JSON.stringify(j, null, 2) + "\n");

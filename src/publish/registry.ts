@@ -6,7 +6,7 @@
 // Credentials never reach a message: errors name the registry, the repository, the HTTP status and the
 // registry's error code, and where the credentials came from, never the user name or secret, and
 // Authorization headers are only ever set on requests, never echoed.
-import { readFileSync } from "node:fs";
+import { readSmallFile } from "../util/small-file.js";
 import { Agent, errors as undiciErrors, request, type Dispatcher } from "undici";
 import { BuildError, UserError, asAbortError } from "../errors.js";
 import type { EventBus } from "../log/events.js";
@@ -17,8 +17,8 @@ import type { OciReference } from "./reference.js";
 export interface RegistryOptions {
   ref: OciReference;
   credentials: Credentials | undefined;
-  /** PEM CA bundle (path) to trust instead of the system store. */
-  caFile?: string | undefined;
+  /** PEM CA bundle to trust instead of the system store (readCaFile). */
+  caPem?: string | undefined;
   /** HTTPS without verification, falling back to plain HTTP when the server does not speak TLS. */
   insecure?: boolean;
   events: EventBus;
@@ -46,6 +46,13 @@ export type BodySource = Body | (() => Body);
  */
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 
+/** --ca-file / ca_file: a PEM bundle, read boundedly (util/small-file.ts). */
+export async function readCaFile(path: string): Promise<string> {
+  const ca = await readSmallFile(path, "--ca-file", "REGISTRY_CA_FILE");
+  if (!ca.includes("-----BEGIN CERTIFICATE-----")) throw new UserError("REGISTRY_CA_FILE", `--ca-file: ${path} holds no PEM certificate`);
+  return ca;
+}
+
 export class RegistryClient {
   readonly ref: OciReference;
   base: string;
@@ -58,15 +65,7 @@ export class RegistryClient {
     this.o = o;
     this.ref = o.ref;
     this.base = `https://${o.ref.registry}`;
-    let ca: string | undefined;
-    if (o.caFile) {
-      try {
-        ca = readFileSync(o.caFile, "utf8");
-      } catch (err) {
-        throw new UserError("REGISTRY_CA_FILE", `--ca-file: cannot read ${o.caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-      }
-      if (!ca.includes("-----BEGIN CERTIFICATE-----")) throw new UserError("REGISTRY_CA_FILE", `--ca-file: ${o.caFile} holds no PEM certificate`);
-    }
+    const ca = o.caPem;
     const timeout = o.timeoutMs ?? 120_000;
     this.dispatcher = new Agent({
       connect: { rejectUnauthorized: !o.insecure, ...(ca ? { ca } : {}), timeout: 30_000 },

@@ -1,6 +1,6 @@
 // output.ova.sign → the signer the OVA writers take (ova-sign.ts). Loaded when the OVA is written, so
 // a wrong passphrase or a certificate that is not the key's fails the export with the field named.
-import { readFile } from "node:fs/promises";
+import { readSmallFile } from "../util/small-file.js";
 import { loadSigner, type OvaSigner } from "../artifact/ova-sign.js";
 import { UserError } from "../errors.js";
 import type { BuildContext } from "../pipeline/context.js";
@@ -10,9 +10,7 @@ export async function ovaSigner(ctx: BuildContext): Promise<OvaSigner | undefine
   if (!s) return undefined;
   let passphrase: string | undefined;
   if (s.passphraseFile) {
-    passphrase = (await readFile(s.passphraseFile, "utf8").catch(() => {
-      throw new UserError("SIGN_PASSPHRASE", `output.ova.sign.passphrase_file: cannot read ${s.passphraseFile}`);
-    })).replace(/\r?\n$/, "");
+    passphrase = (await readSmallFile(s.passphraseFile, "output.ova.sign.passphrase_file", "SIGN_PASSPHRASE")).replace(/\r?\n$/, "");
     ctx.events.addSecret(passphrase);
   }
   const signer = await loadSigner({ keyFile: s.keyFile, certificateFile: s.certificateFile, passphrase, field: "output.ova.sign" });
