@@ -134,6 +134,14 @@ export async function push(req: PushRequest): Promise<PushResult> {
   }
 }
 
+/** What a push reads locally, checked before a build starts: the reference, the CA file, the credentials. */
+export async function preflightPublish(p: { to: string; caFile?: string | undefined }, signal: AbortSignal): Promise<void> {
+  const ref = parseOciReference(p.to);
+  if (typeof ref === "string") throw new UserError("PUSH_REFERENCE", `output.publish: ${shown(p.to)}: ${ref}`);
+  if (p.caFile) await readCaFile(p.caFile);
+  await findCredentials(ref.registry, { env: process.env, signal });
+}
+
 async function readManifestBytes(b: BlobSource, signal: AbortSignal): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of b.read(0, b.size, signal)) chunks.push(c);

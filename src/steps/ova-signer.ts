@@ -5,7 +5,21 @@ import { loadSigner, type OvaSigner } from "../artifact/ova-sign.js";
 import { UserError } from "../errors.js";
 import type { BuildContext } from "../pipeline/context.js";
 
-export async function ovaSigner(ctx: BuildContext): Promise<OvaSigner | undefined> {
+// Loaded once per build: the prepare step loads it first (a wrong passphrase or a certificate that is
+// not the key's fails before the VM boots), the OVA writers take the same signer.
+const loaded = new WeakMap<BuildContext, Promise<OvaSigner | undefined>>();
+
+export function ovaSigner(ctx: BuildContext): Promise<OvaSigner | undefined> {
+  let p = loaded.get(ctx);
+  if (!p) {
+    p = load(ctx);
+    loaded.set(ctx, p);
+    p.catch(() => loaded.delete(ctx));
+  }
+  return p;
+}
+
+async function load(ctx: BuildContext): Promise<OvaSigner | undefined> {
   const s = ctx.spec.output.ova.sign;
   if (!s) return undefined;
   let passphrase: string | undefined;
