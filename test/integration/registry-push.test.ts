@@ -3,7 +3,7 @@
 // compared byte for byte. Failure cases: a wrong password, an unreachable registry, an untrusted
 // certificate, a registry dying mid-upload (for good, and coming back: the upload resumes), each with a
 // clear error and every local file as it was. No VM here: a small qcow2 made with qemu-img stands in
-// for a build's (publish.test.ts pushes a real build).
+// for a build's (qemu-build.test.ts pushes the qcow2 its build made).
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";

@@ -1,6 +1,6 @@
 // SBOM (issue 18 item 2) without a VM: the guest script's output as dpkg and rpm print it, parsed and
 // turned into SPDX 2.3, validated against the SPDX 2.3 JSON schema by Python's jsonschema (an
-// implementation independent of vmkiln). The real guest's SBOM is validated in publish.test.ts.
+// implementation independent of vmkiln). The real guest's SBOM is validated in test/integration/qemu-build.test.ts.
 import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import { inventoryScript, parseInventory } from "../../../src/sbom/inventory.js";
