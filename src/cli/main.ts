@@ -124,6 +124,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .option("--insecure", "plain HTTP or unverified TLS (lab registries only)")
     .option("--chunk-size <size>", "upload chunk size (e.g. 32M); a blob up to one chunk goes in one request")
     .option("--arch <arch>", "architecture in the image config (default amd64)")
+    .option("--retries <n>", "tries of a failed chunk before giving up (default 5; back-off 0.5 s doubling)")
     .option("--json", "JSON output")
     .action(async (artifact: string, destination: string, o: PushCliOptions) => {
       attachReporter(o.json ?? false);

@@ -13,6 +13,7 @@ export interface PushCliOptions {
   insecure?: boolean;
   chunkSize?: string;
   arch?: string;
+  retries?: string;
   json?: boolean;
 }
 
@@ -28,6 +29,12 @@ export async function pushCommand(artifact: string, to: string, o: PushCliOption
     }
   }
   if (o.arch !== undefined && !/^[a-z0-9]+$/.test(o.arch)) throw new UserError("PUSH_ARCH", `--arch: expected an OCI architecture such as amd64 or arm64`);
+  let maxRetries: number | undefined;
+  if (o.retries !== undefined) {
+    // A CI job that would rather fail fast and run again than wait out a registry's restart.
+    if (!/^\d{1,2}$/.test(o.retries)) throw new UserError("PUSH_RETRIES", `--retries: expected a whole number from 0 to 99, got ${JSON.stringify(o.retries.slice(0, 40))}`);
+    maxRetries = Number(o.retries);
+  }
   const r = await push({
     artifact,
     to,
@@ -36,6 +43,7 @@ export async function pushCommand(artifact: string, to: string, o: PushCliOption
     insecure: o.insecure ?? false,
     chunkSize,
     ...(o.arch ? { platform: { architecture: o.arch, os: "linux" } } : {}),
+    ...(maxRetries !== undefined ? { maxRetries } : {}),
     events: io.events,
     signal: io.signal,
   });

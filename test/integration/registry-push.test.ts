@@ -165,9 +165,11 @@ describe("failures: a clear error, local files as they were", () => {
     try {
       const before = localState();
       const started = Date.now();
-      const r = await cli(["push", outDir, `oci://${proxy.host}/vm/dies:x`, "--ca-file", reg.caFile, "--chunk-size", "2M"]);
+      const r = await cli(["push", outDir, `oci://${proxy.host}/vm/dies:x`, "--ca-file", reg.caFile, "--chunk-size", "2M", "--retries", "2"]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/vmkiln: error: 127\.0\.0\.1:\d+\/vm\/dies: upload of layer disk\/tiny\.qcow2 sha256:[0-9a-f]{12} failed at byte 4194304 of \d+ \(chunk upload\), 6 attempts: /);
+      expect(r.stderr).toMatch(/vmkiln: error: 127\.0\.0\.1:\d+\/vm\/dies: upload of layer disk\/tiny\.qcow2 sha256:[0-9a-f]{12} failed at byte 4194304 of \d+ \(chunk upload\), 3 attempts: /);
+      // Two waits (0.5 s, 1 s) between the three attempts.
+      expect(r.stderr.match(/retrying in \d/g)).toHaveLength(2);
       expect(r.stderr).toMatch(/hint: the registry stopped answering; nothing local was changed/);
       expect(Date.now() - started).toBeLessThan(60_000);
       expect(localState()).toEqual(before);

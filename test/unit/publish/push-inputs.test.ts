@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventBus } from "../../../src/log/events.js";
+import { main } from "../../../src/cli/main.js";
 import { push } from "../../../src/publish/push.js";
 import { readSmallFile } from "../../../src/util/small-file.js";
 
@@ -73,5 +74,15 @@ describe("push: local inputs", () => {
     expect(await readSmallFile(f, "x", "C")).toBe("secret-content");
     await expect(readSmallFile("/dev/zero", "output.ova.sign.key", "SIGN_KEY")).rejects.toThrow("output.ova.sign.key: /dev/zero is not a regular file");
     await expect(readSmallFile(f, "x", "C", 4)).rejects.toThrow(/is 14 bytes, more than the 4/);
+  });
+
+  it("--retries takes 0-99 only, named in a one-line error", async () => {
+    for (const v of ["-1", "abc", "1e3", "100", "", " 3"]) {
+      let text = "";
+      const stream = { write: (t: string) => ((text += t), true), isTTY: false } as unknown as NodeJS.WriteStream;
+      const code = await main(["push", disk, "oci://127.0.0.1:9/vm/x:1", "--retries", v], { stdout: stream, stderr: stream });
+      expect(code, v).toBe(2);
+      expect(text.trim()).toMatch(/^vmkiln: error: --retries: expected a whole number from 0 to 99, got ".*"$/);
+    }
   });
 });
