@@ -122,6 +122,15 @@ export class RegistryClient {
   }
 
   /**
+   * Interrupted (Ctrl-C) with an upload session open: tell the registry to drop it (spec "Canceling
+   * an Upload", DELETE <location>), so it does not keep the partial bytes until its own purge. Best
+   * effort, at most 2 s, on its own signal (the command's is already aborted).
+   */
+  async cancelUpload(location: string): Promise<void> {
+    await this.raw("DELETE", location, { auth: true, signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+  }
+
+  /**
    * Resolves a Location header (absolute or relative, RFC 7231 7.1.2) against the registry. A
    * registry may send uploads elsewhere (a storage front end), but never from HTTPS down to plain HTTP.
    */
@@ -139,7 +148,8 @@ export class RegistryClient {
     return u.toString();
   }
 
-  async raw(method: string, pathOrUrl: string, opts: { headers?: Record<string, string>; body?: BodySource; auth?: boolean } = {}): Promise<RegistryResponse> {
+  async raw(method: string, pathOrUrl: string, opts: { headers?: Record<string, string>; body?: BodySource; auth?: boolean; signal?: AbortSignal } = {}): Promise<RegistryResponse> {
+    const signal = opts.signal ?? this.o.signal;
     const url = /^https?:\/\//.test(pathOrUrl) ? pathOrUrl : this.base + pathOrUrl;
     const headers: Record<string, string> = { "user-agent": "vmkiln", ...(opts.headers ?? {}) };
     // The registry's credentials (Basic) or token go to the registry only: a Location on another
@@ -152,7 +162,7 @@ export class RegistryClient {
         headers,
         body: body as Dispatcher.DispatchOptions["body"],
         dispatcher: this.dispatcher,
-        signal: this.o.signal,
+        signal,
         maxRedirections: 0,
       } as Parameters<typeof request>[1]);
       // Bodies are small (errors, JSON); a blob body is never read through here.
@@ -168,7 +178,7 @@ export class RegistryClient {
       }
       return { status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).subarray(0, MAX_RESPONSE_BYTES) };
     } catch (err) {
-      if (this.o.signal.aborted) throw asAbortError(this.o.signal.reason);
+      if (signal.aborted) throw asAbortError(signal.reason);
       throw this.unreachable(err, `${method} ${redactUrl(url)}`);
     }
   }

@@ -182,7 +182,10 @@ async function upload(c: RegistryClient, blob: BlobSource, o: UploadOptions, res
       if (r.status === 502 || r.status === 503 || r.status === 504) throw new Transient(`HTTP ${r.status}`);
       throw c.httpError(`PUT ${blob.label}`, r);
     } catch (err) {
-      if (o.signal.aborted) throw asAbortError(o.signal.reason);
+      if (o.signal.aborted) {
+        if (location) await c.cancelUpload(location);
+        throw asAbortError(o.signal.reason);
+      }
       if (err instanceof Retry) continue;
       if (!(err instanceof RegistryUnreachableError || err instanceof Transient)) throw err;
       await fail(err as Error, monolithic ? "upload" : location ? "chunk upload" : "upload start");

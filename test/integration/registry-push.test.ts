@@ -223,8 +223,10 @@ describe("failures: a clear error, local files as they were", () => {
       expect(r.stderr).toMatch(/vmkiln: interrupted by SIGINT; cleaned up/);
       expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
       expect(proxy.events).toEqual(["holding PATCH #2"]);
-      // Nothing after the interrupted chunk: no PUT, and above all no manifest.
+      // Nothing after the interrupted chunk: no PUT, and above all no manifest; the upload session
+      // was cancelled (DELETE on its URL, 204), not left holding the first chunk.
       expect(proxy.seen.filter((s) => s.method === "PUT")).toEqual([]);
+      expect(proxy.seen.filter((s) => s.method === "DELETE").map((s) => [s.path.includes("/blobs/uploads/"), s.status])).toEqual([[true, 204]]);
       const inspect = (() => {
         try {
           execFileSync("skopeo", ["inspect", "--raw", "--cert-dir", reg.certDir, "--creds", `${reg.user}:${reg.password}`, `docker://${reg.host}/vm/interrupted:x`], { stdio: ["ignore", "pipe", "pipe"] });
