@@ -6,6 +6,8 @@
 #               writers), openssh-client, ansible-core, golang-go + govmomi (vcsim harness),
 #               libguestfs-tools (guestfish: generalized images are read offline, test/helpers/guestfs.ts;
 #               and the kernel's isofs reads our ISO in its appliance where the host kernel has none)
+#               docker-registry + skopeo + apache2-utils (htpasswd) + openssl (registry push tests),
+#               python3-jsonschema (SPDX schema validation)
 set -euo pipefail
 pkgs=(
   qemu-system-x86 qemu-utils ovmf
@@ -15,6 +17,7 @@ pkgs=(
   libguestfs-tools # offline checks of generalized images (test/helpers/guestfs.ts); iso-kernel.test.ts without host isofs
   golang-go golang-github-vmware-govmomi-dev # vSphere tests: the vcsim harness (test/doubles/vcsim), built in GOPATH mode
   debian-installer-12-netboot-amd64 # ISO-install tests: kernel + initrd for a netboot ISO (test/helpers/netboot-iso.ts)
+  docker-registry skopeo apache2-utils openssl python3-jsonschema # publish tests: a real registry, skopeo reads back, SPDX schema
 )
 missing=()
 for p in "${pkgs[@]}"; do

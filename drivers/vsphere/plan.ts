@@ -16,6 +16,7 @@ import { prepareStep } from "../../src/steps/prepare.js";
 import { provisionStep } from "../../src/steps/provision.js";
 import { serveHttpStep } from "../../src/steps/serve-http.js";
 import { shutdownStep } from "../../src/steps/shutdown.js";
+import { sbomStep } from "../../src/steps/sbom.js";
 import { sshKeyStep } from "../../src/steps/ssh-key.js";
 import { waitSshStep } from "../../src/steps/wait-ssh.js";
 import type { BuildSpec } from "../../src/template/spec.js";
@@ -25,7 +26,8 @@ import { captureStep, finishStep, powerOnStep, waitHttpFetchStep } from "./steps
 export function vspherePlan(spec: BuildSpec, driver: VsphereDriver): Step[] {
   const after = spec.drivers.vsphere?.after ?? "export";
   const last = after === "export" ? exportStep : after === "library" ? captureStep(driver) : finishStep(driver, after);
-  const tail: Step[] = [provisionStep, generalizeStep, shutdownStep, last];
+  // The SBOM goes into the output directory: only an export writes one.
+  const tail: Step[] = [provisionStep, ...(spec.output.sbom && after === "export" ? [sbomStep] : []), generalizeStep, shutdownStep, last];
   if (spec.source.kind === "clone") {
     return [prepareStep, sshKeyStep, createVmStep, powerOnStep, waitSshStep, ...tail];
   }

@@ -19,6 +19,7 @@ import { BuildError, asAbortError, throwIfAborted } from "../errors.js";
 import { progressReporter, type EventBus } from "../log/events.js";
 import { READ_CHUNK, fileIdentity, sameIdentity, sha256Hex, type FileIdentity } from "./digest.js";
 import { formatManifest } from "./manifest-mf.js";
+import { certName, certificateFileText, type OvaSigner } from "./ova-sign.js";
 import { END_OF_ARCHIVE, checkMemberName, encodeGnuHeader, paddingFor } from "./tar-header.js";
 import { DestinationExistsError, createTempBeside, publishFile } from "../util/atomic.js";
 
@@ -47,6 +48,8 @@ export interface WriteOvaOptions {
   signal: AbortSignal;
   /** Member mtime (seconds); defaults to SOURCE_DATE_EPOCH or now. */
   mtime?: number;
+  /** Sign the manifest: a `<name>.cert` member follows the .mf (ova-sign.ts). */
+  sign?: OvaSigner | undefined;
   /**
    * Replace an existing `out` (and `out.sha256`). Without it an existing file is never replaced:
    * publishing fails with DestinationExistsError (pack-ova's --force sets it).
@@ -88,7 +91,8 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
     formatManifest([{ name: ovfName, sha256: sha256Hex(ovf) }, ...disks.map((d) => ({ name: d.name, sha256: d.sha256 }))]),
     "utf8",
   );
-  const names = [ovfName, mfName, ...disks.map((d) => d.name)];
+  const cert = opts.sign ? { name: certName(ovfName), data: Buffer.from(certificateFileText(opts.sign, mfName, mf), "utf8") } : undefined;
+  const names = [ovfName, mfName, ...(cert ? [cert.name] : []), ...disks.map((d) => d.name)];
   checkNames(names, ovfName);
   const mtime = opts.mtime ?? (Number(process.env["SOURCE_DATE_EPOCH"]) || Math.floor(Date.now() / 1000));
 
@@ -96,7 +100,7 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
   const temps: string[] = [];
   const ovaHash = createHash("sha256");
   let written = 0;
-  const total = 3 * 512 + ovf.length + mf.length + disks.reduce((n, d) => n + 512 + d.size + 512, 1024);
+  const total = 3 * 512 + ovf.length + mf.length + (cert ? 512 + cert.data.length + paddingFor(cert.data.length).length : 0) + disks.reduce((n, d) => n + 512 + d.size + 512, 1024);
   const progress = progressReporter(events, `pack ${basename(out)}`, total);
 
   function* emit(buf: Buffer): Generator<Buffer> {
@@ -136,6 +140,7 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
   async function* archive(): AsyncGenerator<Buffer> {
     yield* member(ovfName, ovf);
     yield* member(mfName, mf);
+    if (cert) yield* member(cert.name, cert.data);
     for (const d of disks) yield* diskMember(d);
     yield* emit(END_OF_ARCHIVE);
   }

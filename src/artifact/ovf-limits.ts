@@ -24,3 +24,5 @@ export const MAX_XML_NAME = 1024;
 export const MAX_OVA_MEMBERS = 10_000;
 /** Longest member name kept and shown (tar-stream itself reads long names up to 4 MiB). */
 export const MAX_MEMBER_NAME = 1024;
+/** Certificate (.cert) member: a signature line and a PEM certificate chain, a few KiB in practice. */
+export const MAX_CERT_BYTES = 1024 * 1024;

@@ -30,6 +30,7 @@ import { badHref, checkOvfRules } from "./ovf-rules.js";
 import { DigestMismatchError, writeOva, type OvaDisk } from "./ova.js";
 import { MAX_MF_BYTES, MAX_OVF_BYTES } from "./ovf-limits.js";
 import { checkMemberName } from "./tar-header.js";
+import type { OvaSigner } from "./ova-sign.js";
 import { findSingleOvf } from "./verify-ova.js";
 import { DestinationExistsError } from "../util/atomic.js";
 
@@ -39,6 +40,8 @@ export interface PackOvaOptions {
   signal: AbortSignal;
   /** Hardware family written when the descriptor's VirtualSystemType is not vmx-NN. */
   vmxVersion?: number;
+  /** Sign the new manifest (a `.cert` member; ova-sign.ts). */
+  sign?: OvaSigner | undefined;
   /** Replace an existing output file (`--force`); the inputs themselves are never replaced. */
   force?: boolean;
 }
@@ -176,7 +179,7 @@ export async function packOva(input: string, opts: PackOvaOptions): Promise<Pack
   for (const w of warnings) events.warn(`pack-ova: ${w.code}: ${w.message}`);
 
   try {
-    const r = await writeOva({ out, ovfName, ovfXml: text, disks, events, signal, replace: opts.force ?? false });
+    const r = await writeOva({ out, ovfName, ovfXml: text, disks, events, signal, sign: opts.sign, replace: opts.force ?? false });
     return { path: r.path, size: r.size, sha256: r.sha256, durationMs: Date.now() - started, members: r.members, fixes, warnings };
   } catch (err) {
     if (err instanceof DigestMismatchError) {

@@ -19,8 +19,9 @@ import { READ_CHUNK, digestFile } from "./digest.js";
 import { finding, type Finding } from "./findings.js";
 import { parseManifest, type MfAlgorithm } from "./manifest-mf.js";
 import { parseOvf } from "./ovf-parse.js";
-import { MAX_MEMBER_NAME, MAX_MF_BYTES, MAX_OVA_MEMBERS, MAX_OVF_BYTES, MAX_SUM_FILE_BYTES } from "./ovf-limits.js";
+import { MAX_CERT_BYTES, MAX_MEMBER_NAME, MAX_MF_BYTES, MAX_OVA_MEMBERS, MAX_OVF_BYTES, MAX_SUM_FILE_BYTES } from "./ovf-limits.js";
 import { checkPackage, type PackageFile } from "./package-check.js";
+import { certName as certNameFor, checkSignature, type SignerInfo } from "./ova-sign.js";
 
 export type { Finding } from "./findings.js";
 
@@ -40,26 +41,37 @@ export interface VerifyResult {
   members: VerifyMember[];
   /** SHA-256 of the OVA file itself (ova mode). */
   sha256?: string;
+  /** Who signed the manifest, when the package has a certificate (.cert) that parses. */
+  signer?: SignerInfo;
   durationMs: number;
+}
+
+export interface VerifyOptions {
+  signal: AbortSignal;
+  /** PEM CA certificate(s): a signed package's certificate must chain to one of them. */
+  trustedPem?: string | undefined;
 }
 
 /** Ends the tar read early (too many members); not a corrupt archive. */
 class StopReading extends Error {}
 
-export async function verifyOva(target: string, opts: { signal: AbortSignal }): Promise<VerifyResult> {
+export async function verifyOva(target: string, opts: VerifyOptions): Promise<VerifyResult> {
   const started = Date.now();
   throwIfAborted(opts.signal);
   const st = await stat(target).catch((err: NodeJS.ErrnoException) => {
     throw new UserError("VERIFY_UNREADABLE", `${target}: ${err.code === "ENOENT" ? "no such file or directory" : err.message}`, { cause: err });
   });
-  const r = st.isDirectory() || /\.ovf$/i.test(target) ? await verifyDirectory(target, st.isDirectory(), opts.signal) : await verifyTar(target, opts.signal);
+  const r = st.isDirectory() || /\.ovf$/i.test(target) ? await verifyDirectory(target, st.isDirectory(), opts) : await verifyTar(target, opts);
   return { ...r, ok: r.findings.length === 0, target, durationMs: Date.now() - started };
 }
 
 type Partial = Omit<VerifyResult, "ok" | "target" | "durationMs">;
 
-async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> {
+async function verifyTar(target: string, opts: VerifyOptions): Promise<Partial> {
+  const { signal } = opts;
   const findings: Finding[] = [];
+  let mfBytes: Buffer | undefined;
+  let cert: { name: string; data: Buffer; index: number } | undefined;
   const members: Array<VerifyMember & { index: number }> = [];
   const regularNames = new Set<string>();
   const files: PackageFile[] = [];
@@ -116,7 +128,8 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
     }
     const isOvf = /\.ovf$/i.test(fullName) && ovfName === undefined;
     const isMf = /\.mf$/i.test(fullName) && mfName === undefined;
-    const cap = isOvf ? MAX_OVF_BYTES : isMf ? MAX_MF_BYTES : 0;
+    const isCert = /\.cert$/i.test(fullName) && cert === undefined;
+    const cap = isOvf ? MAX_OVF_BYTES : isMf ? MAX_MF_BYTES : isCert ? MAX_CERT_BYTES : 0;
     const chunks: Buffer[] = [];
     let kept = 0;
     let over = false;
@@ -138,6 +151,10 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
       const digests: PackageFile["digests"] = {};
       for (const [a, hh] of hashes) digests[a] = hh.digest("hex");
       m.sha256 = digests.sha256!;
+      if (isCert) {
+        if (over) add("CERT_TOO_LARGE", `${name} is ${m.size} bytes, larger than the ${cap}-byte limit; not read`);
+        else cert = { name: fullName, data: Buffer.concat(chunks), index: i };
+      }
       if (isOvf || isMf) {
         if (over) add(isOvf ? "OVF_TOO_LARGE" : "MF_TOO_LARGE", `${name} is ${m.size} bytes, larger than the ${cap}-byte limit; not read`);
         const text = over ? "" : Buffer.concat(chunks).toString("utf8");
@@ -148,6 +165,7 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
         } else {
           mfName = fullName;
           mfText = text;
+          mfBytes = over ? undefined : Buffer.concat(chunks);
           mfAlgorithms = new Map();
           for (const e of parseManifest(text).entries) {
             if (!mfAlgorithms.has(e.file)) mfAlgorithms.set(e.file, new Set());
@@ -155,7 +173,7 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
           }
         }
       }
-      if (!isMf) files.push({ name: fullName, size: m.size, digests });
+      if (!isMf && !isCert) files.push({ name: fullName, size: m.size, digests });
       next();
     });
   });
@@ -173,7 +191,8 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
   if (members.length === 0) throw new UserError("VERIFY_UNREADABLE", `${target}: empty tar archive, not an OVA`);
   // Read in part only: the OVA's own digest is unknown, so its .sha256 is not checked.
   const sha256 = stopped ? undefined : ovaHash.digest("hex");
-  const done = (): Partial => ({ kind: "ova", findings, members: strip(members), ...(sha256 ? { sha256 } : {}) });
+  let signer: SignerInfo | undefined;
+  const done = (): Partial => ({ kind: "ova", findings, members: strip(members), ...(sha256 ? { sha256 } : {}), ...(signer ? { signer } : {}) });
 
   // Order: OVF first, manifest second, then the referenced files in References order.
   const first = members[0]!;
@@ -204,6 +223,13 @@ async function verifyTar(target: string, signal: AbortSignal): Promise<Partial> 
       findings.push(finding("MEMBER_ORDER", `files are in order ${present.join(", ")}; References order is ${expected.join(", ")}`));
     }
   }
+  if (cert) {
+    const c = cert as { name: string; data: Buffer; index: number };
+    if (mfMember && c.index < mfMember.index) findings.push(finding("CERT_POSITION", `${clip(c.name)} comes before the manifest; it must follow it`, clip(c.name)));
+    const s = checkSignature({ mfName, mf: mfBytes, certName: c.name, cert: c.data, trustedPem: opts.trustedPem });
+    findings.push(...s.findings);
+    signer = s.signer;
+  }
   if (sha256) findings.push(...(await checkSumFile(target, sha256)));
   return done();
 }
@@ -233,7 +259,8 @@ async function checkSumFile(target: string, sha256: string): Promise<Finding[]> 
   return out;
 }
 
-async function verifyDirectory(target: string, isDir: boolean, signal: AbortSignal): Promise<Partial> {
+async function verifyDirectory(target: string, isDir: boolean, opts: VerifyOptions): Promise<Partial> {
+  const { signal } = opts;
   const dir = isDir ? target : dirname(target);
   const ovfName = isDir ? await findSingleOvf(dir) : basename(target);
   const ovfPath = join(dir, ovfName);
@@ -256,8 +283,11 @@ async function verifyDirectory(target: string, isDir: boolean, signal: AbortSign
   const mfName = ovfName.replace(/\.ovf$/i, "") + ".mf";
   const mfSize = await stat(join(dir, mfName)).then((s) => s.size, () => undefined);
   let mfText: string | undefined;
+  let mfRaw: Buffer | undefined;
   if (mfSize !== undefined && mfSize > MAX_MF_BYTES) findings.push(finding("MF_TOO_LARGE", `${mfName} is ${mfSize} bytes, larger than the ${MAX_MF_BYTES}-byte limit; not read`, mfName));
-  else mfText = await readFile(join(dir, mfName), "utf8").catch(() => undefined);
+  else mfRaw = await readFile(join(dir, mfName)).catch(() => undefined);
+  // The signature covers the manifest's bytes, so they are kept as read (not re-encoded from text).
+  if (mfRaw !== undefined) mfText = mfRaw.toString("utf8");
   const mf = mfText === undefined ? undefined : parseManifest(mfText);
   const algosFor = (name: string): MfAlgorithm[] => ["sha256", ...(mf?.entries.filter((e) => e.file === name).map((e) => e.algorithm) ?? [])];
   const ovfDigests = await digestFile(ovfPath, algosFor(ovfName), { signal });
@@ -291,7 +321,18 @@ async function verifyDirectory(target: string, isDir: boolean, signal: AbortSign
   findings.push(...(await checkPackage(input)).findings);
   const members: VerifyMember[] = files.map((f) => ({ name: f.name, type: "file", size: f.size, sha256: f.digests.sha256! }));
   if (mfText !== undefined) members.splice(1, 0, { name: mfName, type: "file", size: Buffer.byteLength(mfText) });
-  return { kind: "directory", findings, members };
+  let signer: SignerInfo | undefined;
+  const certName = certNameFor(ovfName);
+  const certSize = await stat(join(dir, certName)).then((s) => (s.isFile() ? s.size : undefined), () => undefined);
+  if (certSize !== undefined && certSize > MAX_CERT_BYTES) {
+    findings.push(finding("CERT_TOO_LARGE", `${certName} is ${certSize} bytes, larger than the ${MAX_CERT_BYTES}-byte limit; not read`, certName));
+  } else if (certSize !== undefined) {
+    const certData = await readFile(join(dir, certName));
+    const s = checkSignature({ mfName: mfRaw ? mfName : undefined, mf: mfRaw, certName, cert: certData, trustedPem: opts.trustedPem });
+    findings.push(...s.findings);
+    signer = s.signer;
+  }
+  return { kind: "directory", findings, members, ...(signer ? { signer } : {}) };
 }
 
 export async function findSingleOvf(dir: string): Promise<string> {

@@ -7,6 +7,7 @@ import { plainReporter } from "../log/reporters/plain.js";
 import { ttyReporter } from "../log/reporters/tty.js";
 import { VMKILN_VERSION } from "../artifact/manifest.js";
 import type { CliIO } from "./io.js";
+import type { PushCliOptions } from "./push.js";
 import { inspectCommand, schemaCommand, validateCommand } from "./validate.js";
 import { deliverPendingSignals } from "../util/abort.js";
 // build, gc, pack-ova and verify load the drivers, SSH, HTTP and OVF code (most of the start-up
@@ -105,18 +106,37 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .command("pack-ova <input>")
     .description("pack an OVF and its disks into a compliant OVA")
     .option("-o, --output <file>", "the OVA to write")
+    .option("--sign <key.pem>", "sign the manifest with this private key (a .cert member; with --cert)")
+    .option("--cert <certificate.pem>", "the X.509 certificate of the signing key (PEM)")
+    .option("--passphrase-file <file>", "passphrase of an encrypted key (default: $VMKILN_OVA_KEY_PASSPHRASE)")
     .option("--force", "replace an existing output file (never one of the inputs)")
     .option("--json", "JSON output")
-    .action(async (input: string, o: { output?: string; force?: boolean; json?: boolean }) => {
+    .action(async (input: string, o: { output?: string; force?: boolean; json?: boolean; sign?: string; cert?: string; passphraseFile?: string }) => {
       attachReporter(o.json ?? false);
       const { packOvaCommand } = await import("./pack-ova.js");
       code = await packOvaCommand(input, o, cli);
     });
   program
-    .command("verify <target>")
-    .description("check an OVA (or an OVF directory) against the import rules")
+    .command("push <artifact> <destination>")
+    .description("push a qcow2 (or a build's output directory) to an OCI registry: oci://HOST[:PORT]/REPOSITORY[:TAG]")
+    .addOption(new Option("--as <layout>", "containerdisk: a KubeVirt containerDisk image; artifact: an OCI artifact").choices(["containerdisk", "artifact"]).default("containerdisk"))
+    .option("--ca-file <pem>", "trust this CA for the registry's TLS certificate")
+    .option("--insecure", "plain HTTP or unverified TLS (lab registries only)")
+    .option("--chunk-size <size>", "upload chunk size (e.g. 32M); a blob up to one chunk goes in one request")
+    .option("--arch <arch>", "architecture in the image config (default amd64)")
+    .option("--retries <n>", "tries of a failed chunk before giving up (default 5; back-off 0.5 s doubling)")
     .option("--json", "JSON output")
-    .action(async (target: string, o: { json?: boolean }) => {
+    .action(async (artifact: string, destination: string, o: PushCliOptions) => {
+      attachReporter(o.json ?? false);
+      const { pushCommand } = await import("./push.js");
+      code = await pushCommand(artifact, destination, o, cli);
+    });
+  program
+    .command("verify <target>")
+    .description("check an OVA (or an OVF directory) against the import rules, and its signature when signed")
+    .option("--ca-file <pem>", "a signed package's certificate must chain to one of these CA certificates")
+    .option("--json", "JSON output")
+    .action(async (target: string, o: { json?: boolean; caFile?: string }) => {
       const { verifyCommand } = await import("./verify.js");
       code = await verifyCommand(target, o, cli);
     });

@@ -51,6 +51,8 @@ export interface Download {
   name: string;
   /** Where it waits in the build dir. */
   path: string;
+  /** Format recorded in manifest.json (default "download"; the SBOM is "spdx"). */
+  format?: string;
 }
 
 export interface Undo {

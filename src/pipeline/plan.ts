@@ -11,6 +11,8 @@ import { prepareStep } from "../steps/prepare.js";
 import { serveHttpStep } from "../steps/serve-http.js";
 import { provisionStep } from "../steps/provision.js";
 import { shutdownStep } from "../steps/shutdown.js";
+import { sbomStep } from "../steps/sbom.js";
+import { publishStep } from "../steps/publish.js";
 import { sshKeyStep } from "../steps/ssh-key.js";
 import { waitInstallStep } from "../steps/wait-install.js";
 import { waitSshStep } from "../steps/wait-ssh.js";
@@ -40,9 +42,11 @@ export function planSteps(spec: BuildSpec, driver: Driver): Step[] {
     startVmStep,
     waitSshStep,
     provisionStep,
+    ...(spec.output.sbom ? [sbomStep] : []),
     generalizeStep,
     shutdownStep,
     exportStep,
+    ...(spec.output.publish.length > 0 ? [publishStep] : []),
   ];
 }
 
@@ -71,8 +75,10 @@ function planIsoSteps(spec: BuildSpec, driver: Driver): Step[] {
     waitInstallStep,
     waitSshStep,
     provisionStep,
+    ...(spec.output.sbom ? [sbomStep] : []),
     generalizeStep,
     shutdownStep,
     exportStep,
+    ...(spec.output.publish.length > 0 ? [publishStep] : []),
   ];
 }

@@ -5,6 +5,7 @@ import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { formatManifest } from "../artifact/manifest-mf.js";
 import { packOva } from "../artifact/pack-ova.js";
+import { ovaSigner } from "./ova-signer.js";
 import { sha256File } from "../artifact/sums.js";
 import type { BuildContext } from "../pipeline/context.js";
 import type { ExportedFile } from "./export-formats.js";
@@ -16,7 +17,7 @@ export async function applianceOva(ctx: BuildContext, stagingDir: string, signal
   const started = performance.now();
   const a = await ctx.driver.exportAppliance!(ctx.vm!, { dir: work, basename: name }, signal);
   ctx.durations["export_appliance_ms"] = Math.round(performance.now() - started);
-  const r = await packOva(a.ovf, { out: join(stagingDir, `${name}.ova`), events: ctx.events, signal, vmxVersion: ctx.spec.output.ova.vmxVersion });
+  const r = await packOva(a.ovf, { out: join(stagingDir, `${name}.ova`), events: ctx.events, signal, vmxVersion: ctx.spec.output.ova.vmxVersion, sign: await ovaSigner(ctx) });
   ctx.durations["pack_ova_ms"] = r.durationMs;
   await rm(work, { recursive: true, force: true });
   return [{ path: r.path, format: "ova", sha256: r.sha256 }, { path: `${r.path}.sha256`, format: "sha256", artifact: false }];

@@ -11,6 +11,7 @@ import { digestFile, type FileIdentity } from "../artifact/digest.js";
 import type { BuildContext } from "../pipeline/context.js";
 import type { OutputFormat } from "../template/spec.js";
 import { applianceOva, applianceOvf } from "./export-appliance.js";
+import { ovaSigner } from "./ova-signer.js";
 
 export interface ExportedFile {
   path: string;
@@ -120,6 +121,7 @@ const exportOva: FormatExporter = async (ctx, dir, signal) => {
     disks: [{ name: vmdkName(ctx), path: v.path, sha256: v.sha256, size: v.size, identity: v.identity }],
     events: ctx.events,
     signal,
+    sign: await ovaSigner(ctx),
   });
   ctx.durations["pack_ova_ms"] = r.durationMs;
   return [{ path: r.path, format: "ova", sha256: r.sha256 }, { path: `${r.path}.sha256`, format: "sha256", artifact: false }];

@@ -88,6 +88,6 @@ async function stageDownloads(ctx: BuildContext, staging: string, signal: AbortS
     await unlink(d.path).catch(() => undefined); // the build dir goes anyway
     const { size } = await stat(to);
     const sha256 = await sha256File(to, signal);
-    ctx.artifacts.push({ name, path: join(ctx.spec.output.directory, name), size, sha256, format: "download" });
+    ctx.artifacts.push({ name, path: join(ctx.spec.output.directory, name), size, sha256, format: d.format ?? "download" });
   }
 }

@@ -7,15 +7,22 @@ import { join } from "node:path";
 import type { Step } from "../pipeline/step.js";
 import { preflightProvisioners } from "../provision/preflight.js";
 import { preflightOutput } from "./output-guard.js";
+import { ovaSigner } from "./ova-signer.js";
+import { preflightPublish } from "../publish/push.js";
 
 export const prepareStep: Step = {
   name: "prepare",
-  async run(ctx) {
+  async run(ctx, signal) {
     // Before anything is fetched or created: a file, `..`, the template's or the source's
     // directory, or any directory vmkiln did not write would be lost when the output is replaced.
     await preflightOutput(ctx.spec, { force: ctx.options.force });
     // Host tools provisioners need (ansible-playbook): fail now, not after the VM has booted.
     preflightProvisioners(ctx.spec.provision, ctx.driver.name);
+    // The OVA's signing key and each registry's credentials and CA file: a wrong passphrase, a
+    // broken auth file or a missing login fails now, not after the build (no network here: the
+    // registry itself is only asked at the end).
+    await ovaSigner(ctx);
+    for (const p of ctx.spec.output.publish) await preflightPublish(p, signal);
   },
 };
 

@@ -83,7 +83,26 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
       formats: dedupe(output.formats ?? (raw.drivers.vsphere && !raw.drivers.qemu && !raw.drivers.virtualbox ? ["ova"] : ["qcow2"])),
       compression: output.compression ?? "zlib",
       basename: output.basename ?? raw.name,
-      ova: { osType: output.ova?.os_type ?? "linux", vmxVersion: output.ova?.vmx_version ?? DEFAULT_VMX_VERSION },
+      ova: {
+        osType: output.ova?.os_type ?? "linux",
+        vmxVersion: output.ova?.vmx_version ?? DEFAULT_VMX_VERSION,
+        ...(output.ova?.sign
+          ? {
+              sign: {
+                keyFile: local(output.ova.sign.key),
+                certificateFile: local(output.ova.sign.certificate),
+                passphraseFile: output.ova.sign.passphrase_file === undefined ? undefined : local(output.ova.sign.passphrase_file),
+              },
+            }
+          : {}),
+      },
+      sbom: output.sbom ?? true,
+      publish: (output.publish ?? []).map((p) => ({
+        to: p.to,
+        layout: p.as ?? "containerdisk",
+        caFile: p.ca_file === undefined ? undefined : local(p.ca_file),
+        insecure: p.insecure ?? false,
+      })),
     },
   };
 }

@@ -7,6 +7,7 @@ import type { Problem } from "../errors.js";
 import type { DriverName, OutputFormat } from "./spec.js";
 import { checkInstall } from "./install-rules.js";
 import { checkVsphere } from "./vsphere-rules.js";
+import { checkPublish } from "./publish-rules.js";
 import { formatPath, type PathSegment } from "./paths.js";
 import { isUrl, resolveLocalPath } from "./normalize.js";
 import { OUTPUT_FORMATS, PROVISIONER_TYPES, SOURCE_KINDS } from "./schema.js";
@@ -46,6 +47,7 @@ export function checkRules(raw: unknown, ctx: RuleContext): Problem[] {
   checkOutputFormats(raw, add);
   checkInstall(raw, ctx, add);
   checkVsphere(raw, ctx, add);
+  checkPublish(raw, ctx, add);
   return problems;
 }
 
@@ -123,7 +125,7 @@ function checkDownloadDestination(dest: unknown, path: PathSegment[], add: Add):
   else if (["SHA256SUMS", "manifest.json"].includes(dest)) add(path, `${dest} is written by vmkiln; pick another name`);
 }
 
-function expectFile(ctx: RuleContext, rel: string, path: PathSegment[], add: Add): void {
+export function expectFile(ctx: RuleContext, rel: string, path: PathSegment[], add: Add): void {
   const abs = resolveLocalPath(ctx.baseDir, rel);
   const st = stat(abs);
   if (!st) add(path, `file not found: ${abs}`);

@@ -6,6 +6,7 @@
 import { OS_TYPES, DEFAULT_VMX_VERSION } from "../artifact/ovf.js";
 import * as z from "zod";
 import { DURATION_PATTERN, SIZE_PATTERN, parseDuration, parseSize } from "./duration.js";
+import { parseOciReference } from "../publish/reference.js";
 
 const MiB = 1024 * 1024;
 
@@ -645,11 +646,50 @@ const output = z
               .max(21)
               .optional()
               .meta({ description: "VirtualSystemType vmx-NN: the oldest vSphere hardware family that must import it.", default: DEFAULT_VMX_VERSION }),
+            sign: z
+              .strictObject(
+                {
+                  key: nonEmpty("PEM private key (relative to the template). Encrypted keys: passphrase_file or $VMKILN_OVA_KEY_PASSPHRASE. Never logged."),
+                  certificate: nonEmpty("PEM X.509 certificate of the key (relative to the template); a chain may follow it."),
+                  passphrase_file: nonEmpty("File holding the passphrase of an encrypted key (relative to the template).").optional(),
+                },
+                { error: expecting("a mapping") },
+              )
+              .optional()
+              .meta({ description: "Sign the OVA: a .cert member after the manifest holds the manifest's SHA-256 signature and the certificate (OVF 2.0 / ovftool layout)." }),
           },
           { error: expecting("a mapping") },
         )
         .optional()
         .meta({ description: "OVF/OVA descriptor settings." }),
+      sbom: withDefault(
+        bool("Write <basename>.spdx.json: the guest's installed packages (dpkg or rpm) as an SPDX 2.3 document, taken at the end of provisioning."),
+        true,
+      ),
+      publish: z
+        .array(
+          z.strictObject(
+            {
+              to: z
+                .string({ error: expecting("oci://HOST/REPOSITORY:TAG") })
+                .superRefine((v, ctx) => {
+                  const r = parseOciReference(v);
+                  if (typeof r === "string") ctx.addIssue({ code: "custom", message: r, input: v });
+                })
+                .meta({ description: "Where to push the qcow2: oci://HOST[:PORT]/REPOSITORY[:TAG]. Credentials come from $VMKILN_REGISTRY_USERNAME/PASSWORD or the Docker/Podman auth file, never from the template." }),
+              as: z
+                .enum(["containerdisk", "artifact"])
+                .optional()
+                .meta({ description: "containerdisk: a KubeVirt containerDisk image (the qcow2 under /disk/); artifact: an OCI artifact (artifactType application/vnd.diskimage.qcow2).", default: "containerdisk" }),
+              ca_file: nonEmpty("PEM CA certificate(s) to trust for the registry (relative to the template).").optional(),
+              insecure: withDefault(bool("Plain HTTP, or HTTPS without certificate checks. Only for lab registries."), false),
+            },
+            { error: expecting("a mapping") },
+          ),
+          { error: expecting("a list of { to, as } mappings") },
+        )
+        .optional()
+        .meta({ description: "Push the built qcow2 to OCI registries after the export; each pushed digest goes into manifest.json." }),
     },
     { error: expecting("a mapping") },
   )

@@ -290,8 +290,28 @@ export interface OutputSpec {
   compression: Compression;
   /** Base file name of artifacts (defaults to the template name). */
   basename: string;
-  /** OVF descriptor settings for the ovf/ova formats. */
-  ova: { osType: string; vmxVersion: number };
+  /** OVF descriptor settings for the ovf/ova formats; `sign` adds a .cert member to the OVA. */
+  ova: { osType: string; vmxVersion: number; sign?: OvaSignSpec };
+  /** Write an SPDX 2.3 SBOM of the guest's packages (default true). */
+  sbom: boolean;
+  /** Registries the qcow2 is pushed to after the export. */
+  publish: PublishSpec[];
+}
+
+export interface OvaSignSpec {
+  /** Absolute paths. */
+  keyFile: string;
+  certificateFile: string;
+  passphraseFile: string | undefined;
+}
+
+export interface PublishSpec {
+  /** oci://HOST/REPOSITORY:TAG as written. */
+  to: string;
+  layout: "containerdisk" | "artifact";
+  /** Absolute path of a PEM CA bundle, or undefined for the system store. */
+  caFile: string | undefined;
+  insecure: boolean;
 }
 
 /** Text served or written to installer media: inline, or read from a local file; rendered at build time. */

@@ -1,7 +1,8 @@
 // Issue 2 acceptance: build the README's example on the fixture guest (real QEMU, cloud-init, SSH),
 // then boot the exported qcow2 as a user would and check what the build promised.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -12,6 +13,10 @@ import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { GENERALIZE_DIRS, leftovers } from "../helpers/generalized.js";
 import { readImageTrees } from "../helpers/guestfs.js";
 import { qemuSnapshot } from "../helpers/processes.js";
+import { startRegistry, type TestRegistry } from "../helpers/registry.js";
+import { spdxSchemaErrors } from "../helpers/spdx.js";
+
+const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
 
 const EXAMPLE = join(REPO, "fixtures/examples/qemu-cloud-image.yaml");
 
@@ -43,14 +48,14 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
   it("exits 0 and reports every step with a duration", () => {
     expect(res.code, res.stderr.slice(-2000)).toBe(0);
     const ends = res.events.filter((e) => e.type === "step-end");
-    expect(ends.map((e) => e.step)).toEqual(["prepare", "fetch source", "ssh key", "cidata", "create vm", "start vm", "wait for ssh", "provision", "generalize", "shutdown", "export"]);
+    expect(ends.map((e) => e.step)).toEqual(["prepare", "fetch source", "ssh key", "cidata", "create vm", "start vm", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export"]);
     for (const e of ends) expect(typeof e.durationMs).toBe("number");
     // The fallback to TCG on this kvm-pvm host is loud, never silent.
     if (existsSync("/sys/module/kvm_pvm")) expect(res.events.some((e) => e.type === "log" && e.level === "warn" && /falling back to TCG/.test(String(e.message)))).toBe(true);
   });
 
   it("writes the qcow2, a GNU SHA256SUMS and manifest.json, and nothing half-written", () => {
-    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-node.ova", "debian-12-node.ova.sha256", "debian-12-node.qcow2", "manifest.json"]);
+    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-node.ova", "debian-12-node.ova.sha256", "debian-12-node.qcow2", "debian-12-node.spdx.json", "manifest.json"]);
     execFileSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: out });
     expect(readFileSync(join(out, "SHA256SUMS"), "utf8")).toMatch(/^[0-9a-f]{64}  debian-12-node\.ova$/m);
     const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
@@ -58,7 +63,7 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
     expect(m.driver).toBe("qemu");
     expect(m.source.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(m.vmkiln_version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(m.artifacts).toHaveLength(2);
+    expect(m.artifacts).toHaveLength(3); // + the SBOM (output.sbom defaults to true)
     expect(m.artifacts[0]).toMatchObject({ name: "debian-12-node.qcow2", format: "qcow2", size: statSync(join(out, "debian-12-node.qcow2")).size });
     expect(m.artifacts[1]).toMatchObject({ name: "debian-12-node.ova", format: "ova", size: statSync(join(out, "debian-12-node.ova")).size });
     for (const k of ["convert_qcow2_ms", "convert_vmdk_ms", "pack_ova_ms"]) expect(m.durations_ms[k]).toBeGreaterThan(0);
@@ -165,6 +170,109 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
       } finally {
         await vm.stop();
       }
+    });
+  });
+
+  // Issue 18 on this same build (no second VM: the integration tier's time budget): the SBOM the
+  // build wrote, the qcow2 pushed to a real registry (Debian's docker-registry on 127.0.0.1, TLS +
+  // htpasswd) in both layouts and read back by skopeo, the OVA signed and checked with openssl.
+  // output.publish and output.ova.sign run the same code (src/steps/publish.ts, ova-signer.ts).
+  describe("handed on: SBOM, registry, signed OVA (issue 18)", () => {
+    let reg: TestRegistry | undefined;
+    const printed: string[] = [];
+    beforeAll(async () => {
+      if (res.code !== 0) return;
+      reg = await startRegistry();
+    }, 60_000);
+    afterAll(async () => {
+      const password = reg?.password;
+      await reg?.cleanup();
+      if (password) for (const o of printed) expect(o).not.toContain(password);
+    });
+    const cli = async (args: string[], env: Record<string, string> = {}) => {
+      const r = await runCli(args, env);
+      printed.push(r.stdout, r.stderr);
+      return r;
+    };
+
+    it("the SBOM is SPDX 2.3 (schema-valid), in SHA256SUMS and manifest.json, and lists the guest's Debian packages", () => {
+      const file = join(out, "debian-12-node.spdx.json");
+      const doc = JSON.parse(readFileSync(file, "utf8"));
+      expect(spdxSchemaErrors(doc)).toEqual([]);
+      const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+      expect(m.artifacts).toContainEqual(expect.objectContaining({ name: "debian-12-node.spdx.json", format: "spdx", sha256: sha(file) }));
+      expect(readFileSync(join(out, "SHA256SUMS"), "utf8")).toMatch(/^[0-9a-f]{64}  debian-12-node\.spdx\.json$/m);
+      const names = new Map<string, { externalRefs: Array<{ referenceLocator: string }> }>(doc.packages.map((p: { name: string }) => [p.name, p]));
+      for (const n of ["openssh-server", "cloud-init", "systemd", "dpkg"]) expect(names.has(n), n).toBe(true);
+      expect(names.get("dpkg")!.externalRefs[0]!.referenceLocator).toMatch(/^pkg:deb\/debian\/dpkg@[^?]+\?arch=amd64&distro=debian-12$/);
+      expect(doc.packages.length).toBeGreaterThan(100);
+      expect(doc.documentNamespace).toMatch(/^urn:uuid:[0-9a-f-]{36}$/);
+    });
+
+    it("vmkiln push sends the built qcow2 as a containerDisk and as an OCI artifact; skopeo reads both back byte for byte", async () => {
+      const r0 = reg!;
+      const qcow2 = join(out, "debian-12-node.qcow2");
+      const env = { VMKILN_REGISTRY_USERNAME: r0.user, VMKILN_REGISTRY_PASSWORD: r0.password, REGISTRY_AUTH_FILE: join(work, "no-auth.json") };
+      for (const as of ["containerdisk", "artifact"] as const) {
+        const r = await cli(["push", out, `oci://${r0.host}/vmkiln/node:${as}`, "--as", as, "--ca-file", r0.caFile, "--json"], env);
+        expect(r.code, r.stderr).toBe(0);
+        const res1 = JSON.parse(r.stdout.trim().split("\n").pop()!) as { digest: string; pinned: string };
+        expect(res1.pinned).toBe(`${r0.host}/vmkiln/node@${res1.digest}`);
+        const dest = join(work, `skopeo-${as}`);
+        execFileSync("skopeo", ["copy", "--src-cert-dir", r0.certDir, "--src-creds", `${r0.user}:${r0.password}`, `docker://${res1.pinned}`, `dir:${dest}`], { stdio: "pipe" });
+        // skopeo's dir: keeps the manifest as the registry served it: its digest is the one pushed.
+        expect(`sha256:${sha(join(dest, "manifest.json"))}`).toBe(res1.digest);
+        const man = JSON.parse(readFileSync(join(dest, "manifest.json"), "utf8")) as { artifactType?: string; layers: Array<{ digest: string }> };
+        const layer = join(dest, man.layers[0]!.digest.slice("sha256:".length));
+        if (as === "artifact") {
+          expect(man.artifactType).toBe("application/vnd.diskimage.qcow2");
+          execFileSync("cmp", [layer, qcow2]);
+        } else {
+          const ex = join(dest, "x");
+          execFileSync("mkdir", ["-p", ex]);
+          execFileSync("tar", ["-xf", layer, "-C", ex]);
+          execFileSync("cmp", [join(ex, "disk", "debian-12-node.qcow2"), qcow2]);
+        }
+      }
+      const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+      expect(m.published.map((p: { as: string }) => p.as)).toEqual(["containerdisk", "artifact"]);
+      // The artifacts themselves are as the build wrote them.
+      execFileSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: out, stdio: "pipe" });
+    });
+
+    it("pack-ova --sign: openssl verifies the .cert's signature of the .mf, vmkiln verify names the signer; a tampered copy fails", async () => {
+      const sx = join(work, "sign-x");
+      execFileSync("mkdir", ["-p", sx]);
+      execFileSync("tar", ["-xf", join(out, "debian-12-node.ova"), "-C", sx]);
+      const ssl = (args: string[]) => execFileSync("openssl", args, { cwd: work, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+      ssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "sign.key", "-out", "sign.pem", "-days", "2", "-subj", "/O=vmkiln tests/CN=image signer"]);
+      const ova = join(work, "signed.ova");
+      const p = await cli(["pack-ova", join(sx, "debian-12-node.ovf"), "-o", ova, "--sign", join(work, "sign.key"), "--cert", join(work, "sign.pem")]);
+      expect(p.code, p.stderr).toBe(0);
+      expect(execFileSync("tar", ["-tf", ova], { encoding: "utf8" }).trim().split("\n")).toEqual(["debian-12-node.ovf", "debian-12-node.mf", "debian-12-node.cert", "debian-12-node-disk1.vmdk"]);
+      const x = join(work, "signed-x");
+      execFileSync("mkdir", ["-p", x]);
+      execFileSync("tar", ["-xf", ova, "-C", x, "debian-12-node.mf", "debian-12-node.cert"]);
+      const cert = readFileSync(join(x, "debian-12-node.cert"), "utf8");
+      const sig = /^SHA256\(debian-12-node\.mf\)= ([0-9a-f]+)\n/.exec(cert)![1]!;
+      writeFileSync(join(x, "sig.bin"), Buffer.from(sig, "hex"));
+      writeFileSync(join(x, "cert.pem"), cert.slice(cert.indexOf("-----BEGIN CERTIFICATE-----")));
+      ssl(["x509", "-in", join(x, "cert.pem"), "-pubkey", "-noout", "-out", join(x, "pub.pem")]);
+      expect(ssl(["dgst", "-sha256", "-verify", join(x, "pub.pem"), "-signature", join(x, "sig.bin"), join(x, "debian-12-node.mf")])).toMatch(/Verified OK/);
+      expect(ssl(["x509", "-in", join(x, "cert.pem"), "-noout", "-fingerprint", "-sha256"])).toBe(ssl(["x509", "-in", "sign.pem", "-noout", "-fingerprint", "-sha256"]));
+      const v = await cli(["verify", ova]);
+      expect(v.code, v.stdout).toBe(0);
+      expect(v.stdout).toMatch(/signed by O=vmkiln tests, CN=image signer \(issuer O=vmkiln tests, CN=image signer, self-signed/);
+      // One hex digit of the manifest changed: the signature no longer verifies (and the digest no longer matches).
+      const bytes = readFileSync(ova);
+      const key = "SHA256(debian-12-node-disk1.vmdk)= ";
+      const at = bytes.indexOf(Buffer.from(key)) + key.length;
+      bytes[at] = bytes[at] === 0x61 ? 0x62 : 0x61;
+      writeFileSync(join(work, "tampered.ova"), bytes);
+      const t = await cli(["verify", join(work, "tampered.ova"), "--json"]);
+      expect(t.code).toBe(1);
+      const codes = (JSON.parse(t.stdout) as { findings: Array<{ code: string }> }).findings.map((f) => f.code);
+      expect(codes).toEqual(expect.arrayContaining(["SIGNATURE_INVALID", "MF_DIGEST_MISMATCH"]));
     });
   });
 

@@ -154,7 +154,7 @@ describe("virtualbox on the VBoxManage double: cloud image → OVA", () => {
   it("builds with real SSH provisioning; the guest fetched from the build's HTTP server through 10.0.2.2 (VirtualBox 7 needs --nat-localhostreachable1)", () => {
     expect(res.code, res.stderr.slice(-2000)).toBe(0);
     const ends = res.events.filter((e) => e.type === "step-end").map((e) => e.step);
-    expect(ends).toEqual(["prepare", "fetch source", "ssh key", "serve http", "cidata", "create vm", "start vm", "wait for ssh", "provision", "generalize", "shutdown", "export"]);
+    expect(ends).toEqual(["prepare", "fetch source", "ssh key", "serve http", "cidata", "create vm", "start vm", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export"]);
     const logs = res.events.filter((e) => e.type === "log").map((e) => String(e.message));
     expect(logs).toContain("VirtualBox 7.0.20");
     expect(logs).toContain("NAT: the guest may reach the host's loopback at 10.0.2.2 (--nat-localhostreachable1 on, VirtualBox 7)");
@@ -165,7 +165,7 @@ describe("virtualbox on the VBoxManage double: cloud image → OVA", () => {
     // The provisioner ran in the guest over SSH.
     expect(lines.some((l) => /^machine-id [0-9a-f]{32}$/.test(l))).toBe(true);
     expect(registry()).toEqual([]);
-    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-vbox.ova", "debian-12-vbox.ova.sha256", "manifest.json"]);
+    expect(readdirSync(out).sort()).toEqual(["SHA256SUMS", "debian-12-vbox.ova", "debian-12-vbox.ova.sha256", "debian-12-vbox.spdx.json", "manifest.json"]);
     execFileSync("sha256sum", ["-c", "SHA256SUMS"], { cwd: out });
   });
 

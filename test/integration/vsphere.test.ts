@@ -264,7 +264,7 @@ describe("vsphere driver against vcsim", () => {
     it("exits 0 through the vSphere plan: the shared install steps, then the fetch, then SSH", () => {
       expect(res.code, res.stderr.slice(-2000)).toBe(0);
       expect(res.events.filter((e) => e.type === "step-end").map((e) => e.step)).toEqual([
-        "prepare", "fetch source", "ssh key", "serve http", "installer media", "create vm", "power on", "boot command", "wait for http fetch", "wait for ssh", "provision", "generalize", "shutdown", "export",
+        "prepare", "fetch source", "ssh key", "serve http", "installer media", "create vm", "power on", "boot command", "wait for http fetch", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export",
       ]);
       expect(logged(res, /^the installer fetched \/ks\.cfg$/)).toHaveLength(1);
     });
@@ -411,7 +411,7 @@ describe("vsphere driver against vcsim", () => {
       expect(vm.disk).toEqual({ capacityInKB: 2 * 1024 * 1024, capacityInBytes: 2 * GiB });
       expect(logged(res, /grew the first disk/)).toEqual([`${vm.path.split("/").pop()}: grew the first disk from 8 MiB to 2 GiB`]);
       expect(res.events.filter((e) => e.type === "step-end").map((e) => e.step)).toEqual([
-        "prepare", "ssh key", "create vm", "power on", "wait for ssh", "provision", "generalize", "shutdown", "export",
+        "prepare", "ssh key", "create vm", "power on", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export",
       ]);
       expect((await guest.sh("cat /tmp/vmkiln-vs-clone")).trim()).toBe("vs-clone");
       expect(readdirSync(join(work, "out", "vs-clone")).sort()).toEqual(["SHA256SUMS", "manifest.json", "vs-clone.ova", "vs-clone.ova.sha256"]);
@@ -584,7 +584,7 @@ describe("vsphere driver against vcsim", () => {
       expect(vm.numCPU).toBe(2);
       expect(vm.memoryMB).toBe(2048);
       expect(res.events.filter((e) => e.type === "step-end").map((e) => e.step)).toEqual([
-        "prepare", "ssh key", "create vm", "power on", "wait for ssh", "provision", "generalize", "shutdown", "export",
+        "prepare", "ssh key", "create vm", "power on", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export",
       ]);
       expect((await guest.sh("cat /tmp/vmkiln-vs-lib-clone")).trim()).toBe("vs-lib-clone");
       const v = await runCli(["verify", join(work, "out", "vs-lib-clone", "vs-lib-clone.ova"), "--json"]);

@@ -47,6 +47,7 @@ describe("planSteps for source.iso", () => {
       "wait for install",
       "wait for ssh",
       "provision",
+      "sbom",
       "generalize",
       "shutdown",
       "export",
@@ -55,7 +56,7 @@ describe("planSteps for source.iso", () => {
 
   it("leaves out what the template does not configure (no cidata for installs)", () => {
     const names = planSteps(iso(), fakeDriver()).map((s) => s.name);
-    expect(names).toEqual(["prepare", "fetch source", "ssh key", "create vm", "start vm", "wait for install", "wait for ssh", "provision", "generalize", "shutdown", "export"]);
+    expect(names).toEqual(["prepare", "fetch source", "ssh key", "create vm", "start vm", "wait for install", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export"]);
   });
 
   it("refuses a boot command on a driver without keystrokes", () => {

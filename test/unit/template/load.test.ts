@@ -60,7 +60,7 @@ describe("loadTemplate: good templates", () => {
         machineId: true, randomSeed: true, sshHostKeys: true, tmp: true, shellHistory: true, packageCache: true, logs: true, trim: true,
       },
       shutdown: { mode: "fast", command: undefined, timeoutMs: 300_000 },
-      output: { directory: path.join(GOOD, "output/minimal"), formats: ["qcow2"], compression: "zlib", basename: "minimal", ova: { osType: "linux", vmxVersion: 13 } },
+      output: { directory: path.join(GOOD, "output/minimal"), formats: ["qcow2"], compression: "zlib", basename: "minimal", ova: { osType: "linux", vmxVersion: 13 }, sbom: true, publish: [] },
     });
   });
 
@@ -95,6 +95,8 @@ describe("loadTemplate: good templates", () => {
       compression: "zstd",
       basename: "fixture-node",
       ova: { osType: "linux", vmxVersion: 13 },
+      sbom: true,
+      publish: [],
     });
     expect(spec.cloudInit.userData).toEqual({ packages: ["curl"] });
   });

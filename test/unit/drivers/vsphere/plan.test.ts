@@ -27,7 +27,7 @@ describe("vspherePlan", () => {
         install_media: { type: "floppy", content: { "ks.cfg": "text" } },
         boot: { command: ["<enter>"] },
       }),
-    ).toEqual(["prepare", "fetch source", "ssh key", "serve http", "installer media", "create vm", "power on", "boot command", "wait for http fetch", "wait for ssh", "provision", "generalize", "shutdown", "export"]);
+    ).toEqual(["prepare", "fetch source", "ssh key", "serve http", "installer media", "create vm", "power on", "boot command", "wait for http fetch", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export"]);
   });
 
   it("a content-library ISO is not fetched; after: library captures instead of exporting", () => {
