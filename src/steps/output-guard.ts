@@ -21,6 +21,7 @@ import type { BuildSpec } from "../template/spec.js";
 /** Written by every build beside the artifacts. */
 export const MANIFEST_JSON = "manifest.json";
 export const SHA256SUMS = "SHA256SUMS";
+const CACHE_INPUT = "vmkiln's cache";
 
 /** More entries than any build writes: a directory this large is not a vmkiln output. */
 const MAX_ENTRIES = 10_000;
@@ -37,7 +38,7 @@ export type Ownership =
  * Checks `output.directory` (and the names the build will write there) before any work starts.
  * Throws a UserError (exit 2) naming the field; returns quietly when the build may go ahead.
  */
-export async function preflightOutput(spec: BuildSpec, opts: { force: boolean }): Promise<void> {
+export async function preflightOutput(spec: BuildSpec, opts: { force: boolean; outputInCache?: boolean }): Promise<void> {
   const out = resolve(spec.output.directory);
   const field = "output.directory";
 
@@ -51,6 +52,8 @@ export async function preflightOutput(spec: BuildSpec, opts: { force: boolean })
 
   const where = await realish(out);
   for (const input of localInputs(spec)) {
+    // A stage build writes into a private dir of the stage cache (src/layers/store.ts), by design.
+    if (opts.outputInCache && input.what === CACHE_INPUT) continue;
     const p = await realish(input.path);
     if (isSameOrInside(p, where)) {
       const how = p === where ? "is" : "contains";
@@ -255,7 +258,7 @@ export function localInputs(spec: BuildSpec): Array<{ what: string; path: string
   const src = spec.source;
   if (src.kind !== "clone" && !src.library) add("the source image", src.location);
   if (src.checksum.kind === "file") add("the checksum file", src.checksum.location);
-  add("vmkiln's cache", dirname(cacheDirs().sources));
+  add(CACHE_INPUT, dirname(cacheDirs().sources));
   add("ssh.private_key_file", spec.ssh.privateKeyFile);
   add("drivers.vsphere.ca_file", spec.drivers.vsphere?.caFile);
   add("http.directory", spec.http?.directory);

@@ -6,13 +6,17 @@ import { join } from "node:path";
 import type { Step } from "../pipeline/step.js";
 import { preflightProvisioners } from "../provision/preflight.js";
 import { preflightOutput } from "./output-guard.js";
+import { UserError } from "../errors.js";
 
 export const prepareStep: Step = {
   name: "prepare",
   async run(ctx) {
+    if (ctx.options.offline && ctx.driver.capabilities.remote) {
+      throw new UserError("OFFLINE_NETWORK", `--offline: the ${ctx.driver.name} driver reaches its hypervisor over the network`);
+    }
     // Before anything is fetched or created: a file, `..`, the template's or the source's
     // directory, or any directory vmkiln did not write would be lost when the output is replaced.
-    await preflightOutput(ctx.spec, { force: ctx.options.force });
+    await preflightOutput(ctx.spec, { force: ctx.options.force, outputInCache: ctx.options.outputInCache ?? false });
     // Host tools provisioners need (ansible-playbook): fail now, not after the VM has booted.
     preflightProvisioners(ctx.spec.provision, ctx.driver.name);
   },

@@ -1,0 +1,3 @@
+#!/bin/sh
+set -e
+echo base-v1 > /etc/vmkiln-base
