@@ -119,6 +119,10 @@ async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, p
         ? { ...spec, output: { ...spec.output, directory: join(tmp, "files") } }
         : { ...spec, output: { ...spec.output, directory: join(tmp, "files"), formats: ["qcow2"], compression: "none", basename: "disk" } };
       const r = await build({ spec: stageSpec, driverFactory: req.driverFactory, events, signal, options: { ...req.options, force: false, outputInCache: true } });
+      if (!r.ok && !isFinal && r.error?.code === "FORMAT_UNSUPPORTED") {
+        // A stage hands its disk to the next one as qcow2; a driver that cannot export it cannot chain.
+        throw new UserError("STAGES_UNSUPPORTED", `stages: the ${req.driverName} driver cannot export a stage's disk as qcow2, which the next stage is built from`);
+      }
       if (!r.ok) throw r.error ?? new UserError("STAGE_FAILED", `stage ${st.label} failed`);
       const diskArtifact = isFinal ? r.artifacts.find((a) => a.format === "qcow2") : r.artifacts.find((a) => a.name === "disk.qcow2");
       const hit = await commitStage(

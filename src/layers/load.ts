@@ -189,7 +189,7 @@ async function addTemplate(abs: string, display: string, doc: unknown, opts: Loa
       spec.warnings = ws;
       warnings.push(...ws);
       const parent = s.from !== undefined ? first + stages.findIndex((o) => o.name === s.from) : i > 0 ? out.length - 1 : baseLast;
-      const label = outermost ? s.name : `${spec.name}/${s.name}`;
+      const label = !hasStages ? spec.name : outermost ? s.name : `${spec.name}/${s.name}`;
       out.push({ label, stage: s.name, templatePath: abs, spec, parent, generalizes });
     } catch (err) {
       if (!(err instanceof TemplateError)) throw err;

@@ -107,7 +107,7 @@ describe("from:", () => {
     expect(p.stages.map((s) => [s.label, s.parent])).toEqual([
       ["t/os", undefined],
       ["t/hardening", 0],
-      ["main", 1],
+      ["child", 1],
     ]);
     expect(p.stages.map((s) => s.generalizes)).toEqual([false, false, true]);
     expect(p.stages[1]!.spec.generalize.machineId).toBe(false);

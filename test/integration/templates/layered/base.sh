@@ -1,3 +1,0 @@
-#!/bin/sh
-set -e
-echo base-v1 > /etc/vmkiln-base
