@@ -9,7 +9,7 @@
 import { constants } from "node:fs";
 import { chmod, copyFile, mkdir, readFile, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { build, newBuildId, type BuildResult } from "../build.js";
+import { build, newBuildId, type BuildRequest, type BuildResult } from "../build.js";
 import { VMKILN_VERSION } from "../artifact/manifest.js";
 import { UserError, VmkilnError, asAbortError, throwIfAborted } from "../errors.js";
 import type { EventBus } from "../log/events.js";
@@ -36,6 +36,8 @@ export interface LayeredBuildRequest {
   cacheDir?: string;
   /** Build every stage again (and replace its entry). */
   noCache?: boolean;
+  /** The build of one stage; tests replace it to exercise the cache without a VM. */
+  runBuild?: (req: BuildRequest) => Promise<BuildResult>;
 }
 
 export interface StageOutcome {
@@ -118,7 +120,7 @@ async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, p
       const stageSpec: BuildSpec = isFinal
         ? { ...spec, output: { ...spec.output, directory: join(tmp, "files") } }
         : { ...spec, output: { ...spec.output, directory: join(tmp, "files"), formats: ["qcow2"], compression: "none", basename: "disk" } };
-      const r = await build({ spec: stageSpec, driverFactory: req.driverFactory, events, signal, options: { ...req.options, force: false, outputInCache: true } });
+      const r = await (req.runBuild ?? build)({ spec: stageSpec, driverFactory: req.driverFactory, events, signal, options: { ...req.options, force: false, outputInCache: true } });
       if (!r.ok && !isFinal && r.error?.code === "FORMAT_UNSUPPORTED") {
         // A stage hands its disk to the next one as qcow2; a driver that cannot export it cannot chain.
         throw new UserError("STAGES_UNSUPPORTED", `stages: the ${req.driverName} driver cannot export a stage's disk as qcow2, which the next stage is built from`);
