@@ -40,6 +40,9 @@ export interface LayeredBuildRequest {
   runBuild?: (req: BuildRequest) => Promise<BuildResult>;
 }
 
+/** What a stage's disk is handed to the next stage as, in order of preference. */
+const STAGE_DISK_FORMATS = ["qcow2", "vmdk"] as const;
+
 export interface StageOutcome {
   label: string;
   key: string;
@@ -90,7 +93,7 @@ async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, p
   const { events, signal } = req;
   const parentDisk = parent ? diskOf(parent, st) : undefined;
   const spec: BuildSpec = parentDisk
-    ? { ...st.spec, source: { kind: "cloud-image", location: parentDisk.path, checksum: { kind: "sha256", hex: parentDisk.sha256 }, format: "qcow2" } }
+    ? { ...st.spec, source: { kind: "cloud-image", location: parentDisk.path, checksum: { kind: "sha256", hex: parentDisk.sha256 }, format: parentDisk.format } }
     : st.spec;
   const digest = parentDisk ? `sha256:${parentDisk.sha256}` : await sourceDigest(spec, req);
   const { key, shownSpec, inputs } = await stageKey(spec, req.driverName, digest, signal);
@@ -117,16 +120,25 @@ async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, p
     events.info(`stage ${st.label}: building (key ${key.slice(0, 16)}…)`, "cache");
     const tmp = await makeTmp(dirs, key);
     try {
-      const stageSpec: BuildSpec = isFinal
-        ? { ...spec, output: { ...spec.output, directory: join(tmp, "files") } }
-        : { ...spec, output: { ...spec.output, directory: join(tmp, "files"), formats: ["qcow2"], compression: "none", basename: "disk" } };
-      const r = await (req.runBuild ?? build)({ spec: stageSpec, driverFactory: req.driverFactory, events, signal, options: { ...req.options, force: false, outputInCache: true } });
-      if (!r.ok && !isFinal && r.error?.code === "FORMAT_UNSUPPORTED") {
-        // A stage hands its disk to the next one as qcow2; a driver that cannot export it cannot chain.
-        throw new UserError("STAGES_UNSUPPORTED", `stages: the ${req.driverName} driver cannot export a stage's disk as qcow2, which the next stage is built from`);
+      // A stage hands its disk to the next as qcow2, or as a VMDK when the driver cannot export qcow2
+      // (VirtualBox); the driver's own plan says which it can (FORMAT_UNSUPPORTED before anything starts).
+      let r: BuildResult | undefined;
+      for (const format of isFinal ? [undefined] : STAGE_DISK_FORMATS) {
+        const stageSpec: BuildSpec = format
+          ? { ...spec, output: { ...spec.output, directory: join(tmp, "files"), formats: [format], compression: "none", basename: "disk" } }
+          : { ...spec, output: { ...spec.output, directory: join(tmp, "files") } };
+        try {
+          r = await (req.runBuild ?? build)({ spec: stageSpec, driverFactory: req.driverFactory, events, signal, options: { ...req.options, force: false, outputInCache: true } });
+          break;
+        } catch (err) {
+          if (!(format && err instanceof UserError && err.code === "FORMAT_UNSUPPORTED")) throw err;
+          if (format === STAGE_DISK_FORMATS.at(-1)) {
+            throw new UserError("STAGES_UNSUPPORTED", `stages: the ${req.driverName} driver cannot export a stage's disk (${STAGE_DISK_FORMATS.join(" or ")}), which the next stage is built from`);
+          }
+        }
       }
-      if (!r.ok) throw r.error ?? new UserError("STAGE_FAILED", `stage ${st.label} failed`);
-      const diskArtifact = isFinal ? r.artifacts.find((a) => a.format === "qcow2") : r.artifacts.find((a) => a.name === "disk.qcow2");
+      if (!r!.ok) throw r!.error ?? new UserError("STAGE_FAILED", `stage ${st.label} failed`);
+      const diskArtifact = r!.artifacts.find((a) => a.format === "qcow2" || a.format === "vmdk");
       const hit = await commitStage(
         dirs,
         tmp,
@@ -155,11 +167,11 @@ async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, p
   });
 }
 
-function diskOf(parent: Hit, st: StagePlan): { path: string; sha256: string } {
+function diskOf(parent: Hit, st: StagePlan): { path: string; sha256: string; format: "qcow2" | "vmdk" } {
   const name = parent.entry.disk;
   const f = name ? parent.entry.files.find((x) => x.name === name) : undefined;
-  if (!f) throw new UserError("STAGE_NO_DISK", `stage ${st.label}: the stage it is built from (${parent.entry.stage}) has no qcow2 disk in its cache entry`);
-  return { path: join(parent.dir, "files", f.name), sha256: f.sha256 };
+  if (!f) throw new UserError("STAGE_NO_DISK", `stage ${st.label}: the stage it is built from (${parent.entry.stage}) has no disk in its cache entry`);
+  return { path: join(parent.dir, "files", f.name), sha256: f.sha256, format: f.name.endsWith(".vmdk") ? "vmdk" : "qcow2" };
 }
 
 /**

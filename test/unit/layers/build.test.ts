@@ -11,6 +11,7 @@ import { buildLayered } from "../../../src/layers/build.js";
 import { loadBuild } from "../../../src/layers/load.js";
 import { EventBus } from "../../../src/log/events.js";
 import { sha256sums } from "../../../src/artifact/sums.js";
+import { UserError } from "../../../src/errors.js";
 
 let dir: string;
 let builds: Array<{ name: string; source: string; stage: string }>;
@@ -30,8 +31,9 @@ afterEach(() => rm(dir, { recursive: true, force: true }));
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
 /** Writes what an export would: the disk (made of its source and the stage's script), SHA256SUMS, manifest.json. */
-function fakeBuild(delayMs = 0) {
+function fakeBuild(delayMs = 0, exports: string[] = ["qcow2", "vmdk"]) {
   return async (req: BuildRequest): Promise<BuildResult> => {
+    for (const f of req.spec.output.formats) if (!exports.includes(f)) throw new UserError("FORMAT_UNSUPPORTED", `output.formats: cannot export ${f}`);
     const script = req.spec.provision[0]!;
     const stage = script.type === "shell" && script.script ? await readFile(script.script, "utf8") : "";
     builds.push({ name: req.spec.output.basename, source: req.spec.source.location, stage });
@@ -39,16 +41,17 @@ function fakeBuild(delayMs = 0) {
     const out = req.spec.output.directory;
     await mkdir(out, { recursive: true });
     const disk = Buffer.from(`${await readFile(req.spec.source.location, "utf8")}+${stage}@${Math.random()}`);
-    const name = `${req.spec.output.basename}.qcow2`;
+    const format = req.spec.output.formats[0]!;
+    const name = format === "vmdk" ? `${req.spec.output.basename}-disk1.vmdk` : `${req.spec.output.basename}.qcow2`;
     await writeFile(join(out, name), disk);
-    const artifacts = [{ name, path: join(out, name), size: disk.length, sha256: sha(disk), format: "qcow2" }];
+    const artifacts = [{ name, path: join(out, name), size: disk.length, sha256: sha(disk), format }];
     await writeFile(join(out, "SHA256SUMS"), sha256sums(artifacts));
     await writeFile(join(out, "manifest.json"), JSON.stringify({ vmkiln_version: "0", build_id: "20261205000000-abcdef", created: new Date().toISOString(), artifacts: artifacts.map(({ path: _p, ...a }) => a) }));
     return { ok: true, artifacts, outputDir: out, durationMs: 1, buildId: "x" };
   };
 }
 
-async function run(out: string, opts: { delayMs?: number; noCache?: boolean } = {}) {
+async function run(out: string, opts: { delayMs?: number; noCache?: boolean; exports?: string[] } = {}) {
   const l = await loadBuild(join(dir, "t.yaml"), { vars: { out: join(dir, out) } });
   if (l.kind !== "layered") throw new Error("layered expected");
   const events = new EventBus();
@@ -64,7 +67,7 @@ async function run(out: string, opts: { delayMs?: number; noCache?: boolean } = 
     signal: new AbortController().signal,
     options: { force: false, onError: "cleanup", debug: false },
     cacheDir: join(dir, "cache"),
-    runBuild: fakeBuild(opts.delayMs),
+    runBuild: fakeBuild(opts.delayMs, opts.exports),
     ...(opts.noCache ? { noCache: true } : {}),
   });
   if (!r.ok) throw r.error;
@@ -106,6 +109,14 @@ describe("layered build", () => {
     expect(builds.map((x) => x.name)).toEqual(["disk", "t"]);
     expect([...a.logs, ...b.logs].filter((m) => m.endsWith("built"))).toHaveLength(2);
     expect(await tree(join(dir, "oa"))).toEqual(await tree(join(dir, "ob")));
+  });
+
+  it("a driver without qcow2 export hands stages a VMDK; one with neither is told so", async () => {
+    await writeFile(join(dir, "t.yaml"), (await readFile(join(dir, "t.yaml"), "utf8")).replace("formats: [qcow2]", "formats: [vmdk]"));
+    await run("o1", { exports: ["vmdk", "ova"] });
+    expect(builds[1]!.source).toMatch(/files\/disk-disk1\.vmdk$/);
+    await writeFile(join(dir, "base.sh"), "v9");
+    await expect(run("o2", { exports: ["ova"] })).rejects.toThrow(/stages: the qemu driver cannot export a stage's disk \(qcow2 or vmdk\)/);
   });
 
   it("an existing output is refused before any stage builds (exit 2), replaced with --force", async () => {
