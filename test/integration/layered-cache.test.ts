@@ -38,7 +38,8 @@ describe("layered build: two stages, a stage cache", () => {
     const image = await ensureFixtureGuest();
     work = await mkdtemp(join(tmpdir(), "vmkiln-it-layers-"));
     copyFileSync(TEMPLATE, join(work, "two-stage.yaml"));
-    env = { VMKILN_FIXTURE_IMAGE: image, VMKILN_CACHE_DIR: join(work, "cache") };
+    // A private journal dir: the `vmkiln gc` below must see only this test's killed build.
+    env = { VMKILN_FIXTURE_IMAGE: image, VMKILN_CACHE_DIR: join(work, "cache"), VMKILN_STATE_DIR: join(work, "state") };
     script("base.sh", "echo base-v1 > /etc/vmkiln-base");
     script("node.sh", 'echo "$(cat /etc/vmkiln-base) node-v1" > /etc/vmkiln-node-saw-base');
     await build("full", "out1");
