@@ -6,13 +6,13 @@
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO, runCli, startCli, type CliResult } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
-import { qemuProcesses, qemuSnapshot } from "../helpers/processes.js";
+import { qemuProcesses } from "../helpers/processes.js";
 
 const TEMPLATE = join(REPO, "test/integration/templates/layered/two-stage.yaml");
 
@@ -23,7 +23,6 @@ const files = (dir: string) => Object.fromEntries(readdirSync(dir).sort().map((n
 describe("layered build: two stages, a stage cache", () => {
   let work: string;
   let env: Record<string, string>;
-  const vms = qemuSnapshot();
   const results: Record<string, CliResult> = {};
   let unchangedWallMs = 0;
   const build = (name: string, out: string, extra: string[] = [], e: Record<string, string> = env) =>
@@ -38,8 +37,10 @@ describe("layered build: two stages, a stage cache", () => {
     const image = await ensureFixtureGuest();
     work = await mkdtemp(join(tmpdir(), "vmkiln-it-layers-"));
     copyFileSync(TEMPLATE, join(work, "two-stage.yaml"));
-    // A private journal dir: the `vmkiln gc` below must see only this test's killed build.
-    env = { VMKILN_FIXTURE_IMAGE: image, VMKILN_CACHE_DIR: join(work, "cache"), VMKILN_STATE_DIR: join(work, "state") };
+    // A private journal dir (the `vmkiln gc` below must see only this test's killed build) and build
+    // dir: this test's VMs are the ones whose command line names it (other suites may run VMs too).
+    await mkdir(join(work, "tmp"));
+    env = { VMKILN_FIXTURE_IMAGE: image, VMKILN_CACHE_DIR: join(work, "cache"), VMKILN_STATE_DIR: join(work, "state"), VMKILN_TMPDIR: join(work, "tmp") };
     script("base.sh", "echo base-v1 > /etc/vmkiln-base");
     script("node.sh", 'echo "$(cat /etc/vmkiln-base) node-v1" > /etc/vmkiln-node-saw-base');
     await build("full", "out1");
@@ -57,7 +58,7 @@ describe("layered build: two stages, a stage cache", () => {
     await killed.done;
     // What a kill -9 leaves is `vmkiln gc`'s to remove (the VM, the build dir); the stage entry never appeared.
     await runCli(["gc"], env);
-    for (const p of vms.leaked()) process.kill(p.pid, "SIGKILL");
+    for (const p of qemuProcesses(join(work, "tmp"))) process.kill(p.pid, "SIGKILL");
     await build("baseChange", "out4");
 
     execFileSync(process.execPath, [join(REPO, "bin/vmkiln.js"), "cache", "export", "-o", join(work, "bundle.tar")], { env: { ...process.env, ...env } });
@@ -67,8 +68,9 @@ describe("layered build: two stages, a stage cache", () => {
   }, 1_500_000);
 
   afterAll(async () => {
+    const left = work ? qemuProcesses(join(work, "tmp")) : [];
     if (work) await rm(work, { recursive: true, force: true });
-    expect(vms.leaked()).toEqual([]);
+    expect(left).toEqual([]);
   });
 
   it("a full build boots both stages and the last one sees the base's file", () => {
@@ -121,6 +123,6 @@ describe("layered build: two stages, a stage cache", () => {
     expect(stageLogs(r)).toEqual(["stage base: cache hit", "stage node: cache hit"]);
     expect(vmStarts(r)).toBe(0);
     expect(files(join(work, "out5"))).toEqual(files(join(work, "out4")));
-    expect(qemuProcesses(work)).toEqual([]);
+    expect(qemuProcesses(join(work, "tmp"))).toEqual([]);
   });
 });
