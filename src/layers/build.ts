@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { build, newBuildId, type BuildRequest, type BuildResult } from "../build.js";
 import { VMKILN_VERSION } from "../artifact/manifest.js";
 import { UserError, VmkilnError, asAbortError, throwIfAborted } from "../errors.js";
-import type { EventBus } from "../log/events.js";
+import { EventBus } from "../log/events.js";
 import type { Artifact, BuildOptions } from "../pipeline/context.js";
 import type { DriverFactory } from "../pipeline/driver.js";
 import { withLock } from "../source/cache.js";
@@ -184,7 +184,13 @@ async function sourceDigest(spec: BuildSpec, req: LayeredBuildRequest): Promise<
   const src = spec.source;
   if (src.kind === "clone" || src.library) return `${src.kind}:${src.location}`;
   if (src.checksum.kind === "sha256" || src.checksum.kind === "sha512") return `${src.checksum.kind}:${src.checksum.hex.toLowerCase()}`;
-  const r = await resolveSource(src, { events: req.events, signal: req.signal, ...(req.cacheDir ? { cacheDir: req.cacheDir } : {}), ...(req.options.offline ? { offline: true } : {}) });
+  // Its warnings (no checksum) come from the stage's own fetch step when the stage is built; here
+  // only the progress of hashing shows.
+  const quiet = new EventBus();
+  quiet.subscribe(({ time: _t, ...e }) => {
+    if (e.type === "progress" || e.type === "progress-end") req.events.emit(e);
+  });
+  const r = await resolveSource(src, { events: quiet, signal: req.signal, ...(req.cacheDir ? { cacheDir: req.cacheDir } : {}), ...(req.options.offline ? { offline: true } : {}) });
   return `sha256:${r.sha256}`;
 }
 
