@@ -58,6 +58,7 @@ export class VsphereDriver implements Driver {
     keystrokes: true,
     exports: ["ovf", "ova"] as Array<"ovf" | "ova">,
     contentLibrary: true,
+    remote: true,
   };
   private session: VimSession | undefined;
   private placement: Placement | undefined;

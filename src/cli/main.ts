@@ -70,7 +70,9 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .option("--force", "replace an existing output directory")
     .addOption(new Option("--on-error <mode>", "on failure: undo everything, or keep it for inspection").choices(["cleanup", "abort"]).default("cleanup"))
     .option("--json", "JSON lines instead of human output")
-    .action(async (template: string, o: { json?: boolean; var: string[]; varFile: string[]; only?: string; force?: boolean; onError?: string }) => {
+    .option("--offline", "no network access: sources and stages come from the cache (vmkiln cache import)")
+    .option("--no-cache", "layered templates: build every stage again and replace its cache entry")
+    .action(async (template: string, o: { json?: boolean; var: string[]; varFile: string[]; only?: string; force?: boolean; onError?: string; offline?: boolean; cache?: boolean }) => {
       attachReporter(o.json ?? false);
       stopping = "stopping; undoing what this build created (press Ctrl-C again to quit without cleanup)";
       const { buildCommand } = await import("./build.js");
@@ -140,6 +142,34 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
       const { verifyCommand } = await import("./verify.js");
       code = await verifyCommand(target, o, cli);
     });
+  const cache = program.command("cache").description("the build cache: stage entries of layered templates, and sources");
+  cache.command("ls").description("list stage entries, most recently used first").option("--json", "JSON output").action(async (o: { json?: boolean }) => {
+    code = await (await import("./cache.js")).cacheLs(o, cli);
+  });
+  cache.command("rm <key...>").description("remove stage entries by key (or a unique prefix of 8+ digits)").action(async (keys: string[]) => {
+    code = await (await import("./cache.js")).cacheRm(keys, cli);
+  });
+  cache
+    .command("prune")
+    .description("remove stage entries: beyond the N most recently used, unused for a while, or over a size")
+    .option("--keep <n>", "keep the N most recently used entries")
+    .option("--older-than <duration>", "remove entries unused for longer than this (e.g. 14d)")
+    .option("--max-size <size>", "remove least recently used entries until the total is at most this (e.g. 50G)")
+    .option("--dry-run", "only list")
+    .action(async (o: { keep?: string; olderThan?: string; maxSize?: string; dryRun?: boolean }) => {
+      code = await (await import("./cache.js")).cachePrune(o, cli);
+    });
+  cache
+    .command("export")
+    .description("write every source and stage entry into one tar, for an air-gapped machine")
+    .option("-o, --output <bundle.tar>", "the tar to write")
+    .option("--force", "replace an existing file")
+    .action(async (o: { output?: string; force?: boolean }) => {
+      code = await (await import("./cache.js")).cacheExport(o, cli);
+    });
+  cache.command("import <bundle.tar>").description("verify a bundle from 'cache export' and add its entries to this cache").action(async (file: string) => {
+    code = await (await import("./cache.js")).cacheImport(file, cli);
+  });
   program
     .command("gc")
     .description("remove what killed builds left behind (VMs, temp dirs)")

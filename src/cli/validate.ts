@@ -1,6 +1,8 @@
 import { TemplateError, VmkilnError, formatProblem, type Problem } from "../errors.js";
 import { preflightOutput } from "../steps/output-guard.js";
-import { loadTemplate, parseVarArgs } from "../template/load.js";
+import { parseVarArgs } from "../template/load.js";
+import { loadBuild, type LoadedBuild } from "../layers/load.js";
+import type { BuildSpec } from "../template/spec.js";
 import { templateJsonSchema } from "../template/schema.js";
 import type { CliIO } from "./io.js";
 
@@ -18,6 +20,8 @@ export interface ValidateJson {
   name?: string;
   drivers?: string[];
   formats?: string[];
+  /** Layered templates: the stages, in build order. */
+  stages?: string[];
   problems: JsonProblem[];
   warnings: JsonProblem[];
 }
@@ -26,9 +30,11 @@ const asJson = (list: Problem[], fallback: string): JsonProblem[] => list.map((p
 
 export async function validateCommand(template: string, o: { var?: string[]; varFile?: string[]; json?: boolean }, io: CliIO): Promise<number> {
   if (o.json) return validateJson(template, o, io);
-  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
+  const loaded = await load(template, o, io);
+  const spec = finalSpec(loaded);
   await checkOutput(spec);
-  io.out(`${template}: ok (${spec.name}: ${Object.keys(spec.drivers).join(", ")} → ${spec.output.formats.join(", ")})`);
+  const stages = loaded.kind === "layered" ? `stages ${loaded.plan.stages.map((s) => s.label).join(" → ")}; ` : "";
+  io.out(`${template}: ok (${spec.name}: ${stages}${Object.keys(spec.drivers).join(", ")} → ${spec.output.formats.join(", ")})`);
   for (const w of spec.warnings ?? []) io.err(`vmkiln: warning: ${formatProblem(w)}`);
   return 0;
 }
@@ -39,7 +45,8 @@ export async function validateCommand(template: string, o: { var?: string[]; var
  */
 async function validateJson(template: string, o: { var?: string[]; varFile?: string[] }, io: CliIO): Promise<number> {
   try {
-    const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
+    const loaded = await load(template, o, io);
+    const spec = finalSpec(loaded);
     await checkOutput(spec);
     const out: ValidateJson = {
       ok: true,
@@ -47,6 +54,7 @@ async function validateJson(template: string, o: { var?: string[]; varFile?: str
       name: spec.name,
       drivers: Object.keys(spec.drivers),
       formats: spec.output.formats,
+      ...(loaded.kind === "layered" ? { stages: loaded.plan.stages.map((s) => s.label) } : {}),
       problems: [],
       warnings: asJson(spec.warnings ?? [], "WARNING"),
     };
@@ -73,18 +81,31 @@ function leadingField(message: string): string {
  * replace (a file, `..`, the template's own directory, someone else's directory) fails here and not
  * only when `build` starts. An earlier vmkiln output is fine: `build --force` may replace it.
  */
-async function checkOutput(spec: Awaited<ReturnType<typeof loadTemplate>>): Promise<void> {
+async function checkOutput(spec: BuildSpec): Promise<void> {
   await preflightOutput(spec, { force: true });
 }
 
 export async function inspectCommand(template: string, o: { var?: string[]; varFile?: string[] }, io: CliIO): Promise<number> {
-  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
+  const loaded = await load(template, o, io);
+  // Layered templates: every stage, in build order, with the stage it is built on.
+  const shown =
+    loaded.kind === "plain"
+      ? loaded.spec
+      : loaded.plan.stages.map((s) => ({ stage: s.label, from: s.parent === undefined ? null : loaded.plan.stages[s.parent]!.label, spec: s.spec }));
   // Secret-named fields are masked whole; every other string through the registered secrets.
-  io.out(JSON.stringify(io.events.redactor.value(spec, { byKey: true }), null, 2));
+  io.out(JSON.stringify(io.events.redactor.value(shown, { byKey: true }), null, 2));
   return 0;
 }
 
 export function schemaCommand(io: CliIO): number {
   io.out(JSON.stringify(templateJsonSchema(), null, 2));
   return 0;
+}
+
+function load(template: string, o: { var?: string[]; varFile?: string[] }, io: CliIO): Promise<LoadedBuild> {
+  return loadBuild(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
+}
+
+function finalSpec(l: LoadedBuild): BuildSpec {
+  return l.kind === "plain" ? l.spec : l.plan.stages[l.plan.final]!.spec;
 }

@@ -41,6 +41,10 @@ export interface BuildOptions {
   force: boolean;
   onError: "cleanup" | "abort";
   debug: boolean;
+  /** --offline: no network access; a source missing from the cache is an error naming it. */
+  offline?: boolean;
+  /** A stage build (src/layers/build.ts) writing its output into the stage cache's private dir. */
+  outputInCache?: boolean;
   /** `--debug` step mode: called before each step (the CLI pauses there on a terminal). */
   beforeStep?: (ctx: BuildContext, step: string, signal: AbortSignal) => Promise<void>;
 }

@@ -71,6 +71,8 @@ export interface DriverCapabilities {
   exports: Array<"qcow2" | "raw" | "vmdk" | "ovf" | "ova">;
   /** Sources may name a content-library item (source.*.content_library): vSphere. */
   contentLibrary?: boolean;
+  /** The hypervisor is reached over the network (vSphere): `--offline` refuses the driver. */
+  remote?: boolean;
 }
 
 export interface Driver {

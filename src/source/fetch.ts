@@ -49,6 +49,8 @@ export interface ResolveSourceOptions {
   signal: AbortSignal;
   /** Cache root, replacing $VMKILN_CACHE_DIR; entries go in `<cacheDir>/sources`. */
   cacheDir?: string;
+  /** --offline: a URL source (or checksum file) not already in the cache is an error naming it. */
+  offline?: boolean;
   /** Download tuning; defaults suit real mirrors, tests shorten them. */
   download?: {
     retries?: number;
@@ -102,6 +104,11 @@ async function expectedDigest(location: string, checksum: ChecksumSpec, opts: Re
 
 async function readSumsFile(location: string, opts: ResolveSourceOptions): Promise<string> {
   if (isHttpUrl(location)) {
+    if (opts.offline) {
+      throw new UserError("OFFLINE_NETWORK", `--offline: the checksum file ${displayUrl(location)} would be downloaded`, {
+        hint: "pin the source with checksum: sha256:<hex> to build it offline from the cache",
+      });
+    }
     return fetchText(location, { signal: opts.signal, ...opts.download });
   }
   const path = location.startsWith("file:") ? fileURLToPath(location) : location;
@@ -186,6 +193,13 @@ async function resolveUrl(spec: SourceSpec, dirs: CacheDirs, opts: ResolveSource
     }
   } else {
     opts.events.warn(`source ${shown} has no checksum: it is downloaded every build and used unverified`);
+  }
+  if (opts.offline) {
+    throw new UserError(
+      "OFFLINE_SOURCE_MISSING",
+      `--offline: source ${shown}${expected ? ` (${expected.algo} ${expected.hex})` : ""} is not in the cache ${dirs.sources}`,
+      { hint: expected ? "import it with 'vmkiln cache import <bundle.tar>', made by 'vmkiln cache export' on a connected machine" : "a source without a checksum is downloaded every build; pin it with checksum: sha256:<hex>" },
+    );
   }
 
   // Note what this attempt creates so a failure can leave the cache exactly as it found it.

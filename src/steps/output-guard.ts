@@ -26,6 +26,7 @@ import type { BuildSpec } from "../template/spec.js";
 /** Written by every build beside the artifacts. */
 export const MANIFEST_JSON = "manifest.json";
 export const SHA256SUMS = "SHA256SUMS";
+const CACHE_INPUT = "vmkiln's cache";
 
 /** More entries than any build writes: a directory this large is not a vmkiln output. */
 const MAX_ENTRIES = 10_000;
@@ -33,6 +34,10 @@ const MAX_ENTRIES = 10_000;
 const MAX_MANIFEST_BYTES = 16 * 1024 * 1024;
 const BUILD_ID = /^\d{14}-[0-9a-f]{6}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
+
+/** See ownedOutput: how far a file's mtime may be from the recorded one and still be the same write. */
+const MTIME_SLACK_NS = 1000n;
+const absDiff = (a: bigint, b: bigint): bigint => (a > b ? a - b : b - a);
 
 export type Ownership =
   | { owned: true; /** Files vmkiln wrote, relative, children before parents. */ files: string[]; dirs: string[] }
@@ -42,7 +47,7 @@ export type Ownership =
  * Checks `output.directory` (and the names the build will write there) before any work starts.
  * Throws a UserError (exit 2) naming the field; returns quietly when the build may go ahead.
  */
-export async function preflightOutput(spec: BuildSpec, opts: { force: boolean }): Promise<void> {
+export async function preflightOutput(spec: BuildSpec, opts: { force: boolean; outputInCache?: boolean }): Promise<void> {
   const out = resolve(spec.output.directory);
   const field = "output.directory";
 
@@ -56,6 +61,8 @@ export async function preflightOutput(spec: BuildSpec, opts: { force: boolean })
 
   const where = await realish(out);
   for (const input of localInputs(spec)) {
+    // A stage build writes into a private dir of the stage cache (src/layers/store.ts), by design.
+    if (opts.outputInCache && input.what === CACHE_INPUT) continue;
     const p = await realish(input.path);
     if (isSameOrInside(p, where)) {
       const how = p === where ? "is" : "contains";
@@ -137,7 +144,9 @@ export async function ownedOutput(dir: string): Promise<Ownership> {
         const st = await lstat(join(dir, name), { bigint: true });
         if (st.size !== BigInt(want.size)) return `${name} has ${st.size} bytes where ${MANIFEST_JSON} records ${want.size}: it changed since vmkiln wrote it`;
         if (st.mtimeNs > manifestMtime) return `${name} was modified after vmkiln wrote it (it is newer than ${MANIFEST_JSON})`;
-        if (want.mtimeNs !== undefined && st.mtimeNs.toString() !== want.mtimeNs) {
+        // Within a microsecond: a cache hit's copy gets the recorded time back through utimes(),
+        // whose double seconds carry about 0.25 µs (src/layers/build.ts, materialize).
+        if (want.mtimeNs !== undefined && absDiff(st.mtimeNs, BigInt(want.mtimeNs)) >= MTIME_SLACK_NS) {
           return `${name} was modified after vmkiln wrote it (its modification time is not the one ${MANIFEST_JSON} records)`;
         }
       }
@@ -269,7 +278,7 @@ export function localInputs(spec: BuildSpec): Array<{ what: string; path: string
   const src = spec.source;
   if (src.kind !== "clone" && !src.library) add("the source image", src.location);
   if (src.checksum.kind === "file") add("the checksum file", src.checksum.location);
-  add("vmkiln's cache", dirname(cacheDirs().sources));
+  add(CACHE_INPUT, dirname(cacheDirs().sources));
   add("ssh.private_key_file", spec.ssh.privateKeyFile);
   add("drivers.vsphere.ca_file", spec.drivers.vsphere?.caFile);
   add("http.directory", spec.http?.directory);

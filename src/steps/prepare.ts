@@ -9,13 +9,17 @@ import { preflightProvisioners } from "../provision/preflight.js";
 import { preflightOutput } from "./output-guard.js";
 import { ovaSigner } from "./ova-signer.js";
 import { preflightPublish } from "../publish/push.js";
+import { UserError } from "../errors.js";
 
 export const prepareStep: Step = {
   name: "prepare",
   async run(ctx, signal) {
+    if (ctx.options.offline && ctx.driver.capabilities.remote) {
+      throw new UserError("OFFLINE_NETWORK", `--offline: the ${ctx.driver.name} driver reaches its hypervisor over the network`);
+    }
     // Before anything is fetched or created: a file, `..`, the template's or the source's
     // directory, or any directory vmkiln did not write would be lost when the output is replaced.
-    await preflightOutput(ctx.spec, { force: ctx.options.force });
+    await preflightOutput(ctx.spec, { force: ctx.options.force, outputInCache: ctx.options.outputInCache ?? false });
     // Host tools provisioners need (ansible-playbook): fail now, not after the VM has booted.
     preflightProvisioners(ctx.spec.provision, ctx.driver.name);
     // The OVA's signing key and each registry's credentials and CA file: a wrong passphrase, a

@@ -43,6 +43,12 @@ export async function loadTemplate(file: string, opts: LoadOptions = {}): Promis
   } catch (err) {
     throw inputError(err, file, "TEMPLATE");
   }
+  return loadTemplateText(file, text, opts);
+}
+
+/** loadTemplate for a template already read (src/layers/load.ts reads it once, a pipe only once). */
+export async function loadTemplateText(file: string, text: string, opts: LoadOptions = {}): Promise<BuildSpec> {
+  const abs = path.resolve(file);
   const parsed = parseText(text, abs);
   await interruptionPoint(opts.signal);
   if ("problem" in parsed) throw new TemplateError(file, [parsed.problem]);

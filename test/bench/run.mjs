@@ -15,7 +15,8 @@
 //   --vmkiln-shutdown M   vmkiln's shutdown.mode: fast (its default: systemctl poweroff --force) or
 //                         graceful (systemctl poweroff, every unit stopped, as Packer's poweroff does)
 //   --first vmkiln|packer which tool starts the first pair (default vmkiln)
-//   --only packer|ova     run one of the two benchmarks
+//   --only packer|ova|layers  run one of the benchmarks
+//   --layers-runs N       rounds of the layered-build benchmark (full, unchanged, last-stage change; default 1)
 //   --ova-size SIZE       VMDK size for the OVA benchmark (default 2304M; cached in ~/.cache/vmkiln/bench)
 //   --ova-runs N          runs of each OVA method (default 3)
 //   --timeout MIN         per-build limit (default 45)
@@ -34,6 +35,7 @@ import { freePort } from "./lib/probe.mjs";
 import { running, runPacker, runVmkiln, stopAll } from "./lib/runners.mjs";
 import { packerTemplate, vmkilnTemplate } from "./lib/templates.mjs";
 import { parseSize, runOvaBench } from "./lib/ova.mjs";
+import { runLayersBench } from "./lib/layers.mjs";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
@@ -50,6 +52,7 @@ const { values: opt } = parseArgs({
     first: { type: "string", default: "vmkiln" },
     "ova-size": { type: "string", default: "2304M" },
     "ova-runs": { type: "string", default: "3" },
+    "layers-runs": { type: "string", default: "1" },
     timeout: { type: "string", default: "45" },
     json: { type: "string" },
     keep: { type: "boolean", default: false },
@@ -59,7 +62,8 @@ const pairs = Number(opt.pairs);
 const compressions = opt.compression.split(",").map((s) => s.trim());
 if (!Number.isInteger(pairs) || pairs < 1) throw new Error("--pairs: expected a positive integer");
 for (const c of compressions) if (!["zlib", "zstd", "none"].includes(c)) throw new Error(`--compression: unknown "${c}" (zlib, zstd, none)`);
-if (opt.only && !["packer", "ova"].includes(opt.only)) throw new Error("--only: packer or ova");
+if (opt.only && !["packer", "ova", "layers"].includes(opt.only)) throw new Error("--only: packer, ova or layers");
+if (!/^[1-9]\d{0,2}$/.test(opt["layers-runs"])) throw new Error("--layers-runs: expected a positive integer");
 if (opt.accel && !["kvm", "tcg"].includes(opt.accel)) throw new Error("--accel: kvm or tcg");
 if (opt["vmkiln-shutdown"] && !["fast", "graceful"].includes(opt["vmkiln-shutdown"])) throw new Error("--vmkiln-shutdown: fast or graceful");
 
@@ -98,8 +102,13 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
 const report = { machine: facts, started: new Date().toISOString(), options: opt };
 
 try {
-  if (opt.only !== "ova") report.packer = await packerBench();
-  if (opt.only !== "packer" && !interrupted) report.ova = await ovaBench();
+  if (!opt.only || opt.only === "packer") report.packer = await packerBench();
+  if ((!opt.only || opt.only === "ova") && !interrupted) report.ova = await ovaBench();
+  if ((!opt.only || opt.only === "layers") && !interrupted) {
+    const image = ensureFixture(REPO);
+    const accel = opt.accel ?? (await detectAccel(REPO));
+    report.layers = await runLayersBench({ repo: REPO, image, accel, workDir, runs: Number(opt["layers-runs"]), compression: compressions[0], log });
+  }
 } finally {
   if (!opt.keep) rmSync(workDir, { recursive: true, force: true });
   else log(`work directory kept: ${workDir}`);

@@ -1,0 +1,266 @@
+// Building a layered template (issue 17): each stage on the way to the last one is looked up in the
+// stage cache by its key and built only on a miss, by the ordinary pipeline, into a private directory
+// that becomes the entry. A derived stage's source is its parent's disk: on QEMU that qcow2 is the
+// read-only backing file of the stage's overlay (diskMode overlay), and the stage's export flattens
+// it, so every entry stands alone. The last stage's entry holds the whole output (artifacts,
+// SHA256SUMS, manifest.json), and the output directory is always a byte copy of it: a rebuild that
+// hits writes exactly the bytes the first build wrote, manifest.json included (its build_id, created
+// and step timings are those of the build that made the entry).
+import { constants } from "node:fs";
+import { chmod, copyFile, mkdir, readFile, rm, utimes } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { build, newBuildId, type BuildRequest, type BuildResult } from "../build.js";
+import { VMKILN_VERSION } from "../artifact/manifest.js";
+import { UserError, VmkilnError, asAbortError, throwIfAborted } from "../errors.js";
+import { EventBus } from "../log/events.js";
+import type { Artifact, BuildOptions } from "../pipeline/context.js";
+import type { DriverFactory } from "../pipeline/driver.js";
+import { withLock } from "../source/cache.js";
+import { resolveSource } from "../source/fetch.js";
+import { stagingDirFor } from "../steps/export.js";
+import { MANIFEST_JSON, preflightOutput, replaceOutput } from "../steps/output-guard.js";
+import type { BuildSpec, DriverName } from "../template/spec.js";
+import { parseSize } from "../template/duration.js";
+import { stageKey } from "./key.js";
+import type { LayeredPlan, StagePlan } from "./load.js";
+import { commitStage, lockPath, lookupStage, makeTmp, pruneStages, removeStaleTmp, stageDirs, type Hit, type StageDirs } from "./store.js";
+
+export interface LayeredBuildRequest {
+  plan: LayeredPlan;
+  driverName: DriverName;
+  driverFactory: DriverFactory;
+  events: EventBus;
+  signal: AbortSignal;
+  options: BuildOptions;
+  /** Cache root (replaces $VMKILN_CACHE_DIR). */
+  cacheDir?: string;
+  /** Build every stage again (and replace its entry). */
+  noCache?: boolean;
+  /** The build of one stage; tests replace it to exercise the cache without a VM. */
+  runBuild?: (req: BuildRequest) => Promise<BuildResult>;
+}
+
+/** What a stage's disk is handed to the next stage as, in order of preference. */
+const STAGE_DISK_FORMATS = ["qcow2", "vmdk"] as const;
+
+export interface StageOutcome {
+  label: string;
+  key: string;
+  hit: boolean;
+}
+
+export interface LayeredBuildResult extends BuildResult {
+  stages: StageOutcome[];
+}
+
+export async function buildLayered(req: LayeredBuildRequest): Promise<LayeredBuildResult> {
+  const startedAt = Date.now();
+  const buildId = newBuildId();
+  const { plan, events, signal } = req;
+  const final = plan.stages[plan.final]!;
+  const dirs = stageDirs(req.cacheDir);
+  const outcomes: StageOutcome[] = [];
+  const out = final.spec.output.directory;
+  const fail = (error: VmkilnError): LayeredBuildResult => ({ ok: false, error, artifacts: [], outputDir: out, durationMs: Date.now() - startedAt, buildId, stages: outcomes });
+
+  try {
+    // The output directory is checked before any stage runs: a refusal costs nothing.
+    await preflightOutput(final.spec, { force: req.options.force });
+    await removeStaleTmp(dirs);
+    const chain: number[] = [];
+    for (let i: number | undefined = plan.final; i !== undefined; i = plan.stages[i]!.parent) chain.unshift(i);
+    const hits = new Map<number, Hit>();
+    for (const i of chain) {
+      const st = plan.stages[i]!;
+      const parent = st.parent === undefined ? undefined : hits.get(st.parent)!;
+      const hit = await stage(req, dirs, st, parent, i === plan.final, outcomes);
+      hits.set(i, hit);
+    }
+    const finalHit = hits.get(plan.final)!;
+    const artifacts = await materialize(finalHit, out, buildId, signal);
+    for (const a of artifacts) events.emit({ type: "artifact", name: a.name, path: a.path, size: a.size, sha256: a.sha256 });
+    await capSize(dirs, new Set(outcomes.map((o) => o.key)), events);
+    return { ok: true, artifacts, outputDir: out, durationMs: Date.now() - startedAt, buildId, stages: outcomes };
+  } catch (err) {
+    if (signal.aborted) return fail(asAbortError(signal.reason));
+    if (err instanceof VmkilnError) return fail(err);
+    throw err;
+  }
+}
+
+/** One stage: its key, then a hit, or a build under the key's lock (a concurrent build waits, then hits). */
+async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, parent: Hit | undefined, isFinal: boolean, outcomes: StageOutcome[]): Promise<Hit> {
+  const { events, signal } = req;
+  const parentDisk = parent ? diskOf(parent, st) : undefined;
+  const spec: BuildSpec = parentDisk
+    ? { ...st.spec, source: { kind: "cloud-image", location: parentDisk.path, checksum: { kind: "sha256", hex: parentDisk.sha256 }, format: parentDisk.format } }
+    : st.spec;
+  const digest = parentDisk ? `sha256:${parentDisk.sha256}` : await sourceDigest(spec, req);
+  const { key, shownSpec, inputs } = await stageKey(spec, req.driverName, digest, signal);
+  const note = (hit: boolean) => {
+    outcomes.push({ label: st.label, key, hit });
+    events.info(`stage ${st.label}: ${hit ? "cache hit" : "built"} (key ${key.slice(0, 16)}…)`, "cache");
+  };
+  if (!req.noCache) {
+    const hit = await lookupStage(dirs, key, signal, (why) => events.warn(`stage ${st.label}: cache entry ${key.slice(0, 16)}… not used: ${why}`, "cache"));
+    if (hit) {
+      note(true);
+      return hit;
+    }
+  }
+  await mkdir(dirs.stages, { recursive: true });
+  return withLock(lockPath(dirs, key), { signal, onWait: (h) => events.info(`stage ${st.label}: waiting for pid ${h.pid}, which is building it`, "cache") }, async () => {
+    if (!req.noCache) {
+      const hit = await lookupStage(dirs, key, signal);
+      if (hit) {
+        note(true);
+        return hit;
+      }
+    }
+    events.info(`stage ${st.label}: building (key ${key.slice(0, 16)}…)`, "cache");
+    const tmp = await makeTmp(dirs, key);
+    try {
+      // A stage hands its disk to the next as qcow2, or as a VMDK when the driver cannot export qcow2
+      // (VirtualBox); the driver's own plan says which it can (FORMAT_UNSUPPORTED before anything starts).
+      let r: BuildResult | undefined;
+      for (const format of isFinal ? [undefined] : STAGE_DISK_FORMATS) {
+        const stageSpec: BuildSpec = format
+          ? { ...spec, output: { ...spec.output, directory: join(tmp, "files"), formats: [format], compression: "none", basename: "disk" } }
+          : { ...spec, output: { ...spec.output, directory: join(tmp, "files") } };
+        try {
+          r = await (req.runBuild ?? build)({ spec: stageSpec, driverFactory: req.driverFactory, events, signal, options: { ...req.options, force: false, outputInCache: true } });
+          break;
+        } catch (err) {
+          if (!(format && err instanceof UserError && err.code === "FORMAT_UNSUPPORTED")) throw err;
+          if (format === STAGE_DISK_FORMATS.at(-1)) {
+            throw new UserError("STAGES_UNSUPPORTED", `stages: the ${req.driverName} driver cannot export a stage's disk (${STAGE_DISK_FORMATS.join(" or ")}), which the next stage is built from`);
+          }
+        }
+      }
+      if (!r!.ok) throw r!.error ?? new UserError("STAGE_FAILED", `stage ${st.label} failed`);
+      const diskArtifact = r!.artifacts.find((a) => a.format === "qcow2" || a.format === "vmdk");
+      const hit = await commitStage(
+        dirs,
+        tmp,
+        {
+          schema: 1,
+          key,
+          stage: st.label,
+          template: st.templatePath,
+          driver: req.driverName,
+          vmkiln_version: VMKILN_VERSION,
+          created: new Date().toISOString(),
+          ...(parent ? { parent: parent.entry.key } : {}),
+          source: { digest, location: events.redactor.text(parentDisk ? `stage ${parent!.entry.stage}` : spec.source.location) },
+          inputs,
+          spec: shownSpec,
+          ...(diskArtifact ? { disk: diskArtifact.name } : {}),
+        },
+        signal,
+      );
+      note(false);
+      return hit;
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+  });
+}
+
+function diskOf(parent: Hit, st: StagePlan): { path: string; sha256: string; format: "qcow2" | "vmdk" } {
+  const name = parent.entry.disk;
+  const f = name ? parent.entry.files.find((x) => x.name === name) : undefined;
+  if (!f) throw new UserError("STAGE_NO_DISK", `stage ${st.label}: the stage it is built from (${parent.entry.stage}) has no disk in its cache entry`);
+  return { path: join(parent.dir, "files", f.name), sha256: f.sha256, format: f.name.endsWith(".vmdk") ? "vmdk" : "qcow2" };
+}
+
+/**
+ * The first stage's source digest without touching the network when the template pins it: a sha256
+ * or sha512 checksum is the digest (the bytes are checked against it whenever they are fetched). A
+ * local file is hashed (memoized by its identity); an unpinned URL must be fetched, which --offline
+ * refuses naming it.
+ */
+async function sourceDigest(spec: BuildSpec, req: LayeredBuildRequest): Promise<string> {
+  const src = spec.source;
+  if (src.kind === "clone" || src.library) return `${src.kind}:${src.location}`;
+  if (src.checksum.kind === "sha256" || src.checksum.kind === "sha512") return `${src.checksum.kind}:${src.checksum.hex.toLowerCase()}`;
+  // Its warnings (no checksum) come from the stage's own fetch step when the stage is built; here
+  // only the progress of hashing shows.
+  const quiet = new EventBus();
+  quiet.subscribe(({ time: _t, ...e }) => {
+    if (e.type === "progress" || e.type === "progress-end") req.events.emit(e);
+  });
+  const r = await resolveSource(src, { events: quiet, signal: req.signal, ...(req.cacheDir ? { cacheDir: req.cacheDir } : {}), ...(req.options.offline ? { offline: true } : {}) });
+  return `sha256:${r.sha256}`;
+}
+
+/** Copies the final entry's files into a staging dir beside the output, then hands it over. */
+async function materialize(hit: Hit, out: string, buildId: string, signal: AbortSignal): Promise<Artifact[]> {
+  const staging = stagingDirFor(out, buildId);
+  await mkdir(dirname(out), { recursive: true });
+  await mkdir(staging, { mode: 0o755 });
+  try {
+    // manifest.json last, so no artifact is newer than it; each artifact then gets back the
+    // modification time manifest.json records, or the output guard would take the copies for files
+    // changed since the build (src/steps/output-guard.ts, ownedOutput).
+    const files = [...hit.entry.files].sort((a, b) => Number(a.name === MANIFEST_JSON) - Number(b.name === MANIFEST_JSON));
+    for (const f of files) {
+      throwIfAborted(signal);
+      const to = join(staging, f.name);
+      await mkdir(dirname(to), { recursive: true });
+      // A reflink where the file system has them, a copy otherwise; never a hard link (the user
+      // may boot the output in place, which must not change the cache).
+      await copyFile(join(hit.dir, "files", f.name), to, constants.COPYFILE_EXCL | constants.COPYFILE_FICLONE);
+      await chmod(to, 0o644);
+    }
+    await restoreMtimes(staging);
+    await replaceOutput(staging, out, buildId);
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+  const manifest = hit.entry.files.find((f) => f.name === MANIFEST_JSON);
+  const listed = new Set<string>();
+  if (manifest) {
+    try {
+      const m = JSON.parse(await readFile(join(out, MANIFEST_JSON), "utf8")) as { artifacts?: Array<{ name: string; format: string }> };
+      for (const a of m.artifacts ?? []) listed.add(`${a.name}\0${a.format}`);
+    } catch {
+      /* artifacts are still listed below */
+    }
+  }
+  const formats = new Map([...listed].map((k) => k.split("\0") as [string, string]));
+  return hit.entry.files
+    .filter((f) => formats.has(f.name))
+    .map((f) => ({ name: f.name, path: join(out, f.name), size: f.size, sha256: f.sha256, format: formats.get(f.name)! }));
+}
+
+/** Sets each artifact manifest.json lists with an `mtime_ns` back to that time (to about 0.25 µs). */
+async function restoreMtimes(staging: string): Promise<void> {
+  let m: { artifacts?: Array<{ name?: unknown; mtime_ns?: unknown }> };
+  try {
+    m = JSON.parse(await readFile(join(staging, MANIFEST_JSON), "utf8")) as typeof m;
+  } catch {
+    return; // no manifest (a stage's entry may have none): nothing recorded to restore
+  }
+  for (const a of m.artifacts ?? []) {
+    if (typeof a.name !== "string" || typeof a.mtime_ns !== "string" || !/^\d{1,30}$/.test(a.mtime_ns) || a.name.includes("/")) continue;
+    const seconds = Number(BigInt(a.mtime_ns) / 1000n) / 1e6;
+    await utimes(join(staging, a.name), seconds, seconds).catch(() => undefined);
+  }
+}
+
+/** $VMKILN_CACHE_MAX_SIZE (e.g. 50G): least recently used stage entries go after a build, never its own. */
+async function capSize(dirs: StageDirs, protect: Set<string>, events: EventBus): Promise<void> {
+  const cap = process.env.VMKILN_CACHE_MAX_SIZE;
+  if (!cap) return;
+  let maxBytes: number;
+  try {
+    maxBytes = parseSize(cap);
+  } catch {
+    events.warn(`VMKILN_CACHE_MAX_SIZE=${cap}: not a size (e.g. 50G); the stage cache is not capped`, "cache");
+    return;
+  }
+  const removed = await pruneStages(dirs, { maxBytes, protect });
+  for (const e of removed) events.info(`stage cache over ${cap}: removed ${e.entry.stage} (${e.key.slice(0, 16)}…)`, "cache");
+}
