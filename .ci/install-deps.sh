@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Host packages vmkiln and its tests need, from Debian 12's archive. Run as root (or with sudo).
 #   run time:   qemu-system-x86 qemu-utils ovmf (EFI guests)
-#   fixture:    debootstrap extlinux syslinux-common fdisk e2fsprogs (fixtures/guest/build.sh)
+#   fixture:    debootstrap extlinux syslinux-common fdisk e2fsprogs (fixtures/guest/build.sh);
+#               gdisk dosfstools mtools for fixtures/guest-gpt/build.sh (GRUB comes from the guest's
+#               own packages, run in its chroot: the host needs no grub-pc-bin / grub-efi-amd64-bin)
 #   tests only: genisoimage (isoinfo) xorriso mtools dosfstools (independent readers of our ISO/FAT
 #               writers), openssh-client, ansible-core, golang-go + govmomi (vcsim harness)
 set -euo pipefail
 pkgs=(
   qemu-system-x86 qemu-utils ovmf
-  debootstrap extlinux syslinux-common syslinux-utils isolinux fdisk e2fsprogs util-linux
+  debootstrap extlinux syslinux-common syslinux-utils isolinux fdisk e2fsprogs util-linux gdisk
   genisoimage xorriso mtools dosfstools openssh-client ca-certificates procps
   ansible-core
   golang-go golang-github-vmware-govmomi-dev # vSphere tests: the vcsim harness (test/doubles/vcsim), built in GOPATH mode
