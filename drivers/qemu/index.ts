@@ -7,9 +7,10 @@ import { spawnTool, tailLines } from "../../src/exec/run.js";
 import type { EventBus } from "../../src/log/events.js";
 import type { Driver, DriverFactoryContext, DiskFile, ExportRequest, KeyEvent, VmHandle, VmSpec } from "../../src/pipeline/driver.js";
 import type { Journal } from "../../src/pipeline/journal.js";
+import { escalatePowerOff, type PowerOffPrimitives } from "../../src/pipeline/power-off.js";
 import type { QemuSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
-import { freePort } from "../../src/util/net.js";
+import { freePort, natGuestPeerAddress } from "../../src/util/net.js";
 import { chooseAccel, isKvmCrashLine, probeAccel, type AccelChoice } from "./accel.js";
 import { qemuArgs, type QemuCmdline } from "./cmdline.js";
 import { QmpClient } from "./qmp.js";
@@ -298,6 +299,11 @@ export class QemuDriver implements Driver {
     return bindAddress === "0.0.0.0" || bindAddress === "::" || bindAddress.startsWith("127.") || bindAddress === "localhost" ? "10.0.2.2" : bindAddress;
   }
 
+  /** Through 10.0.2.2 the guest's connections arrive from 127.0.0.1 (the installer HTTP server serves only it). */
+  guestPeerAddress(guestAddress: string): string | undefined {
+    return natGuestPeerAddress(guestAddress);
+  }
+
   async waitForGuestStop(vm: VmHandle, opts: { timeoutMs: number }, signal: AbortSignal): Promise<boolean> {
     const r = this.state(vm).running;
     if (!r) return true;
@@ -331,19 +337,17 @@ export class QemuDriver implements Driver {
   }
 
   async shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void> {
-    const st = this.state(vm);
-    const r = st.running;
+    const r = this.state(vm).running;
     if (!r) return;
     r.expectingExit = true;
-    if (opts.guestInitiated) {
-      // QEMU exits when the guest powers off: the process exit is the event (no polling).
-      if (await this.waitExit(r, opts.timeoutMs, signal)) return;
-      this.events.warn(`the guest did not power off within ${Math.round(opts.timeoutMs / 1000)} s: pressing the ACPI power button`, "qemu");
-    }
-    await r.qmp?.execute("system_powerdown").catch(() => undefined);
-    if (await this.waitExit(r, opts.guestInitiated ? 60_000 : opts.timeoutMs, signal)) return;
-    this.events.warn("the guest ignored the ACPI power button: forcing power off", "qemu");
-    await this.stopProcess(r, 0);
+    // QEMU exits when the guest powers off: the process exit is the event (no polling).
+    const primitives: PowerOffPrimitives = {
+      waitOff: (ms, sig) => this.waitExit(r, ms, sig),
+      askName: "ACPI power button",
+      ask: async () => void (await r.qmp?.execute("system_powerdown")),
+      force: () => this.stopProcess(r, 0),
+    };
+    await escalatePowerOff(primitives, { ...opts, events: this.events, source: "qemu", vmName: vm.id }, signal);
   }
 
   async exportDisk(vm: VmHandle, to: ExportRequest, signal: AbortSignal): Promise<DiskFile> {

@@ -1,5 +1,6 @@
 // A small QMP client (JSON lines over a unix socket). Replies are matched by "id" because events can
-// arrive between a command and its reply (reference/qemu-cloud-init.md "QMP").
+// arrive between a command and its reply (reference/qemu-cloud-init.md "QMP"). Lines are read with bounded
+// memory (LineReader): a monitor that never ends a line cannot grow the buffer without limit.
 import { connect, type Socket } from "node:net";
 import { EventEmitter } from "node:events";
 import { BuildError, asAbortError } from "../../src/errors.js";
@@ -13,8 +14,60 @@ export interface QmpEvent {
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; command: string };
 
+/** Longest QMP line accepted. Our commands' replies and events are a few KiB; query-qmp-schema, the
+ *  largest reply QEMU has, is far below this. */
+export const MAX_QMP_LINE = 4 * 2 ** 20;
+
+/**
+ * Splits a stream of text into lines, in time linear in the input and with at most `maxLine`
+ * characters held: a line longer than that is dropped (counted in `overlong`) up to its newline.
+ * Lines are trimmed (QMP ends them with CRLF); empty lines are skipped.
+ */
+export class LineReader {
+  private parts: string[] = [];
+  private size = 0;
+  private dropping = false;
+
+  constructor(readonly maxLine: number) {}
+
+  /** Characters held for the unfinished line. */
+  get buffered(): number {
+    return this.size;
+  }
+
+  push(chunk: string): { lines: string[]; overlong: number } {
+    const lines: string[] = [];
+    let overlong = 0;
+    for (let start = 0; ; ) {
+      const nl = chunk.indexOf("\n", start);
+      const piece = nl < 0 ? chunk.slice(start) : chunk.slice(start, nl);
+      if (!this.dropping && piece.length > 0) {
+        if (this.size + piece.length > this.maxLine) {
+          this.dropping = true;
+          this.parts = [];
+          this.size = 0;
+          overlong++;
+        } else {
+          this.parts.push(piece);
+          this.size += piece.length;
+        }
+      }
+      if (nl < 0) break;
+      if (!this.dropping) {
+        const line = (this.parts.length === 1 ? this.parts[0]! : this.parts.join("")).trim();
+        if (line) lines.push(line);
+      }
+      this.parts = [];
+      this.size = 0;
+      this.dropping = false;
+      start = nl + 1;
+    }
+    return { lines, overlong };
+  }
+}
+
 export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: []; greeting: [] }> {
-  private buf = "";
+  private readonly reader = new LineReader(MAX_QMP_LINE);
   private nextId = 1;
   private readonly pending = new Map<string, Pending>();
   private closed = false;
@@ -114,13 +167,16 @@ export class QmpClient extends EventEmitter<{ event: [QmpEvent]; close: []; gree
   }
 
   private onData(chunk: string): void {
-    this.buf += chunk;
-    let i: number;
-    while ((i = this.buf.indexOf("\n")) >= 0) {
-      const line = this.buf.slice(0, i).trim();
-      this.buf = this.buf.slice(i + 1);
-      if (line) this.onMessage(line);
-    }
+    const { lines, overlong } = this.reader.push(chunk);
+    for (const line of lines) this.onMessage(line);
+    // Its reply (or event) is lost: fail what waits rather than let it wait for ever.
+    if (overlong > 0) this.fail(new BuildError("QMP_PROTOCOL", `QMP sent a line longer than ${MAX_QMP_LINE} bytes`));
+  }
+
+  private fail(err: Error): void {
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.sock.destroy();
   }
 
   private onMessage(line: string): void {

@@ -3,51 +3,93 @@
 // test/doubles/recorded/ (see SOURCES.md there).
 
 /**
- * `showvminfo NAME --machinereadable`: one `key=value` per line. Strings are quoted, with `"` and `\`
- * escaped by a backslash (Windows paths come out as `C:\\dir`); numbers are bare. Keys are bare or,
- * when they contain spaces or punctuation, quoted too (`"SATA-0-0"="/path/disk.vdi"`). Windows ends
- * lines with CRLF (Packer trims the CR, as we do). Lines that are not key=value are skipped.
+ * `showvminfo NAME --machinereadable`: one `key=value` per line. VBoxManage writes them with
+ * VBoxManageInfo.cpp's outputMachineReadableString: `"` and `\` in a name or value escaped by a
+ * backslash (Windows paths come out as `C:\\dir`), quoted or not: a name is quoted when it holds `=`
+ * or the caller asks (`"SATA-0-0"="/path/disk.vdi"`) and escaped either way, so a controller named
+ * `a"b` gives `a\"b-0-0=…`. Values are quoted; numbers are bare in older versions. Nothing else is
+ * escaped: a value with a newline (a VM description) runs on to the next lines, until the quote
+ * that ends a line. Windows ends lines with CRLF (Packer trims the CR, as we do). Lines that are not
+ * key=value are skipped. Linear in the text, whatever it holds.
  */
 export function parseMachineReadable(text: string): Map<string, string> {
   const out = new Map<string, string>();
-  for (const raw of text.split("\n")) {
-    const line = raw.replace(/\r$/, "");
-    if (line === "") continue;
-    let rest = line;
-    let key: string;
-    if (rest.startsWith('"')) {
-      const k = readQuoted(rest, 0);
-      if (!k || rest[k.end] !== "=") continue;
-      key = k.value;
-      rest = rest.slice(k.end + 1);
+  // A quoted value scanned from `from` to the end of the text found no closing quote at a line end
+  // before `until`; a later scan starting in between sees the same escapes and fails the same way.
+  const failed = { from: -1, until: -1 };
+  for (let at = 0; at < text.length; ) {
+    let eol = text.indexOf("\n", at);
+    if (eol < 0) eol = text.length;
+    const line = text.slice(at, eol).replace(/\r$/, "");
+    let next = eol + 1;
+    let key: string | undefined;
+    let rest = 0; // offset of the value in `line`
+    if (line.startsWith('"')) {
+      const k = readQuoted(line, 0, false);
+      if (k && line[k.end] === "=") {
+        key = k.value;
+        rest = k.end + 1;
+      }
     } else {
-      const eq = rest.indexOf("=");
-      if (eq <= 0) continue;
-      key = rest.slice(0, eq);
-      rest = rest.slice(eq + 1);
+      const eq = line.indexOf("=");
+      if (eq > 0) {
+        key = unescape(line.slice(0, eq));
+        rest = eq + 1;
+      }
     }
-    if (rest.startsWith('"')) {
-      const v = readQuoted(rest, 0);
-      out.set(key, v ? v.value : rest.slice(1));
-    } else {
-      out.set(key, rest);
+    if (key !== undefined) {
+      if (line[rest] !== '"') out.set(key, line.slice(rest));
+      else {
+        const v = readQuoted(line, rest, false);
+        if (v) out.set(key, v.value);
+        else {
+          // Not closed on its line: a value with newlines, if a quote ends a later line.
+          const start = at + rest;
+          const multi = start > failed.from && start < failed.until ? undefined : readQuoted(text, start, true);
+          if (multi && multi.lineEnd) {
+            out.set(key, multi.value);
+            next = text.indexOf("\n", multi.end) + 1 || text.length;
+          } else {
+            if (multi) Object.assign(failed, { from: start, until: multi.end });
+            out.set(key, unescape(line.slice(rest + 1)));
+          }
+        }
+      }
     }
+    at = next;
   }
   return out;
 }
 
-function readQuoted(s: string, start: number): { value: string; end: number } | undefined {
+/** `\"` → `"`, `\\` → `\` (VBoxManage escapes nothing else). */
+function unescape(s: string): string {
+  return s.includes("\\") ? s.replace(/\\(.)/gs, "$1") : s;
+}
+
+/**
+ * The quoted string opening at `s[start]`: its value and the index after its closing quote. With
+ * `multiLine`, the first unescaped quote closes it and `lineEnd` says whether a line ends right
+ * after (the only place VBoxManage puts one); without, it must close before the end of `s`.
+ * Undefined when no quote closes it (`end` is then s.length for a multi-line scan, see caller).
+ */
+function readQuoted(s: string, start: number, multiLine: boolean): { value: string; end: number; lineEnd?: boolean } | undefined {
   let value = "";
+  let from = start + 1;
   for (let i = start + 1; i < s.length; i++) {
     const c = s[i]!;
     if (c === "\\" && i + 1 < s.length) {
-      value += s[++i];
+      value += s.slice(from, i) + s[i + 1];
+      from = ++i + 1;
       continue;
     }
-    if (c === '"') return { value, end: i + 1 };
-    value += c;
+    if (c === '"') {
+      value += s.slice(from, i);
+      const end = i + 1;
+      if (!multiLine) return { value, end };
+      return { value, end, lineEnd: end === s.length || s[end] === "\n" || (s[end] === "\r" && (end + 1 === s.length || s[end + 1] === "\n")) };
+    }
   }
-  return undefined;
+  return multiLine ? { value: "", end: s.length, lineEnd: false } : undefined;
 }
 
 /** VMState short names (VBoxManageInfo.cpp's machineStateToName with the short form). */
@@ -60,6 +102,16 @@ export type VmState =
 /** Packer counts `running`, `stopping` and `paused` as still running (driver_4_2.go IsRunning). */
 export function isRunningState(state: string): boolean {
   return state === "running" || state === "stopping" || state === "paused";
+}
+
+/**
+ * A VM that did not end by powering off: `aborted` (its VM process died: SessionMachine::uninit with
+ * Uninit::Abnormal in VirtualBox's MachineImpl.cpp) or `gurumeditation` (MachineState_Stuck, a fatal
+ * VMM error such as a guest triple fault). Packer's IsRunning treats both as stopped, so a crashed
+ * installer looks like a finished install.
+ */
+export function isCrashedState(state: string): boolean {
+  return state === "aborted" || state === "gurumeditation";
 }
 
 export interface NatRule {

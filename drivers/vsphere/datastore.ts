@@ -1,13 +1,12 @@
 // Datastore file transfers over the /folder HTTP endpoint (authenticated with the SOAP session
-// cookie) and file management through FileManager. ISOs go to a cache folder with digest-named
-// files, so a second build with the same ISO uploads nothing.
+// cookie) and file management through FileManager (the ISO cache on top of it: iso-cache.ts).
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { request } from "undici";
 import { BuildError, asAbortError } from "../../src/errors.js";
 import { progressReporter, type EventBus } from "../../src/log/events.js";
-import { SoapFault } from "./soap.js";
+import { MoRef, SoapFault, children, refOf, textOf } from "./soap.js";
 import type { Placement } from "./inventory.js";
 import { dsPath } from "./inventory.js";
 import type { VimSession } from "./session.js";
@@ -20,16 +19,13 @@ export function folderUrl(origin: URL, dcPath: string, datastore: string, path: 
   return u;
 }
 
-/** Cache file name for an ISO: its SHA-256, so equal content is uploaded once. */
-export function cachedIsoPath(cacheFolder: string, sha256: string): string {
-  return `${cacheFolder.replace(/\/+$/, "")}/${sha256}.iso`;
-}
-
 export class Datastore {
   constructor(
     private readonly s: VimSession,
-    private readonly where: Pick<Placement, "datacenter" | "datacenterPath" | "datastoreName">,
+    private readonly where: Pick<Placement, "datacenter" | "datacenterPath" | "datastoreName"> & { datastore?: MoRef },
   ) {}
+
+  private datastoreRef: MoRef | undefined;
 
   private headers(): Record<string, string> {
     return this.s.soap.sessionCookie ? { cookie: `vmware_soap_session=${this.s.soap.sessionCookie}` } : {};
@@ -93,6 +89,55 @@ export class Datastore {
       file.destroy();
       p.end();
     }
+  }
+
+  /**
+   * A file's size in bytes, undefined when there is no such file: the datastore browser's answer
+   * (SearchDatastore_Task with fileSize, as govmomi's object.Datastore.Stat asks it), not an HTTP
+   * HEAD, whose Content-Length not every /folder endpoint sends.
+   */
+  async size(path: string, signal: AbortSignal): Promise<number | undefined> {
+    const slash = path.lastIndexOf("/");
+    const folder = slash < 0 ? "" : path.slice(0, slash);
+    const name = path.slice(slash + 1);
+    const browser = refOf(await this.s.prop(await this.datastore(signal), "browser", signal));
+    if (!browser) throw new BuildError("VSPHERE_DATASTORE", `datastore ${this.where.datastoreName} has no browser`);
+    let result;
+    try {
+      result = await this.s.task(
+        "SearchDatastore_Task",
+        browser,
+        [
+          ["datastorePath", this.path(folder)],
+          ["searchSpec", { details: { fileType: true, fileSize: true, modification: false, fileOwner: false }, matchPattern: name }],
+        ],
+        signal,
+      );
+    } catch (err) {
+      if (err instanceof SoapFault && /FileNotFound|NotFound/.test(err.faultType)) return undefined; // no such folder
+      throw err;
+    }
+    // matchPattern is a glob: only the exact name counts.
+    const file = children(result, "file").find((f) => textOf(f, "path") === name);
+    const size = textOf(file, "fileSize");
+    return file === undefined ? undefined : Number(size ?? Number.NaN);
+  }
+
+  /** Renames a file on this datastore, replacing what is at `to`. */
+  async move(from: string, to: string, signal: AbortSignal): Promise<void> {
+    const dc = this.where.datacenter;
+    await this.s.task(
+      "MoveDatastoreFile_Task",
+      this.s.sc.fileManager,
+      [["sourceName", this.path(from)], ["sourceDatacenter", dc], ["destinationName", this.path(to)], ["destinationDatacenter", dc], ["force", true]],
+      signal,
+    );
+  }
+
+  private async datastore(signal: AbortSignal): Promise<MoRef> {
+    this.datastoreRef ??= this.where.datastore ?? (await this.s.findByInventoryPath(`${this.where.datacenterPath}/datastore/${this.where.datastoreName}`, signal));
+    if (!this.datastoreRef) throw new BuildError("VSPHERE_DATASTORE", `datastore ${this.where.datastoreName} not found in ${this.where.datacenterPath}`);
+    return this.datastoreRef;
   }
 
   /** Deletes a file or folder; a missing one is not an error (cleanup is idempotent). */

@@ -3,18 +3,19 @@
 // deployed from and captured into one), datastore /folder for uploads. Every object it creates
 // outside the process is journaled first so `vmkiln gc` can remove it after a crash, and undone on
 // failure or abort.
-import { mkdir, mkdtemp, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { formatManifest } from "../../src/artifact/manifest-mf.js";
-import { buildOvf } from "../../src/artifact/ovf.js";
 import { sha256File } from "../../src/artifact/sums.js";
 import { BuildError, UserError } from "../../src/errors.js";
 import type { EventBus } from "../../src/log/events.js";
 import type { ApplianceFiles, DiskFile, Driver, DriverFactoryContext, ExportRequest, KeyEvent, VmHandle, VmSpec } from "../../src/pipeline/driver.js";
 import type { Journal, JournalEntry } from "../../src/pipeline/journal.js";
+import { escalatePowerOff, type PowerOffPrimitives } from "../../src/pipeline/power-off.js";
 import type { BuildSpec, VsphereSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
-import { Datastore, cachedIsoPath } from "./datastore.js";
+import { Datastore } from "./datastore.js";
+import { ensureCachedIso } from "./iso-cache.js";
 import { govcKeystrokeCalls, govcUsable, typeWithGovc } from "./govc.js";
 import { isLoopback, localAddressTowards, needsRouteLookup } from "./host-address.js";
 import { inventoryPath, resolvePlacement, type Placement } from "./inventory.js";
@@ -156,9 +157,18 @@ export class VsphereDriver implements Driver {
     try {
       ref = this.build.source.kind === "clone" ? await this.cloneFrom(s, p, spec.name, signal) : await this.createFromIso(s, p, spec, signal);
     } catch (err) {
-      // A task that failed half-way may still have registered the VM.
-      await this.destroyByPath(s, path).catch(() => undefined);
-      this.journal.done(entry);
+      // A task that failed half-way may still have registered the VM. Done only once it is gone:
+      // if it cannot be removed now, the journal keeps it for `vmkiln gc`.
+      try {
+        await this.destroyByPath(s, path);
+        this.journal.done(entry);
+      } catch (cleanupErr) {
+        this.events.warn(`could not remove ${path} after the failed create (left for 'vmkiln gc'): ${(cleanupErr as Error).message}`, "vsphere");
+      }
+      // The media uploaded for it too: no undo is registered for a VM createVm never returned.
+      await this.removeTempFolder().catch((cleanupErr: unknown) =>
+        this.events.warn(`could not remove the uploaded media (left for 'vmkiln gc'): ${(cleanupErr as Error).message}`, "vsphere"),
+      );
       throw err;
     }
     const handle: VmHandle = { id: ref.value, driver: "vsphere" };
@@ -227,27 +237,14 @@ export class VsphereDriver implements Driver {
     return this.tempFolder;
   }
 
-  /** Uploads the ISO into the digest-named cache unless an equal one is there already. */
+  /** Uploads the ISO into the digest-named cache unless a complete one is there already (iso-cache.ts). */
   private async uploadIso(ds: Datastore, local: string, signal: AbortSignal): Promise<string> {
-    const sha = await sha256File(local, signal);
-    const rel = cachedIsoPath(this.v.isoCacheFolder, sha);
-    if (await ds.exists(rel, signal)) {
-      this.events.info(`ISO already on the datastore: ${ds.path(rel)}`, "vsphere");
-      return ds.path(rel);
-    }
-    // Journaled while it uploads: a half-uploaded file must not stay in the cache under its digest.
-    const entry = this.remoteEntry(ds.path(rel), "file");
-    this.journal.add(entry);
-    try {
-      await ds.mkdir(this.v.isoCacheFolder, signal);
-      await ds.upload(local, rel, this.events, signal);
-    } catch (err) {
-      await ds.remove(rel, AbortSignal.timeout(60_000)).catch(() => undefined);
-      this.journal.done(entry);
-      throw err;
-    }
-    this.journal.done(entry);
-    return ds.path(rel);
+    const [{ size }, sha256] = await Promise.all([stat(local), sha256File(local, signal)]);
+    return ensureCachedIso(
+      ds,
+      { local, size, sha256, folder: this.v.isoCacheFolder, buildId: this.journal.buildId, journal: this.journal, entry: (p) => this.remoteEntry(p, "file"), events: this.events },
+      signal,
+    );
   }
 
   /** `[ds] path` of the .iso file of a content-library item, from its storage URI and the datastores' summary.url. */
@@ -393,19 +390,14 @@ export class VsphereDriver implements Driver {
   async shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void> {
     const { s } = await this.connect(signal);
     const ref = this.state(vm).ref;
-    if (opts.guestInitiated && (await this.waitPoweredOff(vm, opts.timeoutMs, signal))) return;
-    if ((await this.powerState(vm, signal)) === "poweredOff") return;
-    // Ask through VMware Tools, then force after the timeout (Tools may not be running).
-    this.events.info("asking the guest to shut down (ShutdownGuest)", "vsphere");
-    try {
-      await s.call("ShutdownGuest", ref, [], signal);
-    } catch (err) {
-      if (!(err instanceof SoapFault)) throw err;
-      this.events.warn(`ShutdownGuest: ${err.faultType}`, "vsphere");
-    }
-    if (await this.waitPoweredOff(vm, opts.guestInitiated ? Math.min(opts.timeoutMs, 60_000) : opts.timeoutMs, signal)) return;
-    this.events.warn("the guest did not power off: forcing power off", "vsphere");
-    await this.powerOff(s, ref, signal);
+    // Ask through VMware Tools (it may not be running: the fault is a warning), then force.
+    const primitives: PowerOffPrimitives = {
+      waitOff: (ms, sig) => this.waitPoweredOff(vm, ms, sig),
+      askName: "ShutdownGuest",
+      ask: async (sig) => void (await s.call("ShutdownGuest", ref, [], sig)),
+      force: (sig) => this.powerOff(s, ref, sig),
+    };
+    await escalatePowerOff(primitives, { ...opts, events: this.events, source: "vsphere", vmName: this.state(vm).path }, signal);
   }
 
   private async powerOff(s: VimSession, ref: MoRef, signal: AbortSignal): Promise<void> {
@@ -502,19 +494,9 @@ export class VsphereDriver implements Driver {
     await this.detachInstallerMedia(s, ref, signal);
     await mkdir(to.dir, { recursive: true });
     const r = await exportVm(s, ref, { dir: to.dir, basename: to.basename, events: this.events, signal });
-    const ovfXml =
-      r.ovfXml ??
-      buildOvf({
-        name: to.basename,
-        cpus: this.v.cpus,
-        memoryMiB: this.v.memory,
-        firmware: this.v.firmware,
-        osType: this.build.output.ova.osType,
-        vmxVersion: this.build.output.ova.vmxVersion,
-        disks: r.disks.map((d) => ({ fileName: d.name, fileSize: d.size, capacityBytes: d.capacity })),
-      });
+    // The descriptor is vSphere's own (CreateDescriptor), made from the VM as it is now.
     const ovf = join(to.dir, `${to.basename}.ovf`);
-    await writeFile(ovf, ovfXml);
+    await writeFile(ovf, r.ovfXml);
     const manifest = join(to.dir, `${to.basename}.mf`);
     await writeFile(manifest, formatManifest([{ name: `${to.basename}.ovf`, sha256: await sha256File(ovf, signal) }, ...r.disks.map((d) => ({ name: d.name, sha256: d.sha256 }))]));
     return { ovf, manifest, files: r.disks.map((d) => d.path) };

@@ -1,8 +1,8 @@
-// OVF export without ovftool (what `govc export.ovf` does): ExportVm → wait for the HttpNfcLease →
-// download each disk (vSphere serves streamOptimized VMDKs) with progress, calling
-// HttpNfcLeaseProgress so the lease does not time out → HttpNfcLeaseComplete →
-// OvfManager.CreateDescriptor for the descriptor. On any failure the lease is aborted so vCenter
-// releases the VM.
+// OVF export without ovftool (what `govc export.ovf` does): ExportVm → wait for the HttpNfcLease
+// to leave `initializing` → download each disk (vSphere serves streamOptimized VMDKs) with
+// progress, calling HttpNfcLeaseProgress well within the lease's own timeout so vSphere does not
+// end it → HttpNfcLeaseComplete → OvfManager.CreateDescriptor for the descriptor. On any failure
+// the lease is aborted so vCenter releases the VM.
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { open } from "node:fs/promises";
@@ -85,29 +85,49 @@ export interface ExportOptions {
   basename: string;
   events: EventBus;
   signal: AbortSignal;
-  /** How often to renew the lease while downloading (vSphere's lease times out after ~5 min idle). */
+  /** How often to renew the lease while downloading; by default keepAlivePeriodMs(info.leaseTimeout). */
   keepAliveMs?: number;
 }
 
 export interface ExportResult {
   disks: ExportedDisk[];
-  /** OvfManager.CreateDescriptor's descriptor, or undefined when the server lacks it. */
-  ovfXml: string | undefined;
+  /** OvfManager.CreateDescriptor's descriptor for the downloaded disks. */
+  ovfXml: string;
+}
+
+/**
+ * How often to call HttpNfcLeaseProgress on a lease that times out after `leaseTimeoutS` seconds
+ * without one (HttpNfcLeaseInfo.leaseTimeout, 300 on vSphere): a third of it, so two calls may be
+ * late before the lease is lost, and at most 20 s (govc renews every 2 s: govmomi nfc/lease_updater.go
+ * LeaseUpdater.run). 20 s when the lease names no timeout.
+ */
+export function keepAlivePeriodMs(leaseTimeoutS: number | undefined): number {
+  if (leaseTimeoutS === undefined || !Number.isFinite(leaseTimeoutS) || leaseTimeoutS <= 0) return 20_000;
+  return Math.max(200, Math.min(20_000, Math.floor((leaseTimeoutS * 1000) / 3)));
 }
 
 export async function exportVm(s: VimSession, vm: MoRef, o: ExportOptions): Promise<ExportResult> {
-  const { signal, events } = o;
-  const [rv] = await s.call("ExportVm", vm, [], signal);
+  const { events } = o;
+  const [rv] = await s.call("ExportVm", vm, [], o.signal);
   const lease = refOf(rv)!;
+  // A keep-alive the server refuses (the lease timed out, or is gone) ends the download at once.
+  const lost = new AbortController();
+  const signal = AbortSignal.any([o.signal, lost.signal]);
   let percent = 0;
   let done = false;
-  const keepAlive = setInterval(() => {
-    void s.call("HttpNfcLeaseProgress", lease, [["percent", percent]], AbortSignal.timeout(30_000)).catch((err: unknown) => {
-      events.debug(`HttpNfcLeaseProgress: ${(err as Error).message}`, "vsphere");
-    });
-  }, o.keepAliveMs ?? 20_000);
+  let keepAlive: ReturnType<typeof setInterval> | undefined;
+  let timeoutS: number | undefined;
   try {
-    const info = await waitLeaseReady(s, lease, signal);
+    const info = await waitLeaseReady(s, lease, o.signal);
+    const t = Number(textOf(info, "leaseTimeout"));
+    timeoutS = Number.isFinite(t) && t > 0 ? t : undefined;
+    // The lease times out from the moment it is ready: renew it from then on, whatever the download does.
+    keepAlive = setInterval(() => {
+      void s.call("HttpNfcLeaseProgress", lease, [["percent", percent]], AbortSignal.timeout(30_000)).catch((err: unknown) => {
+        events.debug(`HttpNfcLeaseProgress: ${(err as Error).message}`, "vsphere");
+        if (err instanceof SoapFault) lost.abort(err);
+      });
+    }, o.keepAliveMs ?? keepAlivePeriodMs(timeoutS));
     const devices = parseDevices(info).filter((d) => d.disk);
     if (devices.length === 0) throw new BuildError("VSPHERE_EXPORT", "the export lease lists no disks");
     const total = devices.reduce((n, d) => n + (d.fileSize ?? 0), 0) || undefined;
@@ -116,35 +136,62 @@ export async function exportVm(s: VimSession, vm: MoRef, o: ExportOptions): Prom
     for (const [i, dev] of devices.entries()) {
       const name = `${o.basename}-disk${i + 1}.vmdk`;
       const path = join(o.dir, name);
-      const { size, sha256 } = await download(s, deviceUrl(dev.url, s.origin), path, {
-        events,
-        signal,
-        task: `download ${name}`,
-        onBytes: (n) => {
-          if (total) percent = Math.min(99, Math.floor(((before + n) * 100) / total));
-        },
-      });
-      before += size;
-      disks.push({ deviceKey: dev.key, name, path, size, sha256, capacity: await vmdkCapacity(path) });
-      await s.call("HttpNfcLeaseProgress", lease, [["percent", percent]], signal);
+      try {
+        const { size, sha256 } = await download(s, deviceUrl(dev.url, s.origin), path, {
+          events,
+          signal,
+          userSignal: o.signal,
+          task: `download ${name}`,
+          onBytes: (n) => {
+            if (total) percent = Math.min(99, Math.floor(((before + n) * 100) / total));
+          },
+        });
+        before += size;
+        disks.push({ deviceKey: dev.key, name, path, size, sha256, capacity: await vmdkCapacity(path) });
+        await s.call("HttpNfcLeaseProgress", lease, [["percent", percent]], signal);
+      } catch (err) {
+        throw await leaseFailure(s, lease, err, o.signal, timeoutS);
+      }
     }
     clearInterval(keepAlive);
-    await s.call("HttpNfcLeaseComplete", lease, [], signal);
+    await s.call("HttpNfcLeaseComplete", lease, [], o.signal);
     done = true;
-    return { disks, ovfXml: await createDescriptor(s, vm, o.basename, disks, events, signal) };
+    return { disks, ovfXml: await createDescriptor(s, vm, o.basename, disks, o.signal) };
   } finally {
     clearInterval(keepAlive);
     if (!done) await s.call("HttpNfcLeaseAbort", lease, [], AbortSignal.timeout(30_000)).catch(() => undefined);
   }
 }
 
+/**
+ * The error for a download that failed: when vSphere has put the lease in the error state (it timed
+ * out, or the server ended it), that is what the user must read, not the broken connection it caused.
+ */
+async function leaseFailure(s: VimSession, lease: MoRef, err: unknown, userSignal: AbortSignal, timeoutS: number | undefined): Promise<unknown> {
+  if (userSignal.aborted) return asAbortError(userSignal.reason);
+  const p = await s.props(lease, ["state", "error"], AbortSignal.timeout(30_000)).catch(() => undefined);
+  const refused = err instanceof SoapFault && err.method === "HttpNfcLeaseProgress" ? err : undefined;
+  if (p?.get("state")?.text !== "error" && !refused) return err;
+  const fault = child(p?.get("error"), "fault")?.xsiType ?? refused?.faultType ?? "error";
+  const message = textOf(p?.get("error"), "localizedMessage") ?? refused?.faultString ?? "";
+  return new BuildError("VSPHERE_EXPORT_LEASE", `the export lease ended before the disks were downloaded: vSphere reports ${fault}${message ? ` (${message})` : ""}`, {
+    hint:
+      fault === "Timedout"
+        ? `vSphere ends a lease that gets no HttpNfcLeaseProgress within its leaseTimeout (${timeoutS ?? "?"} s): the connection to vSphere may have stalled`
+        : undefined,
+    cause: err,
+  });
+}
+
 async function download(
   s: VimSession,
   url: URL,
   path: string,
-  o: { events: EventBus; signal: AbortSignal; task: string; onBytes: (n: number) => void },
+  o: { events: EventBus; signal: AbortSignal; userSignal: AbortSignal; task: string; onBytes: (n: number) => void },
 ): Promise<{ size: number; sha256: string }> {
   try {
+    // The disk URL is authorized by the SOAP session, as every vSphere client sends it (govmomi's
+    // soap.Client.DownloadRequest through its cookie jar; VMware's export_vm.py sample).
     const res = await request(url, {
       method: "GET",
       dispatcher: s.dispatcher,
@@ -153,7 +200,8 @@ async function download(
     });
     if (res.statusCode !== 200) {
       await res.body.dump();
-      throw new BuildError("VSPHERE_EXPORT", `download ${url.pathname}: HTTP ${res.statusCode}`);
+      const why = res.statusCode === 401 || res.statusCode === 403 ? " (the host did not accept the vSphere session)" : "";
+      throw new BuildError("VSPHERE_EXPORT", `download ${url.pathname}: HTTP ${res.statusCode}${why}`);
     }
     const len = Number(res.headers["content-length"] ?? NaN);
     const p = progressReporter(o.events, o.task, Number.isFinite(len) ? len : undefined);
@@ -170,18 +218,22 @@ async function download(
     p.end();
     return { size, sha256: hash.digest("hex") };
   } catch (err) {
-    if (o.signal.aborted) throw asAbortError(o.signal.reason);
+    if (o.userSignal.aborted) throw asAbortError(o.userSignal.reason);
+    if (o.signal.aborted) throw o.signal.reason;
     throw err;
   }
 }
 
 /**
- * The vSphere-made descriptor for the downloaded disks. Simulators (vcsim 0.24.2) lack
- * CreateDescriptor: then undefined, and the caller writes its own from the VM's hardware.
+ * vSphere's descriptor for the downloaded disks (OvfManager.CreateDescriptor, after
+ * HttpNfcLeaseComplete, as govc export.ovf does it: govmomi cli/export/ovf.go ovfx.Run). The
+ * References name the files by the lease's device keys. There is no other source of the
+ * descriptor: a server without CreateDescriptor cannot be exported from.
  */
-async function createDescriptor(s: VimSession, vm: MoRef, name: string, disks: ExportedDisk[], events: EventBus, signal: AbortSignal): Promise<string | undefined> {
+async function createDescriptor(s: VimSession, vm: MoRef, name: string, disks: ExportedDisk[], signal: AbortSignal): Promise<string> {
+  let rv: XNode | undefined;
   try {
-    const [rv] = await s.call(
+    [rv] = await s.call(
       "CreateDescriptor",
       s.sc.ovfManager,
       [
@@ -190,16 +242,17 @@ async function createDescriptor(s: VimSession, vm: MoRef, name: string, disks: E
       ],
       signal,
     );
-    const errors = children(rv, "error");
-    if (errors.length > 0) throw new BuildError("VSPHERE_EXPORT", `CreateDescriptor: ${errors.map((e) => child(e, "fault")?.xsiType ?? "error").join(", ")}`);
-    return textOf(rv, "ovfDescriptor");
   } catch (err) {
     if (err instanceof SoapFault && isNotImplemented(err)) {
-      events.warn("this server has no OvfManager.CreateDescriptor: writing the OVF descriptor from the VM's hardware", "vsphere");
-      return undefined;
+      throw new BuildError("VSPHERE_EXPORT", `this vSphere server has no OvfManager.CreateDescriptor (${err.faultType}): the OVF descriptor of an export comes from vSphere`, { cause: err });
     }
     throw err;
   }
+  const errors = children(rv, "error");
+  if (errors.length > 0) throw new BuildError("VSPHERE_EXPORT", `CreateDescriptor: ${errors.map((e) => child(e, "fault")?.xsiType ?? "error").join(", ")}`);
+  const xml = textOf(rv, "ovfDescriptor");
+  if (!xml) throw new BuildError("VSPHERE_EXPORT", "CreateDescriptor returned no OVF descriptor");
+  return xml;
 }
 
 export function isNotImplemented(err: SoapFault): boolean {

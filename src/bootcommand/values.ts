@@ -2,9 +2,10 @@
 // template before parsing keys, so a value may itself contain `<enter>`).
 //
 // Two spellings: Packer's Go-template `{{ .HTTPIP }}` / `{{.HTTPPort}}` / `{{ .Name }}` so
-// templates migrate unchanged, and vmkiln's `${http.ip}` / `${http.port}` / `${http.url}` /
-// `${name}`. `$${` types a literal `${`.
+// templates migrate unchanged (and `{{ .HTTPPrefix }}`, ours), and vmkiln's `${http.ip}` /
+// `${http.port}` / `${http.prefix}` / `${http.url}` / `${name}`. `$${` types a literal `${`.
 import { UserError } from "../errors.js";
+import { prefixAfterPort } from "../http/prefix.js";
 
 /**
  * Values by canonical name: `http.ip`, `http.port`, `http.url`, `name`, plus any other name a
@@ -16,6 +17,7 @@ export type BootCommandValues = Readonly<Record<string, string | number | undefi
 const PACKER_ALIASES: Readonly<Record<string, string>> = {
   HTTPIP: "http.ip",
   HTTPPort: "http.port",
+  HTTPPrefix: "http.prefix",
   Name: "name",
 };
 
@@ -28,7 +30,7 @@ function lookup(values: BootCommandValues, name: string): string | undefined {
   if (name === "http.url") {
     const ip = values["http.ip"];
     const port = values["http.port"];
-    if (ip !== undefined && port !== undefined) return `http://${ip}:${port}`;
+    if (ip !== undefined && port !== undefined) return `http://${ip}:${port}${values["http.prefix"] ?? ""}`;
   }
   return undefined;
 }
@@ -44,7 +46,9 @@ function knownNames(values: BootCommandValues): string[] {
  * (e.g. `boot_command[2]`). Throws a UserError naming an unknown value and its column.
  */
 export function substituteValues(text: string, values: BootCommandValues, where: string): string {
-  return text.replace(PATTERN, (match: string, ours: string | undefined, packer: string | undefined, offset: number) => {
+  // A URL built from the port gets the HTTP server's path prefix after it (src/http/prefix.ts).
+  const prefix = values["http.prefix"];
+  return prefixAfterPort(text, prefix === undefined ? "" : String(prefix)).replace(PATTERN, (match: string, ours: string | undefined, packer: string | undefined, offset: number) => {
     if (match === "$${") return "${";
     let name: string;
     let spelled: string;
@@ -57,7 +61,7 @@ export function substituteValues(text: string, values: BootCommandValues, where:
         throw new UserError(
           "BOOT_COMMAND_VALUE",
           `${where}, column ${offset + 1}: unsupported template expression ${match}`,
-          { hint: "boot commands support {{ .HTTPIP }}, {{ .HTTPPort }}, {{ .Name }} and ${http.ip}, ${http.port}, ${http.url}, ${name}" },
+          { hint: "boot commands support {{ .HTTPIP }}, {{ .HTTPPort }}, {{ .HTTPPrefix }}, {{ .Name }} and ${http.ip}, ${http.port}, ${http.prefix}, ${http.url}, ${name}" },
         );
       }
       name = PACKER_ALIASES[field[1]!] ?? field[1]!;

@@ -1,4 +1,4 @@
-// The only place that spawns processes (DESIGN.md "External processes"): argv arrays only, always a
+// The only place that spawns processes (docs/architecture.md "The exec wrapper"): argv arrays only, always a
 // cancel signal, a timeout and a forced kill; stderr is teed to debug events; failures are ToolErrors.
 import { execa, type ResultPromise } from "execa";
 import { asAbortError } from "../errors.js";
@@ -21,8 +21,9 @@ export interface RunOptions {
   installHint?: string;
   /** Redact these substrings from any error text. */
   secrets?: string[];
-  /** Own process group, not killed when vmkiln exits: a terminal's Ctrl-C then reaches only
-   *  vmkiln (which shuts the VM down itself), and --on-error=abort can leave a VM running. */
+  /** Not stopped with its process group and not killed when vmkiln exits (a VM): vmkiln shuts it
+   *  down itself, and --on-error=abort can leave it running. Every tool has its own process group,
+   *  so a terminal's Ctrl-C reaches only vmkiln either way. */
   detached?: boolean;
 }
 
@@ -38,6 +39,9 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   const child = spawnTool(file, args, opts);
   try {
     const r = await child;
+    // reject: false is about the exit code: a process stopped by abort or timeout still fails (it
+    // has no exit code, and `?? 0` below would have called it a success).
+    if (r.isCanceled || r.timedOut || (opts.signal.aborted && r.exitCode === undefined)) throw r;
     const exitCode = r.exitCode ?? 0;
     return { exitCode, stdout: String(r.stdout ?? ""), stderr: String(r.stderr ?? "") };
   } catch (err) {
@@ -45,8 +49,15 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   }
 }
 
-/** Starts a long-lived process (a VM). The caller owns its life; the signal still kills it. */
+/**
+ * Starts a process. Every tool gets a session and process group of its own, so that stopping it
+ * (abort, timeout) stops what it started too: a shell's background jobs, ansible's ssh, a script's
+ * grandchild that ignores SIGTERM. execa stops only the process it spawned, and a grandchild holding
+ * the output pipe kept the run waiting for as long as it lived. A `detached` process (a VM) is the
+ * caller's to stop; the signal still kills it.
+ */
 export function spawnTool(file: string, args: readonly string[], opts: RunOptions): ResultPromise {
+  const detached = opts.detached ?? false;
   const child = execa(file, [...args], {
     cancelSignal: opts.signal,
     timeout: opts.timeoutMs && opts.timeoutMs > 0 ? opts.timeoutMs : undefined,
@@ -60,11 +71,66 @@ export function spawnTool(file: string, args: readonly string[], opts: RunOption
     stdin: opts.input === undefined ? "ignore" : "pipe",
     buffer: true,
     maxBuffer: 64 * 1024 * 1024,
-    detached: opts.detached ?? false,
-    cleanup: !(opts.detached ?? false),
+    // Own session (setsid) for every tool: its group is ours to signal. execa's exit cleanup skips
+    // such children, so stopGroupWhenStopped kills the group when vmkiln exits instead.
+    detached: true,
+    cleanup: false,
   });
+  if (!detached) stopGroupWhenStopped(child, opts);
   if (opts.onLine) attachLines(child, opts.onLine);
   return child;
+}
+
+/** How long a stopped tool's group has between SIGTERM and SIGKILL (execa's forceKillAfterDelay too). */
+export const STOP_GRACE_MS = 3000;
+
+/** Process groups of running tools, killed if vmkiln exits while they run (a second Ctrl-C). */
+const liveGroups = new Set<number>();
+let exitHook = false;
+
+function signalGroup(pgid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, sig);
+  } catch {
+    // ESRCH: the group is gone already.
+  }
+}
+
+/**
+ * On abort or timeout: SIGTERM to the tool's whole process group, SIGKILL after STOP_GRACE_MS, and
+ * SIGKILL at once to whatever is left of the group when the tool itself has ended. A tool that ends
+ * by itself keeps its background jobs (a daemon a shell_local started on purpose).
+ */
+function stopGroupWhenStopped(child: ResultPromise, opts: RunOptions): void {
+  const pgid = child.pid;
+  if (pgid === undefined) return; // never started (ENOENT): execa reports it
+  liveGroups.add(pgid);
+  if (!exitHook) {
+    exitHook = true;
+    process.once("exit", () => {
+      for (const g of liveGroups) signalGroup(g, "SIGKILL");
+    });
+  }
+  let stopping = false;
+  let grace: NodeJS.Timeout | undefined;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    signalGroup(pgid, "SIGTERM");
+    grace = setTimeout(() => signalGroup(pgid, "SIGKILL"), STOP_GRACE_MS);
+    grace.unref();
+  };
+  const timer = opts.timeoutMs && opts.timeoutMs > 0 ? setTimeout(stop, opts.timeoutMs) : undefined;
+  if (opts.signal.aborted) stop();
+  else opts.signal.addEventListener("abort", stop, { once: true });
+  const settled = () => {
+    clearTimeout(timer);
+    clearTimeout(grace);
+    opts.signal.removeEventListener("abort", stop);
+    liveGroups.delete(pgid);
+    if (stopping) signalGroup(pgid, "SIGKILL");
+  };
+  child.then(settled, settled);
 }
 
 function attachLines(child: ResultPromise, sink: LineSink): void {

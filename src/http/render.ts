@@ -1,26 +1,29 @@
 // Rendering of installer files (http.content, install_media.content) with build variables, once
 // the values only known at build time exist: `${http.ip}`, `${http.port}`, `${http.url}`,
-// `${ssh.public_key}`, besides `${var.X}`, `${env.X}` and `${name}`. Packer's `{{ .HTTPIP }}`,
-// `{{ .HTTPPort }}` and `{{ .Name }}` work too so migrated kickstarts render unchanged; any other
+// `${http.prefix}`, `${ssh.public_key}`, besides `${var.X}`, `${env.X}` and `${name}`. Packer's
+// `{{ .HTTPIP }}`, `{{ .HTTPPort }}` and `{{ .Name }}` work too (and `{{ .HTTPPrefix }}`, ours) so
+// migrated kickstarts render unchanged; any other
 // `{{ … }}` (Jinja in an autoinstall file, say) is left alone. `$${` is a literal `${`.
 import { readFile } from "node:fs/promises";
 import { UserError } from "../errors.js";
 import { interpolateString } from "../template/interpolate.js";
+import { prefixAfterPort } from "./prefix.js";
 import type { RenderedText } from "../template/spec.js";
 
 export interface RenderScope {
   variables: Record<string, string>;
   env: NodeJS.ProcessEnv;
   name: string;
-  /** Dotted names: http.ip, http.port, http.url, ssh.public_key. */
+  /** Dotted names: http.ip, http.port, http.url, http.prefix, ssh.public_key. */
   values: Record<string, string>;
 }
 
-const PACKER_FIELDS: Readonly<Record<string, string>> = { HTTPIP: "http.ip", HTTPPort: "http.port", Name: "name" };
+const PACKER_FIELDS: Readonly<Record<string, string>> = { HTTPIP: "http.ip", HTTPPort: "http.port", HTTPPrefix: "http.prefix", Name: "name" };
 
 /** Renders one text; `where` names it in errors (`http.content["/ks.cfg"]`, a file path). */
 export function renderText(text: string, scope: RenderScope, where: string): string {
-  const withPacker = text.replace(/\{\{\s*\.([A-Za-z]+)\s*\}\}/g, (m: string, field: string) => {
+  // A URL built from the port gets the server's path prefix after it (src/http/prefix.ts).
+  const withPacker = prefixAfterPort(text, scope.values["http.prefix"] ?? "").replace(/\{\{\s*\.([A-Za-z]+)\s*\}\}/g, (m: string, field: string) => {
     const key = PACKER_FIELDS[field];
     if (key === undefined) return m;
     return key === "name" ? scope.name : (scope.values[key] ?? m);

@@ -4,6 +4,7 @@ import type { Communicator } from "../ssh/communicator.js";
 import type { Driver, VmHandle, DiskFile } from "./driver.js";
 import type { Journal } from "./journal.js";
 import type { InstallerHttpServer } from "../http/server.js";
+import type { OperationReport } from "../provision/generalize.js";
 
 export interface SshKeyPair {
   /** OpenSSH private key text (never logged). */
@@ -78,7 +79,7 @@ export interface BuildContext {
   sshKey?: SshKeyPair;
   cidataIso?: string;
   /** The installer's HTTP server (serve-http step): where it listens and what the guest calls it. */
-  http?: { server: InstallerHttpServer; guestIp: string; port: number; url: string };
+  http?: { server: InstallerHttpServer; guestIp: string; port: number; url: string; /** "/k3…", or "" (http.path_prefix: false). */ prefix: string };
   /** Kickstart/preseed media built by the installer-media step. */
   installerMedia?: { path: string; kind: "cd" | "floppy" };
   vm?: VmHandle;
@@ -98,4 +99,6 @@ export interface BuildContext {
   timings: StepTiming[];
   /** Extra durations (convert, pack) for the manifest. */
   durations: Record<string, number>;
+  /** What each generalize operation did (shutdown step), for the log and manifest.json. */
+  generalized?: OperationReport[];
 }

@@ -1,4 +1,4 @@
-// The driver contract (DESIGN.md "The driver contract"): small, with declared capabilities.
+// The driver contract (docs/architecture.md "The driver contract"): small, with declared capabilities.
 // Concrete drivers live in drivers/ and `satisfies Driver`; src/ reaches them only through the
 // registry the CLI wires up.
 import type { EventBus } from "../log/events.js";
@@ -81,7 +81,7 @@ export interface Driver {
   sendKeys?(vm: VmHandle, keys: KeyEvent[], signal: AbortSignal): Promise<void>;
   sshEndpoint(vm: VmHandle, signal: AbortSignal): Promise<{ host: string; port: number }>;
   /** Resolves when the VM is off. Waits `timeoutMs` for a guest-initiated power-off, then asks
-   *  (ACPI), then forces. */
+   *  (ACPI), then forces: `escalatePowerOff` (power-off.ts) with the driver's own primitives. */
   shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void>;
   /** Rejects when the VM stops unexpectedly (crash, guest power-off) while the build still needs it. */
   exited?(vm: VmHandle): Promise<string>;
@@ -95,6 +95,12 @@ export interface Driver {
   /** The address the guest reaches a host listener on `bindAddress` at (QEMU user networking:
    *  10.0.2.2; vSphere: the local address that routes to the server). */
   guestHostAddress?(bindAddress: string): string | Promise<string>;
+  /** Where the guest's connections to a host listener come from, as the listener sees them, when
+   *  the driver knows (QEMU user networking and VirtualBox NAT: the guest dials 10.0.2.2 and the
+   *  connection arrives from the host's 127.0.0.1). The installer HTTP server then serves only that
+   *  peer. Undefined, or no method (vSphere: the guest's address is known only once it runs): the
+   *  path prefix alone guards the answer files. */
+  guestPeerAddress?(guestAddress: string): string | undefined;
   /** Resolves true when the guest stops by itself (installer power-off, or reboot with exitOnReboot), false after timeoutMs. */
   waitForGuestStop?(vm: VmHandle, opts: { timeoutMs: number }, signal: AbortSignal): Promise<boolean>;
   /** Boots the stopped VM again, without the installer ISO and media when asked. */

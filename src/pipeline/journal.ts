@@ -1,5 +1,6 @@
-// Crash safety (DESIGN.md): before creating anything outside the process, append it to a journal in
-// the build's state dir. `vmkiln gc` reads the journals of dead builds and removes what they left.
+// Crash safety (docs/architecture.md "Crash safety: the journal and gc"): before creating anything
+// outside the process, append it to a journal in the build's state dir. `vmkiln gc` reads the
+// journals of dead builds and removes what they left.
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -39,6 +40,15 @@ export class Journal {
     this.write({ op: "done", entry, time: new Date().toISOString() });
   }
 
+  /** Entries added and not marked done yet, newest first: what `vmkiln gc` would remove. */
+  pending(): JournalEntry[] {
+    try {
+      return pendingEntries(readFileSync(this.file, "utf8"));
+    } catch {
+      return [];
+    }
+  }
+
   /** The build ended and everything it journaled is accounted for. */
   close(): void {
     rmSync(this.file, { force: true });
@@ -76,6 +86,12 @@ export function deadJournals(dir = stateDir()): DeadJournal[] {
   return out;
 }
 
+/** Marks `entry` done in a dead build's journal (`vmkiln gc` removed it; the rest stays for next time). */
+export function markDone(file: string, entry: JournalEntry): void {
+  const rec: JournalRecord = { op: "done", entry, time: new Date().toISOString() };
+  appendFileSync(file, JSON.stringify(rec) + "\n");
+}
+
 export function pendingEntries(text: string): JournalEntry[] {
   const live: JournalEntry[] = [];
   for (const line of text.split("\n")) {
@@ -102,5 +118,18 @@ export function pidAlive(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** One line naming what an entry stands for (gc's output, the build's leftover warning). */
+export function describeEntry(e: JournalEntry): string {
+  switch (e.kind) {
+    case "dir":
+    case "file":
+      return e.path;
+    case "process":
+      return `process ${e.pid} (${e.match})`;
+    case "remote":
+      return `${e.driver} object ${e.id}`;
   }
 }

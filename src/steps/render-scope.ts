@@ -8,6 +8,7 @@ export function renderScope(ctx: Pick<BuildContext, "spec" | "http" | "sshKey">)
     values["http.ip"] = ctx.http.guestIp;
     values["http.port"] = String(ctx.http.port);
     values["http.url"] = ctx.http.url;
+    values["http.prefix"] = ctx.http.prefix;
   }
   if (ctx.sshKey?.publicKey) values["ssh.public_key"] = ctx.sshKey.publicKey;
   return { variables: ctx.spec.variables, env: process.env, name: ctx.spec.name, values };

@@ -13,3 +13,12 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
     });
   });
 }
+
+/**
+ * The peer a host listener sees when a guest behind user-mode NAT (QEMU's slirp, VirtualBox NAT)
+ * connects to the NAT's host alias 10.0.2.2: the NAT engine connects from the host's loopback.
+ * Undefined for any other address the guest dials (the source is then the host's choice).
+ */
+export function natGuestPeerAddress(guestAddress: string): string | undefined {
+  return guestAddress === "10.0.2.2" ? "127.0.0.1" : undefined;
+}

@@ -1,4 +1,5 @@
-// vcsim with vmkiln's shim (test/doubles/vcsim): built from Debian's golang-go and
+// vcsim with vmkiln's shim (test/doubles/vcsim, a TEST DOUBLE of vCenter: test/doubles/README.md
+// lists what it models and where each rule comes from): built from Debian's golang-go and
 // golang-github-vmware-govmomi-dev in GOPATH mode, cached in ~/.cache/vmkiln/vcsim keyed by the hash
 // of its sources, started on 127.0.0.1 with a 2048-bit certificate made here (openssl).
 // A test helper: it spawns directly instead of through src/exec/run.ts (not product code).
@@ -23,8 +24,38 @@ export interface Vcsim {
   password: string;
   /** PutUsbScanCodes calls the shim recorded for a VM moref. */
   scancodes(vm: string): Promise<Array<{ keyEvents: Array<{ usbHidCode: number; modifiers: Record<string, boolean> }> }>>;
-  leases(): Promise<Record<string, { vm: string; progress: number[]; state: string }>>;
+  leases(): Promise<Record<string, LeaseRecord>>;
+  /** OvfManager.CreateDescriptor answers, in order. */
+  descriptors(): Promise<Array<{ vm: string; name: string; ovfFiles: Array<{ deviceId: string; path: string; size: number }>; sha256: string }>>;
+  /** Which REST flavours answer, and every REST request received ("METHOD /path"); `serve` switches. */
+  rest(serve?: Array<"api" | "rest">): Promise<{ serving: string[]; requests: string[] }>;
+  /** Changes the NFC download pace (0: unpaced) for downloads that start next. */
+  nfcPace(bytesPerSecond: number): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface LeaseRecord {
+  vm: string;
+  /** initializing, ready, done, aborted, timedout, error */
+  state: string;
+  timeoutSeconds: number;
+  /** Seconds from ExportVm until the lease was ready. */
+  initSeconds: number;
+  progress: number[];
+  /** Seconds after ready of each HttpNfcLeaseProgress. */
+  keepAlives: number[];
+  downloads: Array<{ file: string; status: number; bytes: number; seconds: number; cut: boolean }>;
+}
+
+export interface VcsimOptions {
+  username?: string;
+  password?: string;
+  /** HttpNfcLeaseInfo.leaseTimeout in seconds (vSphere's 300 when unset). */
+  leaseTimeoutSeconds?: number;
+  /** Least time an export lease stays initializing (1000 when unset). */
+  leaseInitDelayMs?: number;
+  /** Pace NFC downloads (unpaced when unset). */
+  nfcBytesPerSecond?: number;
 }
 
 /** Builds the harness (about 15 s cold, instant when cached) and returns the binary's path. */
@@ -46,7 +77,7 @@ export function buildVcsim(): string {
   return bin;
 }
 
-export async function startVcsim(opts: { username?: string; password?: string } = {}): Promise<Vcsim> {
+export async function startVcsim(opts: VcsimOptions = {}): Promise<Vcsim> {
   const bin = buildVcsim();
   const dir = await mkdtemp(join(tmpdir(), "vmkiln-vcsim-"));
   const caFile = join(dir, "cert.pem");
@@ -54,7 +85,12 @@ export async function startVcsim(opts: { username?: string; password?: string } 
   execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", keyFile, "-out", caFile, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], { stdio: "ignore" });
   const username = opts.username ?? "vmkiln-test";
   const password = opts.password ?? "s3cret-vcsim-pass";
-  const child: ChildProcess = spawn(bin, ["-tlscert", caFile, "-tlskey", keyFile, "-username", username, "-password", password], { stdio: ["ignore", "pipe", "pipe"] });
+  const knobs = [
+    ...(opts.leaseTimeoutSeconds === undefined ? [] : ["-lease-timeout", `${opts.leaseTimeoutSeconds}s`]),
+    ...(opts.leaseInitDelayMs === undefined ? [] : ["-lease-init-delay", `${opts.leaseInitDelayMs}ms`]),
+    ...(opts.nfcBytesPerSecond === undefined ? [] : ["-nfc-bytes-per-second", String(opts.nfcBytesPerSecond)]),
+  ];
+  const child: ChildProcess = spawn(bin, ["-tlscert", caFile, "-tlskey", keyFile, "-username", username, "-password", password, ...knobs], { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => {
     stderr += d.toString();
@@ -82,9 +118,9 @@ export async function startVcsim(opts: { username?: string; password?: string } 
       setTimeout(() => reject(new Error("vcsim not ready within 30 s")), 30_000);
     });
     const origin = new URL(ready.url).origin;
-    const get = async (path: string) => {
+    const get = async (path: string, method = "GET") => {
       // Node's fetch has no per-call CA option: use curl, which the host has anyway.
-      const out = execFileSync("curl", ["-sf", "--cacert", caFile, `${origin}${path}`], { encoding: "utf8" });
+      const out = execFileSync("curl", ["-sf", "-X", method, "--cacert", caFile, `${origin}${path}`], { encoding: "utf8" });
       return JSON.parse(out) as unknown;
     };
     return {
@@ -95,6 +131,9 @@ export async function startVcsim(opts: { username?: string; password?: string } 
       password,
       scancodes: async (vm) => (await get(`/_test/scancodes?vm=${encodeURIComponent(vm)}`)) as Awaited<ReturnType<Vcsim["scancodes"]>>,
       leases: async () => (await get("/_test/leases")) as Awaited<ReturnType<Vcsim["leases"]>>,
+      descriptors: async () => (await get("/_test/descriptors")) as Awaited<ReturnType<Vcsim["descriptors"]>>,
+      nfcPace: async (n) => void (await get(`/_test/nfc?bytesPerSecond=${n}`, "POST")),
+      rest: async (serve) => (await get(serve ? `/_test/rest?serve=${serve.join(",")}` : "/_test/rest", serve ? "POST" : "GET")) as Awaited<ReturnType<Vcsim["rest"]>>,
       stop,
     };
   } catch (err) {

@@ -5,7 +5,11 @@
 // SET.guest.ipAddress; drivers.vsphere.ssh_port points at the guest's forwarded SSH port, so the
 // provisioning over SSH is real. For the ISO install the test also plays the installer: it decodes
 // the keys vcsim recorded, and fetches the kickstart URL they typed from the build's HTTP server.
+// vcsim is as strict as vCenter here (test/doubles/README.md "vcsim"): its export leases time out
+// after LEASE_TIMEOUT_S without a keep-alive, and disk downloads are paced to last longer than
+// that, so every export below proves the driver keeps its lease alive.
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -34,6 +38,10 @@ const BOOT_COMMAND = ["<esc><wait>linux inst.ks=${http.url}/ks.cfg ", "ip=dhcp X
 const KICKSTART = 'text\nuser --name=tester\nsshkey --username=tester "${ssh.public_key}"\nreboot\n';
 const signal = new AbortController().signal;
 const GiB = 2 ** 30;
+const MiB = 2 ** 20;
+const LEASE_TIMEOUT_S = 3;
+/** The fixture's streamOptimized disk (~160 MB) takes ~5 s at this pace: more than a lease timeout. */
+const NFC_PACE = 30 * MiB;
 /** Every text in a device tree (file names hide in backings, and in a floppy's or CD's summary). */
 const texts = (n: XNode): string[] => [n.text, ...Object.values(n.attrs), ...n.children.flatMap(texts)];
 
@@ -59,7 +67,7 @@ describe("vsphere driver against vcsim", () => {
     const image = await ensureFixtureGuest();
     work = await mkdtemp(join(tmpdir(), "vmkiln-vs-it-"));
     stateDir = join(work, "state");
-    vc = await startVcsim();
+    vc = await startVcsim({ leaseTimeoutSeconds: LEASE_TIMEOUT_S, nfcBytesPerSecond: NFC_PACE });
     s = await VimSession.login({ url: vc.url, username: vc.username, password: vc.password, caFile: vc.caFile, insecure: false }, signal);
     // The real disk vcsim will serve: the fixture guest as a hosted sparse VMDK.
     realDisk = join(work, "real-disk.vmdk");
@@ -211,6 +219,7 @@ describe("vsphere driver against vcsim", () => {
     let vm: { ref: MoRef; path: string };
     let typed: string;
     let kickstart: { status: number; body: string };
+    let withoutPrefix: number;
     let floppyNote: string;
     let devices: { first: XNode[]; exported: XNode[]; left: boolean; error: unknown };
     const out = () => join(work, "out", "vs-iso");
@@ -237,6 +246,10 @@ describe("vsphere driver against vcsim", () => {
       floppyNote = execFileSync("mtype", ["-i", flp, "::note.txt"], { encoding: "utf8", env: { ...process.env, MTOOLS_SKIP_CHECK: "1" } });
       typed = eventsToText(usbKeyEventsToEvents(await vc.scancodes(vm.ref.value)));
       const url = /inst\.ks=(\S+)/.exec(typed)?.[1] ?? "";
+      // The guest's address is not known in advance on vSphere: the path prefix alone guards the file.
+      const bare = await fetch(url.replace(/\/[a-z2-7]{20}\//, "/"));
+      withoutPrefix = bare.status;
+      await bare.text();
       const r = await fetch(url);
       kickstart = { status: r.status, body: await r.text() };
       res = await run.done;
@@ -257,8 +270,11 @@ describe("vsphere driver against vcsim", () => {
     });
 
     it("the keystrokes vcsim recorded decode back to exactly the boot command, with the guest's view of the HTTP server", async () => {
-      // Against vcsim on 127.0.0.1 the route to vCenter starts at 127.0.0.1: that is http.ip.
-      const url = /the guest uses (http:\/\/127\.0\.0\.1:\d+)\)/.exec(logged(res, /^serving /)[0] ?? "")?.[1];
+      // Against vcsim on 127.0.0.1 the route to vCenter starts at 127.0.0.1: that is http.ip. The
+      // log hides the path prefix (***); the typed URL has it.
+      const port = /the guest uses http:\/\/127\.0\.0\.1:(\d+)\/\*\*\*; any address may connect, under a random path prefix\)$/.exec(logged(res, /^serving /)[0] ?? "")?.[1];
+      expect(port).toBeDefined();
+      const url = new RegExp(`inst\\.ks=(http://127\\.0\\.0\\.1:${port}/[a-z2-7]{20})/ks\\.cfg `).exec(typed)?.[1];
       expect(url).toBeDefined();
       const calls = await vc.scancodes(vm.ref.value);
       expect(calls.length).toBeGreaterThan(20);
@@ -270,8 +286,9 @@ describe("vsphere driver against vcsim", () => {
       expect(manifest.durations_ms.boot_command_ms).toBeGreaterThanOrEqual((calls.length - 1) * 10);
     });
 
-    it("served the kickstart rendered with the build's SSH public key; the floppy's content was rendered too", () => {
+    it("served the kickstart rendered with the build's SSH public key (under the path prefix only); the floppy's content was rendered too", () => {
       const pub = readFileSync(`${guest.privateKeyPath}.pub`, "utf8").trim();
+      expect(withoutPrefix).toBe(404);
       expect(kickstart.status).toBe(200);
       expect(kickstart.body).toBe(`text\nuser --name=tester\nsshkey --username=tester "${pub}"\nreboot\n`);
       expect(floppyNote).toBe(`rendered-from-a-variable\n${pub}\n`);
@@ -311,18 +328,26 @@ describe("vsphere driver against vcsim", () => {
       expect(logged(res, /^removed the device holding \[LocalDS_0\] vmkiln-tmp\/.+\/install\.flp$/)).toHaveLength(1);
     });
 
-    it("kept the export lease alive and completed it", async () => {
+    it("kept the export lease alive through a download longer than its timeout, and completed it", async () => {
       const leases = Object.values(await vc.leases()).filter((l) => l.vm === vm.ref.value);
       expect(leases).toHaveLength(1);
-      expect(leases[0]!.state).toBe("done");
-      expect(leases[0]!.progress.length).toBeGreaterThan(0);
+      const lease = leases[0]!;
+      expect(lease.state).toBe("done");
+      expect(lease.timeoutSeconds).toBe(LEASE_TIMEOUT_S);
+      expect(lease.downloads.map((d) => [d.status, d.cut])).toEqual([[200, false]]);
+      // The download outlasted the lease timeout, so only the keep-alives kept the lease: never a
+      // gap of a whole timeout between ready and the last HttpNfcLeaseProgress.
+      expect(lease.downloads[0]!.seconds).toBeGreaterThan(LEASE_TIMEOUT_S);
+      const gaps = lease.keepAlives.map((t, i) => t - (i === 0 ? 0 : lease.keepAlives[i - 1]!));
+      expect(lease.keepAlives.length).toBeGreaterThanOrEqual(Math.floor(lease.downloads[0]!.seconds / LEASE_TIMEOUT_S));
+      expect(Math.max(...gaps)).toBeLessThan(LEASE_TIMEOUT_S);
     });
 
     it("never logs the vSphere password", () => {
       expect(res.stdout + res.stderr).not.toContain(vc.password);
     });
 
-    it("the OVA passes vmkiln verify, and vcsim's CreateImportSpec accepts its OVF", async () => {
+    it("the OVA's descriptor is vSphere's (OvfManager.CreateDescriptor), passes vmkiln verify, and vcsim's CreateImportSpec accepts it", async () => {
       const ova = join(out(), "vs-iso.ova");
       const v = await runCli(["verify", ova, "--json"]);
       expect(v.code, v.stdout + v.stderr).toBe(0);
@@ -330,19 +355,28 @@ describe("vsphere driver against vcsim", () => {
       mkdirSync(x);
       execFileSync("tar", ["-xf", ova, "-C", x]);
       const ovf = readFileSync(join(x, "vs-iso.ovf"), "utf8");
+      // vSphere made it: it is the descriptor CreateDescriptor answered for this VM, naming the
+      // downloaded disk; the driver wrote no descriptor of its own.
+      const made = (await vc.descriptors()).filter((d) => d.vm === vm.ref.value);
+      expect(made.map((d) => [d.name, d.ovfFiles.map((f) => f.path), d.sha256])).toEqual([["vs-iso", ["vs-iso-disk1.vmdk"], createHash("sha256").update(ovf).digest("hex")]]);
+      expect(logged(res, /CreateDescriptor/)).toEqual([]);
       const pool = refOf(await s.prop((await s.findByInventoryPath("/DC0/host/DC0_C0", signal))!, "resourcePool", signal))!;
       const dsRef = (await s.findByInventoryPath("/DC0/datastore/LocalDS_0", signal))!;
       const [rv] = await s.call("CreateImportSpec", s.sc.ovfManager, [["ovfDescriptor", ovf], ["resourcePool", pool], ["datastore", dsRef], ["cisp", { locale: "", deploymentOption: "", entityName: "imported-vs-iso" }]], signal);
       expect(children(rv, "error")).toEqual([]);
       expect(child(rv, "importSpec")).toBeDefined();
-      // No device in the descriptor refers to the build's ISO or floppy image. (vcsim has no
-      // CreateDescriptor, so this OVF is vmkiln's own; against vCenter it is vSphere's, made from
-      // the hardware the test above shows detached.)
-      expect(ovf).not.toMatch(/\.iso\b|\.flp\b|vmware\.cdrom\.iso|vmware\.floppy|ResourceType>1[456]</);
-      // The disk in it is the real one vcsim served (streamOptimized).
+      // Made from the hardware the test above shows detached: one CD-ROM drive, empty (remote
+      // passthrough, which imports anywhere), no floppy, nothing naming the build's ISO or floppy image.
+      expect(ovf).not.toMatch(/\.iso\b|\.flp\b|vmware\.cdrom\.iso|vmware\.floppy|ResourceType>14</);
+      expect(ovf.match(/<rasd:ResourceType>15<\/rasd:ResourceType>/g)).toHaveLength(1);
+      expect(ovf).toContain("<rasd:ResourceSubType>vmware.cdrom.remotepassthrough</rasd:ResourceSubType>");
+      // The disk in it is the real one vcsim served (streamOptimized), at the VM's 4 GiB capacity,
+      // which the descriptor declares too.
       const info = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", join(x, "vs-iso-disk1.vmdk")], { encoding: "utf8" }));
       expect(info["format-specific"].data["create-type"]).toBe("streamOptimized");
-      expect(info["virtual-size"]).toBe(virtualSize);
+      expect(info["virtual-size"]).toBe(4 * GiB);
+      expect(ovf).toContain(`ovf:capacity="${4 * GiB}"`);
+      expect(virtualSize).toBeLessThan(4 * GiB);
     });
   });
 
@@ -376,8 +410,11 @@ describe("vsphere driver against vcsim", () => {
       ]);
       expect((await guest.sh("cat /tmp/vmkiln-vs-clone")).trim()).toBe("vs-clone");
       expect(readdirSync(join(work, "out", "vs-clone")).sort()).toEqual(["SHA256SUMS", "manifest.json", "vs-clone.ova", "vs-clone.ova.sha256"]);
+      // The descriptor is vSphere's, so it describes the template's hardware as it is: vcsim's VMs
+      // have their disk on a pvscsi controller, the one thing vmkiln verify flags (not portable).
       const v = await runCli(["verify", join(work, "out", "vs-clone", "vs-clone.ova"), "--json"]);
-      expect(v.code, v.stdout).toBe(0);
+      expect(v.code, v.stdout).toBe(1);
+      expect((JSON.parse(v.stdout) as { findings: Array<{ code: string }> }).findings.map((f) => f.code)).toEqual(["OVF_SCSI_SUBTYPE"]);
       expect((await vmRefs()).map((x) => x.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
     });
 
@@ -410,6 +447,7 @@ describe("vsphere driver against vcsim", () => {
     let isoLib: string;
     let isoItem: string;
     let tplLib: string;
+    let ovfItem: string;
 
     beforeAll(async () => {
       // What an admin sets up beforehand: an ISO item (uploaded through an update session) and an
@@ -425,7 +463,8 @@ describe("vsphere driver against vcsim", () => {
       const ovfDir = join(work, "ovf-item");
       mkdirSync(ovfDir);
       execFileSync("tar", ["-xf", join(work, "out", "vs-iso", "vs-iso.ova"), "-C", ovfDir, "vs-iso.ovf"]);
-      await admin.upload(await admin.createItem(tplLib, "vs-iso-ovf", "ovf"), join(ovfDir, "vs-iso.ovf"));
+      ovfItem = await admin.createItem(tplLib, "vs-iso-ovf", "ovf");
+      await admin.upload(ovfItem, join(ovfDir, "vs-iso.ovf"));
     });
 
     afterAll(async () => {
@@ -457,6 +496,64 @@ describe("vsphere driver against vcsim", () => {
       expect((await vmRefs()).map((v) => v.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
       expect(readdirSync(join(stateDir, "journal"))).toEqual([]);
       expect(res.stdout + res.stderr).not.toContain(vc.password);
+    });
+
+    /**
+     * A build while vcsim answers /api alone, as a vCenter 7.0U2+ without the legacy /rest would (the
+     * driver cannot fall back to /rest unnoticed: it answers 404); the REST requests the build made.
+     */
+    async function throughApiAlone(file: string): Promise<{ res: CliResult; vm: Awaited<ReturnType<typeof supplyGuest>>; requests: string[] }> {
+      const before = (await vc.rest(["api"])).requests.length;
+      try {
+        const run = startCli(["build", file, "--json"], env());
+        const vm = await supplyGuest(run, { setIp: true });
+        const res = await run.done;
+        return { res, vm, requests: (await vc.rest()).requests.slice(before) };
+      } finally {
+        await vc.rest(["rest"]);
+      }
+    }
+
+    it("through /api alone (vCenter 7.0U2+): ISO from a library, captured back into one", async () => {
+      const file = template("vs-api-iso", {
+        source: { iso: { content_library: "vmkiln-isos/installer" } },
+        vsphere: { disk_size: "4G", after: "library", library_destination: { library: "vmkiln-templates", name: "vs-api-template" } },
+      });
+      const { res, vm, requests } = await throughApiAlone(file);
+      expect(res.code, res.stderr.slice(-3000)).toBe(0);
+      expect(vm.cdroms).toContain(`[LocalDS_0] contentlib-${isoLib}/${isoItem}/library.iso`);
+      expect(requests.filter((r) => !r.split(" ")[1]!.startsWith("/api/"))).toEqual([]);
+      expect(new Set(requests)).toEqual(
+        new Set([
+          "POST /api/session",
+          "POST /api/content/library",
+          "POST /api/content/library/item",
+          `GET /api/content/library/item/${isoItem}`,
+          `GET /api/content/library/item/${isoItem}/storage`,
+          "POST /api/vcenter/ovf/library-item",
+          "DELETE /api/session",
+        ]),
+      );
+      expect(logged(res, /^captured the VM as OVF template vs-api-template in content library vmkiln-templates \(item /)).toHaveLength(1);
+      expect(await admin.findItems(tplLib, "vs-api-template")).toHaveLength(1);
+      expect((await vmRefs()).map((v) => v.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
+      expect(readdirSync(join(stateDir, "journal"))).toEqual([]);
+    });
+
+    it("through /api alone: clone from a library OVF template (filter, deploy), captured into a library", async () => {
+      const file = template("vs-api-clone", {
+        source: { clone: { content_library: "vmkiln-templates/vs-iso-ovf" } },
+        vsphere: { after: "library", library_destination: { library: "vmkiln-templates", name: "vs-api-clone-template" } },
+      });
+      const { res, requests } = await throughApiAlone(file);
+      expect(res.code, res.stderr.slice(-3000)).toBe(0);
+      expect(logged(res, /^deploying OVF template vmkiln-templates\/vs-iso-ovf as vmkiln-/)).toHaveLength(1);
+      expect(requests.filter((r) => !r.split(" ")[1]!.startsWith("/api/"))).toEqual([]);
+      // filter (the OVF's networks), then deploy: both on the item's /api path.
+      expect(requests.filter((r) => r === `POST /api/vcenter/ovf/library-item/${ovfItem}`)).toHaveLength(2);
+      expect(await admin.findItems(tplLib, "vs-api-clone-template")).toHaveLength(1);
+      expect((await guest.sh("cat /tmp/vmkiln-vs-api-clone")).trim()).toBe("vs-api-clone");
+      expect((await vmRefs()).map((v) => v.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
     });
 
     it("a capture into a name that exists is refused before any VM is created (exit 2); the item stays", async () => {

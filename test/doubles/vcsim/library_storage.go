@@ -1,4 +1,4 @@
-// What vcsim 0.24.2 lacks in the content library: GET /rest/com/vmware/content/library/item/storage
+// TEST DOUBLE — not vCenter. What vcsim 0.24.2 lacks in the content library: GET /rest/com/vmware/content/library/item/storage
 // ?library_item_id=<id> (vCenter's Library.Item.Storage.list, which Packer's "Library/Item" ISO
 // paths and vmkiln's source.iso.content_library read). The simulator keeps an item's files at
 // <datastore local path>/contentlib-<library id>/<item id>/<file name> and sets a datastore's
@@ -7,7 +7,8 @@
 //
 // The item, its library and its files are read through the simulator's own REST handlers (with the
 // caller's session, so an unauthenticated call fails as it would there); only the datastore comes
-// from the simulator's object map.
+// from the simulator's object map. The /api flavour (GET /api/content/library/item/{id}/storage,
+// api.go) answers the same list unwrapped.
 package main
 
 import (
@@ -57,13 +58,20 @@ func (s *shim) restGet(r *http.Request, p string, into interface{}) int {
 	return http.StatusOK
 }
 
-func (s *shim) libraryItemStorage(w http.ResponseWriter, r *http.Request) {
-	id := r.URL.Query().Get("library_item_id")
+// libraryItemStorage answers the storage list of item `id`, inside {"value": …} when wrapped (/rest).
+func (s *shim) libraryItemStorage(w http.ResponseWriter, r *http.Request, id string, wrapped bool) {
+	fail := func(code int) {
+		if wrapped {
+			w.WriteHeader(code)
+		} else {
+			apiError(w, code, nil)
+		}
+	}
 	var item struct {
 		LibraryID string `json:"library_id"`
 	}
 	if code := s.restGet(r, "/rest/com/vmware/content/library/item/id:"+url.PathEscape(id), &item); code != http.StatusOK {
-		w.WriteHeader(code)
+		fail(code)
 		return
 	}
 	var lib struct {
@@ -73,7 +81,7 @@ func (s *shim) libraryItemStorage(w http.ResponseWriter, r *http.Request) {
 		} `json:"storage_backings"`
 	}
 	if code := s.restGet(r, "/rest/com/vmware/content/library/id:"+url.PathEscape(item.LibraryID), &lib); code != http.StatusOK || len(lib.Storage) == 0 {
-		w.WriteHeader(http.StatusInternalServerError)
+		fail(http.StatusInternalServerError)
 		return
 	}
 	var files []struct {
@@ -82,13 +90,13 @@ func (s *shim) libraryItemStorage(w http.ResponseWriter, r *http.Request) {
 		Version string `json:"version"`
 	}
 	if code := s.restGet(r, "/rest/com/vmware/content/library/item/file?library_item_id="+url.QueryEscape(id), &files); code != http.StatusOK {
-		w.WriteHeader(code)
+		fail(code)
 		return
 	}
 	dsID := lib.Storage[0].DatastoreID
 	ds, _ := simulator.Map.Get(types.ManagedObjectReference{Type: "Datastore", Value: dsID}).(*simulator.Datastore)
 	if ds == nil {
-		w.WriteHeader(http.StatusInternalServerError)
+		fail(http.StatusInternalServerError)
 		return
 	}
 	var summaryURL, localPath string
@@ -116,5 +124,9 @@ func (s *shim) libraryItemStorage(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, info)
 	}
-	writeJSON(w, map[string]interface{}{"value": out})
+	if wrapped {
+		writeJSON(w, map[string]interface{}{"value": out})
+	} else {
+		writeJSON(w, out)
+	}
 }

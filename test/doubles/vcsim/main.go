@@ -1,7 +1,8 @@
-// vcsim for vmkiln's vSphere tests, built from Debian's govmomi 0.24.2 in GOPATH mode (Debian ships
-// no vcsim program). It starts the simulator's default vCenter inventory on 127.0.0.1 with a
-// 2048-bit certificate given on the command line (the built-in one is 1024-bit, which Debian's
-// OpenSSL rejects), and puts shim.go in front of /sdk for the methods 0.24.2 lacks.
+// TEST DOUBLE — not vCenter. vcsim for vmkiln's vSphere tests, built from Debian's govmomi 0.24.2
+// in GOPATH mode (Debian ships no vcsim program). It starts the simulator's default vCenter
+// inventory on 127.0.0.1 with a 2048-bit certificate given on the command line (the built-in one
+// is 1024-bit, which Debian's OpenSSL rejects), and puts shim.go in front of it for what 0.24.2
+// lacks or is lenient about (test/doubles/README.md "vcsim" lists each rule and its source).
 //
 // Prints one JSON line {"url": ..., "datastore": ...} on stdout when ready; exits on SIGTERM/SIGINT,
 // removing the simulator's temporary datastore directories.
@@ -17,10 +18,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
 	_ "github.com/vmware/govmomi/vapi/simulator" // registers the /rest endpoints (session, content library)
-	"github.com/vmware/govmomi/vim25/types"
 )
 
 func main() {
@@ -29,7 +30,13 @@ func main() {
 	keyFile := flag.String("tlskey", "", "PEM private key (required)")
 	username := flag.String("username", "", "require this login user (any non-empty one when empty)")
 	password := flag.String("password", "", "require this login password")
+	leaseTimeout := flag.Duration("lease-timeout", 300*time.Second, "HttpNfcLeaseInfo.leaseTimeout (vSphere: 300s)")
+	leaseInitDelay := flag.Duration("lease-init-delay", time.Second, "least time an export lease stays initializing")
+	nfcRate := flag.Int64("nfc-bytes-per-second", 0, "pace NFC downloads (0: unpaced)")
 	flag.Parse()
+	if *leaseTimeout < time.Second {
+		log.Fatal("-lease-timeout must be at least 1s (leaseTimeout is a number of seconds)")
+	}
 	if *certFile == "" || *keyFile == "" {
 		log.Fatal("-tlscert and -tlskey are required")
 	}
@@ -53,7 +60,7 @@ func main() {
 	model.Service.RegisterEndpoints = true
 	server := model.Service.NewServer()
 
-	sh := newShim(server.Config.Handler)
+	sh := newShim(server.Config.Handler, config{leaseTimeout: *leaseTimeout, leaseInitDelay: *leaseInitDelay, nfcBytesPerSecond: *nfcRate})
 	defer sh.cleanup()
 	server.Config.Handler = sh
 
@@ -73,10 +80,4 @@ func main() {
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	server.Close()
-}
-
-// vmByRef returns the simulator's VM object for a moref, or nil.
-func vmByRef(ref types.ManagedObjectReference) *simulator.VirtualMachine {
-	vm, _ := simulator.Map.Get(ref).(*simulator.VirtualMachine)
-	return vm
 }

@@ -1,13 +1,18 @@
-// The HTTP shim in front of vcsim's /sdk: answers the SOAP methods govmomi 0.24.2's simulator lacks
-// and passes everything else through unchanged.
-//   PutUsbScanCodes  records each call's key events; GET /_test/scancodes?vm=<moref> returns them.
-//   ExportVm         converts each of the VM's disks (the datastore file its backing names) to a
-//                    streamOptimized VMDK with qemu-img, as vSphere serves it, and returns an
-//                    HttpNfcLease whose device URLs use "*" for the host, as vSphere does.
-//   HttpNfcLeaseProgress/Complete/Abort on those leases are recorded (GET /_test/leases) and then
-//                    passed to the simulator's own lease object.
-//   GET /rest/com/vmware/content/library/item/storage  a content-library item's files on their
-//                    datastore (library_storage.go).
+// TEST DOUBLE — not vCenter. The HTTP shim in front of govmomi 0.24.2's simulator (vcsim): it adds
+// the methods vcsim lacks and makes strict what vcsim is lenient about, so the vSphere driver is
+// tested against vCenter's rules. Every rule modelled here names its source in
+// test/doubles/README.md ("vcsim") and in the comment where it is implemented.
+//
+//	PutUsbScanCodes   keys are recorded (GET /_test/scancodes?vm=<moref>); a VM that is not powered
+//	                  on gets InvalidPowerState, as vSphere answers a console operation then.
+//	ExportVm + HttpNfcLease*   lease.go: initializing → ready after a delay, downloads need the SOAP
+//	                  session cookie, the lease times out without HttpNfcLeaseProgress.
+//	OvfManager.CreateDescriptor   descriptor.go: the OVF descriptor from the VM's hardware.
+//	/api (vCenter 7.0U2+)   api.go: the content-library endpoints the driver uses, answered by
+//	                  vcsim's own /rest handlers behind the /api request and answer shapes.
+//	GET /rest/com/vmware/content/library/item/storage   library_storage.go.
+//
+// Everything else passes through to the simulator unchanged.
 package main
 
 import (
@@ -19,43 +24,51 @@ import (
 	"log"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vmware/govmomi/simulator"
-	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
+
+// config holds the knobs tests set on the command line (main.go).
+type config struct {
+	// leaseTimeout is HttpNfcLeaseInfo.leaseTimeout: vSphere's is 300 s; tests use a few seconds.
+	leaseTimeout time.Duration
+	// leaseInitDelay is the least time an export lease stays `initializing`.
+	leaseInitDelay time.Duration
+	// nfcBytesPerSecond paces NFC downloads (0: as fast as the loopback goes). A test knob, not a
+	// vCenter behaviour: it makes a download outlast a short lease timeout. POST /_test/nfc changes it.
+	nfcBytesPerSecond int64
+}
 
 type keyEvent struct {
 	UsbHidCode int32           `json:"usbHidCode"`
 	Modifiers  map[string]bool `json:"modifiers"`
 }
 
-type leaseRecord struct {
-	VM       string            `json:"vm"`
-	Files    map[string]string `json:"-"`
-	Progress []int32           `json:"progress"`
-	State    string            `json:"state"` // ready, done, aborted
-}
-
 type shim struct {
 	next    http.Handler
+	cfg     config
 	mu      sync.Mutex
 	keys    map[string][]map[string][]keyEvent // vm moref -> calls -> {"keyEvents": [...]}
-	leases  map[string]*leaseRecord            // lease moref -> record
+	leases  map[string]*shimLease              // lease moref -> lease
+	descs   []descriptorRecord                 // CreateDescriptor answers, in order
+	rest    restState                          // api.go
 	tempDir string
 	counter int
 }
 
-func newShim(next http.Handler) *shim {
+func newShim(next http.Handler, cfg config) *shim {
 	dir, err := os.MkdirTemp("", "vcsim-shim-")
 	if err != nil {
 		log.Fatal(err)
 	}
-	return &shim{next: next, keys: map[string][]map[string][]keyEvent{}, leases: map[string]*leaseRecord{}, tempDir: dir}
+	return &shim{
+		next: next, cfg: cfg, keys: map[string][]map[string][]keyEvent{}, leases: map[string]*shimLease{}, descs: []descriptorRecord{}, tempDir: dir,
+		rest: restState{flavors: map[string]bool{"rest": true}, log: []string{}},
+	}
 }
 
 func (s *shim) cleanup() { _ = os.RemoveAll(s.tempDir) }
@@ -72,14 +85,34 @@ func (s *shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, calls)
 		return
 	case r.URL.Path == "/_test/leases":
+		writeJSON(w, s.leaseRecords())
+		return
+	case r.URL.Path == "/_test/descriptors":
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		writeJSON(w, s.leases)
+		writeJSON(w, s.descs)
+		return
+	case r.URL.Path == "/_test/nfc":
+		// POST ?bytesPerSecond=N changes the download pace for the downloads that start next.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if r.Method == http.MethodPost {
+			var n int64
+			if _, err := fmt.Sscan(r.URL.Query().Get("bytesPerSecond"), &n); err != nil || n < 0 {
+				http.Error(w, "bytesPerSecond=N (0: unpaced)", http.StatusBadRequest)
+				return
+			}
+			s.cfg.nfcBytesPerSecond = n
+		}
+		writeJSON(w, map[string]int64{"bytesPerSecond": s.cfg.nfcBytesPerSecond})
+		return
+	case r.URL.Path == "/_test/rest":
+		s.restControl(w, r)
 		return
 	case strings.HasPrefix(r.URL.Path, "/nfc/") && s.serveLeaseFile(w, r):
 		return
-	case r.URL.Path == libraryItemStoragePath && r.Method == http.MethodGet:
-		s.libraryItemStorage(w, r)
+	case strings.HasPrefix(r.URL.Path, "/api/") || strings.HasPrefix(r.URL.Path, "/rest/"):
+		s.serveREST(w, r)
 		return
 	case r.URL.Path == "/sdk" && r.Method == http.MethodPost:
 		body, err := io.ReadAll(r.Body)
@@ -89,7 +122,7 @@ func (s *shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		method, err := simulator.UnmarshalBody(types.TypeFunc(), body)
-		if err == nil && s.handle(w, method) {
+		if err == nil && s.handle(w, r, method) {
 			return
 		}
 	}
@@ -97,175 +130,88 @@ func (s *shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // handle answers the methods the shim owns; false passes the request to the simulator.
-func (s *shim) handle(w http.ResponseWriter, m *simulator.Method) bool {
+func (s *shim) handle(w http.ResponseWriter, r *http.Request, m *simulator.Method) bool {
 	switch req := m.Body.(type) {
 	case *types.PutUsbScanCodes:
-		if vmByRef(req.This) == nil {
-			writeFault(w, "ManagedObjectNotFound", fmt.Sprintf("<obj type=%q>%s</obj>", req.This.Type, req.This.Value))
-			return true
-		}
-		var events []keyEvent
-		for _, e := range req.Spec.KeyEvents {
-			mods := map[string]bool{}
-			if md := e.Modifiers; md != nil {
-				set := func(name string, v *bool) {
-					if v != nil && *v {
-						mods[name] = true
-					}
-				}
-				set("leftControl", md.LeftControl)
-				set("leftShift", md.LeftShift)
-				set("leftAlt", md.LeftAlt)
-				set("leftGui", md.LeftGui)
-				set("rightControl", md.RightControl)
-				set("rightShift", md.RightShift)
-				set("rightAlt", md.RightAlt)
-				set("rightGui", md.RightGui)
-			}
-			events = append(events, keyEvent{UsbHidCode: e.UsbHidCode, Modifiers: mods})
-		}
-		s.mu.Lock()
-		s.keys[req.This.Value] = append(s.keys[req.This.Value], map[string][]keyEvent{"keyEvents": events})
-		s.mu.Unlock()
-		writeResult(w, "PutUsbScanCodesResponse", fmt.Sprintf("<returnval>%d</returnval>", len(events)))
+		s.putUsbScanCodes(w, req)
 		return true
 	case *types.ExportVm:
 		s.exportVM(w, req.This)
 		return true
 	case *types.HttpNfcLeaseProgress:
-		s.mu.Lock()
-		if l := s.leases[req.This.Value]; l != nil {
-			l.Progress = append(l.Progress, req.Percent)
-		}
-		s.mu.Unlock()
+		return s.leaseProgress(w, req)
 	case *types.HttpNfcLeaseComplete:
-		s.endLease(req.This.Value, "done")
+		return s.leaseEnd(w, req.This, "HttpNfcLeaseComplete", "done")
 	case *types.HttpNfcLeaseAbort:
-		s.endLease(req.This.Value, "aborted")
+		return s.leaseEnd(w, req.This, "HttpNfcLeaseAbort", "aborted")
+	case *types.CreateDescriptor:
+		s.createDescriptor(w, req)
+		return true
 	}
 	return false
 }
 
-func (s *shim) endLease(id string, state string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l := s.leases[id]; l != nil {
-		l.State = state
-		for _, f := range l.Files {
-			_ = os.Remove(f)
-		}
-	}
-}
-
-func (s *shim) exportVM(w http.ResponseWriter, ref types.ManagedObjectReference) {
-	vm := vmByRef(ref)
+// putUsbScanCodes records the keys of a powered-on VM. A VM that is not powered on has no console
+// to type into: vSphere refuses with InvalidPowerState (requestedState poweredOn), the fault it
+// gives every operation that needs a running VM — vcsim's own VirtualMachine.ShutdownGuest
+// (simulator/virtual_machine.go) answers the same fault for the same reason, with the message
+// vSphere prints for it ("The attempted operation cannot be performed in the current state (Powered
+// off)."). The API reference lists no fault of its own for PutUsbScanCodes (pyVmomi's
+// _typeinfo_vim.py, generated from it, declares none), so the fault type is the convention above.
+func (s *shim) putUsbScanCodes(w http.ResponseWriter, req *types.PutUsbScanCodes) {
+	vm := vmByRef(req.This)
 	if vm == nil {
-		writeFault(w, "ManagedObjectNotFound", fmt.Sprintf("<obj type=%q>%s</obj>", ref.Type, ref.Value))
+		writeFault(w, "ManagedObjectNotFound", "", fmt.Sprintf("<obj type=%q>%s</obj>", req.This.Type, req.This.Value))
 		return
 	}
 	var state types.VirtualMachinePowerState
-	var disks []string
-	simulator.Map.WithLock(vm, func() {
-		state = vm.Runtime.PowerState
-		for _, d := range vm.Config.Hardware.Device {
-			if disk, ok := d.(*types.VirtualDisk); ok {
-				if b, ok := disk.Backing.(types.BaseVirtualDeviceFileBackingInfo); ok {
-					disks = append(disks, b.GetVirtualDeviceFileBackingInfo().FileName)
-				}
-			}
-		}
-	})
-	// vSphere refuses to export a running VM.
-	if state != types.VirtualMachinePowerStatePoweredOff {
-		writeFault(w, "InvalidPowerState", fmt.Sprintf("<requestedState>poweredOff</requestedState><existingState>%s</existingState>", state))
+	simulator.Map.WithLock(vm, func() { state = vm.Runtime.PowerState })
+	if state != types.VirtualMachinePowerStatePoweredOn {
+		writeInvalidPowerState(w, types.VirtualMachinePowerStatePoweredOn, state)
 		return
 	}
-	s.mu.Lock()
-	s.counter++
-	id := fmt.Sprintf("shimlease-%d", s.counter)
-	s.mu.Unlock()
-
-	rec := &leaseRecord{VM: ref.Value, Files: map[string]string{}, Progress: []int32{}, State: "ready"}
-	var urls []types.HttpNfcLeaseDeviceUrl
-	var capacityKB int64
-	for i, name := range disks {
-		src, err := datastorePath(name)
-		if err != nil {
-			writeFault(w, "FileNotFound", fmt.Sprintf("<file>%s</file>", html.EscapeString(name)))
-			return
+	var events []keyEvent
+	for _, e := range req.Spec.KeyEvents {
+		mods := map[string]bool{}
+		if md := e.Modifiers; md != nil {
+			set := func(name string, v *bool) {
+				if v != nil && *v {
+					mods[name] = true
+				}
+			}
+			set("leftControl", md.LeftControl)
+			set("leftShift", md.LeftShift)
+			set("leftAlt", md.LeftAlt)
+			set("leftGui", md.LeftGui)
+			set("rightControl", md.RightControl)
+			set("rightShift", md.RightShift)
+			set("rightAlt", md.RightAlt)
+			set("rightGui", md.RightGui)
 		}
-		target := fmt.Sprintf("disk-%d.vmdk", i)
-		dst := filepath.Join(s.tempDir, id+"-"+target)
-		out, err := exec.Command("qemu-img", "convert", "-O", "vmdk", "-o", "subformat=streamOptimized", src, dst).CombinedOutput()
-		if err != nil {
-			writeFault(w, "SystemError", fmt.Sprintf("<reason>%s</reason>", html.EscapeString(fmt.Sprintf("qemu-img convert %s: %s: %s", src, err, out))))
-			return
-		}
-		st, _ := os.Stat(dst)
-		info, _ := exec.Command("qemu-img", "info", "--output=json", dst).Output()
-		var parsed struct {
-			VirtualSize int64 `json:"virtual-size"`
-		}
-		_ = json.Unmarshal(info, &parsed)
-		capacityKB += parsed.VirtualSize / 1024
-		rec.Files[target] = dst
-		yes := true
-		key := fmt.Sprintf("/%s/VirtualLsiLogicController0:%d", ref.Value, i)
-		urls = append(urls, types.HttpNfcLeaseDeviceUrl{
-			Key: key, ImportKey: key, Disk: &yes, TargetId: target, FileSize: st.Size(),
-			Url: fmt.Sprintf("https://*/nfc/%s/%s", id, target),
-		})
+		events = append(events, keyEvent{UsbHidCode: e.UsbHidCode, Modifiers: mods})
 	}
-	lease := &simulator.HttpNfcLease{HttpNfcLease: mo.HttpNfcLease{
-		Info: &types.HttpNfcLeaseInfo{
-			Lease: types.ManagedObjectReference{Type: "HttpNfcLease", Value: id}, Entity: ref, DeviceUrl: urls,
-			TotalDiskCapacityInKB: capacityKB, LeaseTimeout: 300,
-		},
-		State: types.HttpNfcLeaseStateReady,
-	}}
-	lease.Self = types.ManagedObjectReference{Type: "HttpNfcLease", Value: id}
-	simulator.Map.Put(lease)
 	s.mu.Lock()
-	s.leases[id] = rec
+	s.keys[req.This.Value] = append(s.keys[req.This.Value], map[string][]keyEvent{"keyEvents": events})
 	s.mu.Unlock()
-	writeResult(w, "ExportVmResponse", fmt.Sprintf(`<returnval type="HttpNfcLease">%s</returnval>`, id))
+	writeResult(w, "PutUsbScanCodesResponse", fmt.Sprintf("<returnval>%d</returnval>", len(events)))
 }
 
-// serveLeaseFile serves GET /nfc/<lease>/<file> for the shim's own leases.
-func (s *shim) serveLeaseFile(w http.ResponseWriter, r *http.Request) bool {
-	p := strings.Split(r.URL.Path, "/")
-	if len(p) != 4 {
-		return false
-	}
-	s.mu.Lock()
-	rec := s.leases[p[2]]
-	s.mu.Unlock()
-	if rec == nil {
-		return false
-	}
-	file, ok := rec.Files[p[3]]
-	if !ok || rec.State != "ready" || r.Method != http.MethodGet {
-		http.NotFound(w, r)
-		return true
-	}
-	http.ServeFile(w, r, file)
-	return true
+// powerStateWords is how vSphere's InvalidPowerState message names a state.
+var powerStateWords = map[types.VirtualMachinePowerState]string{
+	types.VirtualMachinePowerStatePoweredOff: "Powered off",
+	types.VirtualMachinePowerStatePoweredOn:  "Powered on",
+	types.VirtualMachinePowerStateSuspended:  "Suspended",
 }
 
-// datastorePath maps "[LocalDS_0] dir/file.vmdk" to the simulator's local file.
-func datastorePath(name string) (string, error) {
-	if !strings.HasPrefix(name, "[") || !strings.Contains(name, "]") {
-		return "", fmt.Errorf("not a datastore path: %s", name)
-	}
-	end := strings.Index(name, "]")
-	dsName, rel := name[1:end], strings.TrimSpace(name[end+1:])
-	for _, ref := range simulator.Map.All("Datastore") {
-		ds := simulator.Map.Get(ref.Reference()).(*simulator.Datastore)
-		if ds.Name == dsName {
-			return filepath.Join(ds.Info.GetDatastoreInfo().Url, rel), nil
-		}
-	}
-	return "", fmt.Errorf("no datastore %s", dsName)
+func writeInvalidPowerState(w http.ResponseWriter, requested, existing types.VirtualMachinePowerState) {
+	msg := fmt.Sprintf("The attempted operation cannot be performed in the current state (%s).", powerStateWords[existing])
+	writeFault(w, "InvalidPowerState", msg, fmt.Sprintf("<requestedState>%s</requestedState><existingState>%s</existingState>", requested, existing))
+}
+
+// vmByRef returns the simulator's VM object for a moref, or nil.
+func vmByRef(ref types.ManagedObjectReference) *simulator.VirtualMachine {
+	vm, _ := simulator.Map.Get(ref).(*simulator.VirtualMachine)
+	return vm
 }
 
 func writeJSON(w http.ResponseWriter, v interface{}) {
@@ -283,10 +229,10 @@ func writeResult(w http.ResponseWriter, element string, inner string) {
 	fmt.Fprintf(w, `%s<%s xmlns="urn:vim25">%s</%s>%s`, envelopeStart, element, inner, element, envelopeEnd)
 }
 
-// writeFault answers like vSphere: an empty faultstring and the fault type in detail.
-func writeFault(w http.ResponseWriter, fault string, inner string) {
+// writeFault answers like vSphere: the fault type in <detail> (the faultstring is often empty).
+func writeFault(w http.ResponseWriter, fault string, message string, inner string) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
 	w.WriteHeader(http.StatusInternalServerError)
-	fmt.Fprintf(w, `%s<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring></faultstring><detail><%sFault xmlns="urn:vim25" xsi:type="%s">%s</%sFault></detail></soapenv:Fault>%s`,
-		envelopeStart, fault, fault, inner, fault, envelopeEnd)
+	fmt.Fprintf(w, `%s<soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>%s</faultstring><detail><%sFault xmlns="urn:vim25" xsi:type="%s">%s</%sFault></detail></soapenv:Fault>%s`,
+		envelopeStart, html.EscapeString(message), fault, fault, inner, fault, envelopeEnd)
 }

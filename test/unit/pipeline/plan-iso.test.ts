@@ -94,6 +94,7 @@ describe("the ISO template sections", () => {
       bindAddress: "127.0.0.1",
       port: 0,
       guestAddress: undefined,
+      pathPrefix: true,
       expect: ["/preseed.cfg", "/inline.cfg"],
       expectTimeoutMs: 5 * 60_000,
     });

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { KeyEvent } from "../../../src/bootcommand/events.js";
+import { eventsToText } from "../../../src/bootcommand/text.js";
 import { EventBus } from "../../../src/log/events.js";
 import type { BuildContext } from "../../../src/pipeline/context.js";
 import type { Driver, VmHandle } from "../../../src/pipeline/driver.js";
@@ -77,12 +78,20 @@ describe("boot command step", () => {
   it("waits boot.wait, substitutes the HTTP address and types through the driver", async () => {
     const { driver, keys } = recorder();
     const ctx = context({ boot: { wait: "50ms", key_interval: "5ms", command: ["a{{ .HTTPPort }}${http.ip}<enter>"] } }, driver);
-    ctx.http = { server: undefined as never, guestIp: "10.0.2.2", port: 8, url: "http://10.0.2.2:8" };
+    ctx.http = { server: undefined as never, guestIp: "10.0.2.2", port: 8, url: "http://10.0.2.2:8", prefix: "" };
     const t0 = performance.now();
     await bootCommandStep.run(ctx, new AbortController().signal);
     expect(performance.now() - t0).toBeGreaterThanOrEqual(45);
     const typed = keys[0]!.map((k) => (k.kind === "press" ? k.key : k.kind === "wait" ? `~${k.ms}` : k.kind));
     expect(typed).toEqual(["a", "~5", "8", "~5", "1", "~5", "0", "~5", "period", "~5", "0", "~5", "period", "~5", "2", "~5", "period", "~5", "2", "~5", "enter"]);
+  });
+
+  it("a URL built from {{ .HTTPPort }} gets the server's path prefix after the port", async () => {
+    const { driver, keys } = recorder();
+    const ctx = context({ boot: { wait: 0, key_interval: 0, command: ["ks=http://{{ .HTTPIP }}:{{ .HTTPPort }}/ks.cfg ${http.url}/a {{ .HTTPPort }}{{ .HTTPPrefix }}"] } }, driver);
+    ctx.http = { server: undefined as never, guestIp: "10.0.2.2", port: 8, url: "http://10.0.2.2:8/pfx", prefix: "/pfx" };
+    await bootCommandStep.run(ctx, new AbortController().signal);
+    expect(eventsToText(keys[0]!)).toBe("ks=http://10.0.2.2:8/pfx/ks.cfg http://10.0.2.2:8/pfx/a 8/pfx");
   });
 
   it("refuses a driver without keystrokes", async () => {
@@ -116,9 +125,9 @@ describe("serve http + wait for install", () => {
     const { driver, calls } = recorder({ stopAfterMs: 300 });
     const ctx = context({ http: { content: { "/ks.cfg": "url ${http.url} key ${ssh.public_key}" } }, install: { timeout: "1m" } }, driver);
     await serveHttpStep.run(ctx, new AbortController().signal);
-    expect(ctx.http).toMatchObject({ guestIp: "10.0.2.2", url: `http://10.0.2.2:${ctx.http!.port}` });
-    const body = await (await fetch(`http://127.0.0.1:${ctx.http!.port}/ks.cfg`)).text();
-    expect(body).toBe(`url http://10.0.2.2:${ctx.http!.port} key ssh-ed25519 AAAAbuild vmkiln`);
+    expect(ctx.http).toMatchObject({ guestIp: "10.0.2.2", url: `http://10.0.2.2:${ctx.http!.port}${ctx.http!.prefix}` });
+    const body = await (await fetch(`http://127.0.0.1:${ctx.http!.port}${ctx.http!.prefix}/ks.cfg`)).text();
+    expect(body).toBe(`url http://10.0.2.2:${ctx.http!.port}${ctx.http!.prefix} key ssh-ed25519 AAAAbuild vmkiln`);
     await waitInstallStep.run(ctx, new AbortController().signal);
     expect(calls).toEqual(["waitForGuestStop 60000", "restart removeInstallerMedia=true"]);
     expect(ctx.sshEndpoint).toEqual({ host: "127.0.0.1", port: 2222 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { cachedIsoPath, folderUrl } from "../../../../drivers/vsphere/datastore.js";
-import { deviceUrl } from "../../../../drivers/vsphere/nfc-export.js";
+import { folderUrl } from "../../../../drivers/vsphere/datastore.js";
+import { cachedIsoPath } from "../../../../drivers/vsphere/iso-cache.js";
+import { deviceUrl, keepAlivePeriodMs } from "../../../../drivers/vsphere/nfc-export.js";
 import { storageUriToDsPath } from "../../../../drivers/vsphere/rest.js";
 import { MoRef } from "../../../../drivers/vsphere/soap.js";
 import { cloneSpec, usbScanCodeSpec } from "../../../../drivers/vsphere/vm-config.js";
@@ -12,6 +13,23 @@ describe("lease device URLs", () => {
     ["https://*:443/nfc/52ab/disk-0.vmdk", "https://vc.example/nfc/52ab/disk-0.vmdk"],
     ["https://esx1.lab/nfc/52ab/disk-0.vmdk", "https://esx1.lab/nfc/52ab/disk-0.vmdk"],
   ])("%s → %s", (raw, want) => expect(deviceUrl(raw, origin).href).toBe(want));
+});
+
+describe("export lease keep-alive", () => {
+  it.each([
+    [300, 20_000], // vSphere's 300 s lease: every 20 s
+    [30, 10_000],
+    [3, 1000],
+    [1, 333],
+    [0.1, 200], // never a busy loop
+    [undefined, 20_000],
+    [0, 20_000],
+    [Number.NaN, 20_000],
+    [-5, 20_000],
+  ])("a lease timing out after %s s is renewed every %s ms: two renewals may be late before it is lost", (timeoutS, want) => {
+    expect(keepAlivePeriodMs(timeoutS)).toBe(want);
+    if (timeoutS && timeoutS >= 1) expect(keepAlivePeriodMs(timeoutS) * 3).toBeLessThanOrEqual(timeoutS * 1000);
+  });
 });
 
 describe("datastore transfers", () => {
