@@ -108,15 +108,98 @@ export function probeOvmf(opts: OvmfProbeOptions): OvmfFirmware {
 
 /**
  * A pair the template names (`efi_firmware_code` / `efi_firmware_vars`): checked like a probed one,
- * so a 4 MiB CODE with a 2 MiB VARS fails here with both names instead of as a firmware hang.
+ * so a 4 MiB CODE with a 2 MiB VARS fails here with both names instead of as a firmware hang. When a
+ * descriptor (or a well-known file name) says what the build is, `efi_secure_boot` must agree with
+ * it: a build that requires SMM gets SMM only with efi_secure_boot: true, and efi_secure_boot: true
+ * on a build without Secure Boot, or on a VARS template without keys, would boot enforcing nothing.
+ * A build nothing describes is taken as the template says.
  */
-export function explicitOvmf(code: string, vars: string, secureBoot: boolean): OvmfFirmware {
+export function explicitOvmf(code: string, vars: string, secureBoot: boolean, opts: { root?: string; env?: Record<string, string | undefined> } = {}): OvmfFirmware {
   for (const [field, p] of [["efi_firmware_code", code], ["efi_firmware_vars", vars]] as const) {
     if (!isFile(p)) throw new UserError("OVMF_MISSING", `drivers.qemu.${field}: not a readable file: ${p}`);
   }
   const problem = pairProblem(code, flashFormat(code), vars, flashFormat(vars));
   if (problem) throw new UserError("OVMF_MISMATCH", `drivers.qemu.efi_firmware_code and efi_firmware_vars do not belong together: ${problem}`);
+  const known = describe(code, vars, opts.root ?? "/", opts.env ?? process.env);
+  if (known) {
+    const has = (f: string) => known.features.includes(f);
+    if (!secureBoot && has("requires-smm")) {
+      throw new UserError("OVMF_NEEDS_SMM", `drivers.qemu.efi_firmware_code: ${code} needs SMM (${known.source} says requires-smm), which only efi_secure_boot: true turns on`, {
+        hint: "set drivers.qemu.efi_secure_boot: true, or name a build without Secure Boot",
+      });
+    }
+    if (secureBoot && !(has("secure-boot") && has("requires-smm"))) {
+      throw new UserError("OVMF_NOT_SECURE_BOOT", `drivers.qemu.efi_secure_boot: ${code} is not a Secure Boot build with SMM (${known.source} lists: ${known.features.join(", ") || "nothing"})`, {
+        hint: "name a Secure Boot pair, or leave efi_firmware_code and efi_firmware_vars out to have one found",
+      });
+    }
+    if (secureBoot && known.pair && !has("enrolled-keys")) {
+      throw new UserError("OVMF_NOT_SECURE_BOOT", `drivers.qemu.efi_secure_boot: ${vars} has no keys enrolled (${known.source}): Secure Boot would stay in setup mode and enforce nothing`, {
+        hint: "name the VARS template with Microsoft's keys enrolled (Debian: OVMF_VARS_4M.ms.fd)",
+      });
+    }
+  }
   return { code, codeFormat: flashFormat(code), varsTemplate: vars, varsFormat: flashFormat(vars), secureBoot, origin: "drivers.qemu.efi_firmware_code" };
+}
+
+/**
+ * What the system says a CODE file is: the features of the first descriptor whose executable is
+ * this file (by identity: Debian's OVMF_CODE_4M.ms.fd is a symlink), preferring one that also names
+ * this VARS (`pair`: then the features cover the VARS template, enrolled keys included); else a
+ * well-known file name's Secure Boot flag. Undefined when nothing describes it.
+ */
+function describe(code: string, vars: string, root: string, env: Record<string, string | undefined>): { features: string[]; source: string; pair: boolean } | undefined {
+  let codeOnly: { features: string[]; source: string; pair: boolean } | undefined;
+  for (const path of descriptorFiles(root, env)) {
+    let d: Descriptor;
+    try {
+      d = JSON.parse(readFileSync(path, "utf8")) as Descriptor;
+    } catch {
+      continue; // empty (hiding) or unreadable: probeOvmf reports those
+    }
+    if (d === null || typeof d !== "object" || !isRecord(d.mapping)) continue;
+    const exe = d.mapping.executable;
+    const tpl = d.mapping["nvram-template"];
+    if (!isRecord(exe) || typeof exe.filename !== "string" || !sameFile(join(root, exe.filename), code)) continue;
+    const features = Array.isArray(d.features) ? d.features.filter((f): f is string => typeof f === "string") : [];
+    const pair = isRecord(tpl) && typeof tpl.filename === "string" && sameFile(join(root, tpl.filename), vars);
+    if (pair) return { features, source: path, pair };
+    codeOnly ??= { features, source: path, pair };
+  }
+  if (codeOnly) return codeOnly;
+  const p = KNOWN_PAIRS.find((k) => sameFile(join(root, k.code), code));
+  if (!p) return undefined;
+  return { features: p.secureBoot ? ["secure-boot", "requires-smm"] : [], source: `the ${p.distro} file name`, pair: false };
+}
+
+/** Every descriptor file in effect, in the order QEMU reads them (see searchDescriptors). */
+function descriptorFiles(root: string, env: Record<string, string | undefined>): string[] {
+  const byName = new Map<string, string>();
+  for (const dir of descriptorDirs(env)) {
+    let names: string[];
+    try {
+      names = readdirSync(join(root, dir));
+    } catch {
+      continue;
+    }
+    for (const n of names) if (n.endsWith(".json")) byName.set(n, join(root, dir, n));
+  }
+  return [...byName.keys()].sort().map((n) => byName.get(n)!);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/** One file under two names (a symlink or a hard link), not just one spelling. */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }
 
 interface Descriptor {
@@ -134,19 +217,9 @@ interface Descriptor {
 function searchDescriptors(root: string, opts: OvmfProbeOptions, searched: string[], rejected: string[]): OvmfFirmware | undefined {
   // All files of all directories, sorted by file name; a more specific directory's file replaces a
   // same-named one, and an empty file there hides it (firmware.json, "@Firmware").
-  const byName = new Map<string, string>();
-  for (const dir of descriptorDirs(opts.env ?? process.env)) {
-    searched.push(`${join(dir, "*.json")}`);
-    let names: string[];
-    try {
-      names = readdirSync(join(root, dir));
-    } catch {
-      continue;
-    }
-    for (const n of names) if (n.endsWith(".json")) byName.set(n, join(root, dir, n));
-  }
-  for (const name of [...byName.keys()].sort()) {
-    const path = byName.get(name)!;
+  const env = opts.env ?? process.env;
+  for (const dir of descriptorDirs(env)) searched.push(`${join(dir, "*.json")}`);
+  for (const path of descriptorFiles(root, env)) {
     let d: Descriptor;
     try {
       const text = readFileSync(path, "utf8");
@@ -246,7 +319,7 @@ export function globMatch(glob: string, s: string): boolean {
  * CODE with a 2 MiB VARS boots into a hang, not an error. qcow2 files are not checked by size.
  */
 export function pairProblem(code: string, codeFormat: FlashFormat, vars: string, varsFormat: FlashFormat): string | undefined {
-  if (code === vars) return "CODE and VARS are the same file";
+  if (code === vars || sameFile(code, vars)) return "CODE and VARS are the same file";
   if (codeFormat !== "raw" || varsFormat !== "raw") return undefined;
   const total = size(code) + size(vars);
   if (![1, 2, 4].some((m) => total === m * 1024 * 1024)) {

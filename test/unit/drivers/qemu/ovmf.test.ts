@@ -1,6 +1,6 @@
 // OVMF probing against fake directory trees shaped like each distribution's packages (file names
 // and sizes as the packages ship them), through the `root` prefix.
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -264,6 +264,70 @@ describe("explicitOvmf (drivers.qemu.efi_firmware_code / efi_firmware_vars)", ()
     expect((err as UserError).exitCode).toBe(2);
     expect((err as UserError).message).toMatch(/do not belong together/);
     expect(() => explicitOvmf(join(root, "/a/VARS.fd"), join(root, "/a/VARS.fd"), false)).toThrow(/same file/);
+  });
+});
+
+describe("explicitOvmf: a named pair checked against what its descriptor says", () => {
+  const err = (f: () => unknown): UserError => {
+    try {
+      f();
+    } catch (e) {
+      expect(e).toBeInstanceOf(UserError);
+      expect((e as UserError).exitCode).toBe(2);
+      return e as UserError;
+    }
+    throw new Error("explicitOvmf did not throw");
+  };
+  const explicit = (code: string, vars: string, secureBoot: boolean) => explicitOvmf(join(root, code), join(root, vars), secureBoot, { root, env: {} });
+
+  it("refuses efi_secure_boot: true on a build without Secure Boot and SMM (it would boot, enforcing nothing)", () => {
+    debianTree();
+    const e = err(() => explicit("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd", true));
+    expect(e.message).toMatch(/^drivers\.qemu\.efi_secure_boot: \S*OVMF_CODE_4M\.fd is not a Secure Boot build/);
+    expect(e.message).toContain("60-edk2-x86_64.json");
+    expect(e.message).not.toContain("\n");
+  });
+
+  it("refuses efi_secure_boot: true with a VARS template without enrolled keys (Secure Boot would stay in setup mode)", () => {
+    debianTree();
+    const e = err(() => explicit("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd", true));
+    expect(e.message).toMatch(/^drivers\.qemu\.efi_secure_boot: \S*OVMF_VARS_4M\.fd has no keys enrolled/);
+  });
+
+  it("refuses a build that requires SMM without efi_secure_boot (only that turns SMM on)", () => {
+    debianTree();
+    const e = err(() => explicit("/usr/share/OVMF/OVMF_CODE_4M.ms.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd", false));
+    expect(e.message).toMatch(/^drivers\.qemu\.efi_firmware_code: \S*OVMF_CODE_4M\.ms\.fd needs SMM/);
+    expect(e.hint).toMatch(/efi_secure_boot: true/);
+  });
+
+  it("knows a file through a symlink to it, as Debian ships OVMF_CODE_4M.ms.fd", () => {
+    debianTree();
+    rmSync(join(root, "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"));
+    symlinkSync("OVMF_CODE_4M.secboot.fd", join(root, "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"));
+    // The descriptor names the link; the template names the file it points at.
+    err(() => explicit("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd", false));
+    expect(explicit("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd", true)).toMatchObject({ secureBoot: true });
+  });
+
+  it("without a descriptor, the well-known Secure Boot file names count", () => {
+    file("/usr/share/OVMF/OVMF_CODE_4M.ms.fd", CODE_4M);
+    file("/usr/share/OVMF/OVMF_VARS_4M.ms.fd", VARS_4M);
+    err(() => explicit("/usr/share/OVMF/OVMF_CODE_4M.ms.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd", false));
+    expect(explicit("/usr/share/OVMF/OVMF_CODE_4M.ms.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd", true)).toMatchObject({ secureBoot: true });
+  });
+
+  it("takes an unknown build as named, either way", () => {
+    file("/opt/fw/CODE.fd", CODE_2M);
+    file("/opt/fw/VARS.fd", VARS_2M);
+    expect(explicit("/opt/fw/CODE.fd", "/opt/fw/VARS.fd", false)).toMatchObject({ secureBoot: false });
+    expect(explicit("/opt/fw/CODE.fd", "/opt/fw/VARS.fd", true)).toMatchObject({ secureBoot: true });
+  });
+
+  it("refuses CODE and VARS that are one file under two names (a symlink), qcow2 included", () => {
+    file("/opt/fw/CODE.qcow2", 65536);
+    symlinkSync("CODE.qcow2", join(root, "/opt/fw/VARS.qcow2"));
+    expect(err(() => explicit("/opt/fw/CODE.qcow2", "/opt/fw/VARS.qcow2", false)).message).toMatch(/same file/);
   });
 });
 
