@@ -116,7 +116,6 @@ function checkProvisioner(item: unknown, i: number, ctx: RuleContext, add: Add):
   }
 }
 
-/** A downloaded file lands inside the output directory: a relative path that stays inside it. */
 /** The OVMF fields: only with firmware: efi, CODE and VARS together (a pair is one build), files that exist. */
 function checkQemuFirmware(q: Rec, ctx: RuleContext, add: Add): void {
   const path = (k: string): PathSegment[] => ["drivers", "qemu", k];
@@ -133,6 +132,7 @@ function checkQemuFirmware(q: Rec, ctx: RuleContext, add: Add): void {
   if (nonEmptyString(vars)) expectFile(ctx, vars, path("efi_firmware_vars"), add);
 }
 
+/** A downloaded file lands inside the output directory: a relative path that stays inside it. */
 function checkDownloadDestination(dest: unknown, path: PathSegment[], add: Add): void {
   if (!nonEmptyString(dest)) return;
   if (dest.startsWith("/") || dest.startsWith("~") || dest.split(/[\\/]/).includes("..") || dest.endsWith("/"))
