@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { descriptorMismatch, globMatch, probeOvmf } from "../../../drivers/qemu/ovmf.js";
+import { descriptorMismatch, explicitOvmf, globMatch, probeOvmf } from "../../../drivers/qemu/ovmf.js";
 import { UserError } from "../../../src/errors.js";
 import { fuzzParams, fuzzTimeoutMs } from "../../helpers/fuzz.js";
 
@@ -64,6 +64,34 @@ describe("fuzz: OVMF descriptors", () => {
             expect(fw.code).toBe(join(root, "fw/CODE.fd"));
           } catch (err) {
             expect(err).toBeInstanceOf(UserError);
+          }
+        }),
+        fuzzParams(300),
+      );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, fuzzTimeoutMs(300));
+
+  // A named pair is checked against the descriptor naming its file (explicitOvmf's describe()):
+  // whatever that descriptor holds, the pair is taken or refused with a UserError, never a crash.
+  it("explicitOvmf with an arbitrary descriptor in the tree: the pair or a UserError", () => {
+    const root = mkdtempSync(join(tmpdir(), "vmkiln-ovmf-fuzz-"));
+    try {
+      mkdirSync(join(root, "fw"));
+      writeFileSync(join(root, "fw/CODE.fd"), Buffer.alloc(1966080));
+      writeFileSync(join(root, "fw/VARS.fd"), Buffer.alloc(131072));
+      const dir = join(root, "usr/share/qemu/firmware");
+      mkdirSync(dir, { recursive: true });
+      fc.assert(
+        fc.property(fc.oneof(descriptorLike.map((d) => JSON.stringify(d) ?? ""), fc.string()), fc.boolean(), (text, secureBoot) => {
+          writeFileSync(join(dir, "50-fuzz.json"), text);
+          try {
+            const fw = explicitOvmf(join(root, "fw/CODE.fd"), join(root, "fw/VARS.fd"), secureBoot, { root, env: {} });
+            expect(fw.secureBoot).toBe(secureBoot);
+          } catch (err) {
+            expect(err).toBeInstanceOf(UserError);
+            expect((err as UserError).message).toMatch(/^drivers\.qemu\.efi_(secure_boot|firmware_code): /);
           }
         }),
         fuzzParams(300),
