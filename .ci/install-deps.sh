@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Host packages vmkiln and its tests need, from Debian 12's archive. Run as root (or with sudo).
 #   run time:   qemu-system-x86 qemu-utils ovmf (EFI guests)
-#   fixture:    debootstrap extlinux syslinux-common fdisk e2fsprogs (fixtures/guest/build.sh)
+#   fixture:    debootstrap extlinux syslinux-common fdisk e2fsprogs (fixtures/guest/build.sh);
+#               gdisk dosfstools mtools for fixtures/guest-gpt/build.sh (GRUB comes from the guest's
+#               own packages, run in its chroot: the host needs no grub-pc-bin / grub-efi-amd64-bin)
 #   tests only: genisoimage (isoinfo) xorriso mtools dosfstools (independent readers of our ISO/FAT
 #               writers), openssh-client, ansible-core, golang-go + govmomi (vcsim harness),
 #               libguestfs-tools (guestfish: generalized images are read offline, test/helpers/guestfs.ts;
@@ -11,7 +13,7 @@
 set -euo pipefail
 pkgs=(
   qemu-system-x86 qemu-utils ovmf
-  debootstrap extlinux syslinux-common syslinux-utils isolinux fdisk e2fsprogs util-linux
+  debootstrap extlinux syslinux-common syslinux-utils isolinux fdisk e2fsprogs util-linux gdisk
   genisoimage xorriso mtools dosfstools openssh-client ca-certificates procps
   ansible-core
   libguestfs-tools # offline checks of generalized images (test/helpers/guestfs.ts); iso-kernel.test.ts without host isofs

@@ -17,16 +17,29 @@ export interface QemuCmdline {
   sshHostPort: number;
   guestSshPort: number;
   headless: boolean;
-  firmware: { kind: "bios" } | { kind: "efi"; code: string; vars: string };
+  firmware: { kind: "bios" } | EfiFirmware;
   /** Exit instead of rebooting (used to detect the end of an OS install). */
   noReboot?: boolean;
   extraArgs: string[];
 }
 
+/** OVMF as found by ovmf.ts: the shared CODE image and this VM's own copy of the VARS template. */
+export interface EfiFirmware {
+  kind: "efi";
+  code: string;
+  /** Default raw; Fedora ships qcow2 builds. */
+  codeFormat?: "raw" | "qcow2";
+  vars: string;
+  varsFormat?: "raw" | "qcow2";
+  /** Secure Boot firmware needs SMM emulation, and VARS writable only from SMM (firmware.json, "requires-smm"). */
+  secureBoot?: boolean;
+}
+
 export function qemuArgs(c: QemuCmdline): string[] {
+  const efi = c.firmware.kind === "efi" ? c.firmware : undefined;
   const args: string[] = [
     "-name", `${c.name},process=${c.name}`,
-    "-machine", `type=${c.machine}`,
+    "-machine", `type=${c.machine}${efi?.secureBoot ? ",smm=on" : ""}`,
     // Only -accel: combining it with -machine accel= makes QEMU exit (reference/qemu-cloud-init.md).
     "-accel", c.accel,
     // -cpu host needs KVM; under TCG "max" enables every feature TCG can emulate (a stock Debian
@@ -43,11 +56,12 @@ export function qemuArgs(c: QemuCmdline): string[] {
     "-serial", `file:${c.consoleLog}`,
     "-qmp", `unix:${c.qmpSocket},server=on,wait=off`,
   );
-  if (c.firmware.kind === "efi") {
+  if (efi) {
     args.push(
-      "-drive", `if=pflash,format=raw,unit=0,readonly=on,file=${c.firmware.code}`,
-      "-drive", `if=pflash,format=raw,unit=1,file=${c.firmware.vars}`,
+      "-drive", `if=pflash,format=${efi.codeFormat ?? "raw"},unit=0,readonly=on,file=${escapeOpt(efi.code)}`,
+      "-drive", `if=pflash,format=${efi.varsFormat ?? "raw"},unit=1,file=${escapeOpt(efi.vars)}`,
     );
+    if (efi.secureBoot) args.push("-global", "driver=cfi.pflash01,property=secure,value=on");
   }
   // discard=unmap + detect-zeroes=unmap let the guest's fstrim shrink the image we export.
   // cache=unsafe: the guest's flushes stop at the host page cache (no fdatasync; ~4-9 ms each on a

@@ -1,6 +1,5 @@
 // The QEMU driver: qemu-img for disks, qemu-system for the VM, QMP for power and keys.
-import { copyFile, mkdir, readFile, rm, stat } from "node:fs/promises";
-import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { ResultPromise } from "execa";
 import { BuildError, UserError } from "../../src/errors.js";
@@ -15,12 +14,11 @@ import { freePort, natGuestPeerAddress } from "../../src/util/net.js";
 import { chooseAccel, isKvmCrashLine, probeAccel, type AccelChoice } from "./accel.js";
 import { qemuArgs, type QemuCmdline } from "./cmdline.js";
 import { QmpClient } from "./qmp.js";
+import { copyVarsTemplate, explicitOvmf, probeOvmf, type OvmfFirmware } from "./ovmf.js";
 import { toSendKeyCalls } from "./qcodes.js";
 import { convert, createDisk, createOverlay, imageInfo, resize } from "../../src/artifact/qemu-img.js";
 import { exportQcow2 } from "../../src/artifact/qcow2-export.js";
 
-const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 const QEMU_HINT = "apt-get install qemu-system-x86 qemu-utils";
 
 interface Running {
@@ -52,7 +50,10 @@ interface VmState {
 export function createQemuDriver(ctx: DriverFactoryContext): Driver {
   const spec = ctx.spec.drivers.qemu;
   if (!spec) throw new UserError("DRIVER_NOT_CONFIGURED", "drivers.qemu: not configured in the template");
-  return new QemuDriver(spec, ctx.spec.ssh.port, ctx.events, ctx.journal);
+  const driver = new QemuDriver(spec, ctx.spec.ssh.port, ctx.events, ctx.journal);
+  // Missing or mismatched OVMF is bad input: exit 2 before anything is fetched or booted.
+  if (spec.firmware === "efi") driver.efiFirmware();
+  return driver;
 }
 
 export class QemuDriver implements Driver {
@@ -63,6 +64,7 @@ export class QemuDriver implements Driver {
     exports: ["qcow2", "raw", "vmdk", "ovf", "ova"] as Array<"qcow2" | "raw" | "vmdk" | "ovf" | "ova">,
   };
   private readonly vms = new Map<string, VmState>();
+  private ovmf: OvmfFirmware | undefined;
 
   constructor(
     private readonly spec: QemuSpec,
@@ -100,10 +102,12 @@ export class QemuDriver implements Driver {
 
     let firmware: QemuCmdline["firmware"] = { kind: "bios" };
     if (vmSpec.firmware === "efi") {
-      if (!existsSync(OVMF_CODE)) throw new UserError("OVMF_MISSING", `firmware: efi needs ${OVMF_CODE}`, { hint: "apt-get install ovmf" });
-      const vars = join(dir, "efivars.fd");
-      await copyFile(OVMF_VARS, vars); // per-VM copy: the guest writes its boot entries there
-      firmware = { kind: "efi", code: OVMF_CODE, vars };
+      const fw = this.efiFirmware();
+      // Per-VM copy: the guest writes its boot entries there; the system template is never mapped.
+      const vars = join(dir, fw.varsFormat === "qcow2" ? "efivars.qcow2" : "efivars.fd");
+      await copyVarsTemplate(fw.varsTemplate, vars);
+      firmware = { kind: "efi", code: fw.code, codeFormat: fw.codeFormat, vars, varsFormat: fw.varsFormat, secureBoot: fw.secureBoot };
+      this.events.info(`UEFI firmware ${fw.code} (${fw.origin})`, "qemu");
     }
 
     const accel = chooseAccel(this.spec.accelerator, probeAccel());
@@ -144,6 +148,15 @@ export class QemuDriver implements Driver {
       },
     });
     return handle;
+  }
+
+  /** The OVMF pair for firmware: efi: the template's, else probed (once). Throws UserError (exit 2). */
+  efiFirmware(): OvmfFirmware {
+    const secureBoot = this.spec.efiSecureBoot ?? false;
+    this.ovmf ??= this.spec.efiFirmwareCode !== undefined && this.spec.efiFirmwareVars !== undefined
+      ? explicitOvmf(this.spec.efiFirmwareCode, this.spec.efiFirmwareVars, secureBoot)
+      : probeOvmf({ machine: this.spec.machine, secureBoot });
+    return this.ovmf;
   }
 
   async start(vm: VmHandle, signal: AbortSignal): Promise<void> {

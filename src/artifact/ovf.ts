@@ -5,7 +5,10 @@
 // No `vbox:Machine` section: VirtualBox prefers it when present, so a half-right one (it needs the
 // machine, storage controllers and the disk's UUID matching the VMDK's own ddb.uuid.image) would do
 // more harm than none; VirtualBox imports the portable OVF 1.0 items below without it. The cost: an
-// EFI machine imports into VirtualBox as BIOS (VirtualBox reads firmware only from vbox:Machine).
+// EFI machine imports into VirtualBox as BIOS (VirtualBox reads firmware only from vbox:Machine:
+// src/VBox/Main/xml/ovfreader.cpp, OVFReader::HandleVirtualSystemContent takes only Item,
+// StorageItem and EthernetPortItem from VirtualHardwareSection). Images that also boot under BIOS,
+// like the GPT fixture (fixtures/guest-gpt), still boot there.
 import { Builder } from "xml2js";
 import { UserError } from "../errors.js";
 
@@ -199,7 +202,10 @@ export function buildOvf(p: OvfParams): string {
     },
     Item: items,
   };
-  // VMware-only settings are optional for other readers: ovf:required="false" (ova.md).
+  // VMware-only settings are optional for other readers: ovf:required="false" (ova.md). Firmware is
+  // a VirtualHardwareSection-level vmw:Config after the items, as vSphere's own export writes it
+  // (a vCenter-exported OVF: harvester/vm-import-controller pkg/source/ova/client_test.go, ovfData2;
+  // govmomi ovf/envelope.go, VirtualHardwareSection.Config).
   if (p.firmware === "efi") {
     hardware["vmw:Config"] = [{ $: { "ovf:required": "false", "vmw:key": "firmware", "vmw:value": "efi" } }];
   }

@@ -55,7 +55,7 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
     sensitiveVariables: [...(ctx.sensitiveVariables ?? [])],
     source: normalizeSource(raw.source, local),
     drivers: {
-      ...(raw.drivers.qemu !== undefined ? { qemu: normalizeQemu(raw.drivers.qemu ?? {}) } : {}),
+      ...(raw.drivers.qemu !== undefined ? { qemu: normalizeQemu(raw.drivers.qemu ?? {}, local) } : {}),
       ...(raw.drivers.virtualbox !== undefined ? { virtualbox: normalizeVirtualBox(raw.drivers.virtualbox ?? {}) } : {}),
       ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local, raw.name, ctx.env ?? process.env) } : {}),
     },
@@ -198,7 +198,7 @@ function normalizeVirtualBox(v: Partial<RawVirtualBox>): VirtualBoxSpec {
 
 type RawQemu = NonNullable<NonNullable<RawTemplate["drivers"]["qemu"]>>;
 
-function normalizeQemu(q: Partial<RawQemu>): QemuSpec {
+function normalizeQemu(q: Partial<RawQemu>, local: (p: string) => string): QemuSpec {
   return {
     accelerator: q.accelerator ?? "auto",
     cpus: q.cpus ?? 2,
@@ -206,6 +206,9 @@ function normalizeQemu(q: Partial<RawQemu>): QemuSpec {
     diskSize: q.disk_size,
     diskMode: q.disk_mode ?? "overlay",
     firmware: q.firmware ?? "bios",
+    ...(q.efi_firmware_code !== undefined ? { efiFirmwareCode: local(q.efi_firmware_code) } : {}),
+    ...(q.efi_firmware_vars !== undefined ? { efiFirmwareVars: local(q.efi_firmware_vars) } : {}),
+    ...(q.efi_secure_boot ? { efiSecureBoot: true } : {}),
     machine: q.machine ?? "q35",
     binary: q.binary ?? "qemu-system-x86_64",
     sshHostPort: q.ssh_host_port,

@@ -45,6 +45,7 @@ export function checkRules(raw: unknown, ctx: RuleContext): Problem[] {
     expectFile(ctx, raw.ssh.private_key_file, ["ssh", "private_key_file"], add);
   if (Array.isArray(raw.provision)) raw.provision.forEach((item, i) => checkProvisioner(item, i, ctx, add));
   checkOutputFormats(raw, add);
+  if (isRec(raw.drivers) && isRec(raw.drivers.qemu)) checkQemuFirmware(raw.drivers.qemu, ctx, add);
   checkInstall(raw, ctx, add);
   checkVsphere(raw, ctx, add);
   checkPublish(raw, ctx, add);
@@ -115,6 +116,22 @@ function checkProvisioner(item: unknown, i: number, ctx: RuleContext, add: Add):
     else if (abs.endsWith("/") && !st.isDirectory())
       add(["provision", i, "file", "source"], `a trailing "/" means a directory's contents, but ${abs} is not a directory`);
   }
+}
+
+/** The OVMF fields: only with firmware: efi, CODE and VARS together (a pair is one build), files that exist. */
+function checkQemuFirmware(q: Rec, ctx: RuleContext, add: Add): void {
+  const path = (k: string): PathSegment[] => ["drivers", "qemu", k];
+  const fields = ["efi_firmware_code", "efi_firmware_vars", "efi_secure_boot"].filter((k) => q[k] !== undefined && q[k] !== false);
+  if (q.firmware !== "efi") {
+    for (const k of fields) add(path(k), "only used with firmware: efi");
+    return;
+  }
+  const code = q.efi_firmware_code;
+  const vars = q.efi_firmware_vars;
+  if (nonEmptyString(code) && vars === undefined) add(path("efi_firmware_vars"), "required with efi_firmware_code (the VARS template of the same OVMF build)");
+  if (nonEmptyString(vars) && code === undefined) add(path("efi_firmware_code"), "required with efi_firmware_vars (the CODE image of the same OVMF build)");
+  if (nonEmptyString(code)) expectFile(ctx, code, path("efi_firmware_code"), add);
+  if (nonEmptyString(vars)) expectFile(ctx, vars, path("efi_firmware_vars"), add);
 }
 
 /** A downloaded file lands inside the output directory: a relative path that stays inside it. */

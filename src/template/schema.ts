@@ -270,6 +270,9 @@ const qemu = z
         .optional()
         .meta({ description: "overlay: a qcow2 overlay on the cached image (fast); copy: a full copy.", default: "overlay" }),
       firmware: z.enum(["bios", "efi"]).optional().meta({ description: "Guest firmware.", default: "bios" }),
+      efi_firmware_code: nonEmpty("firmware: efi — the OVMF CODE image to boot (with efi_firmware_vars); probed when omitted.").optional(),
+      efi_firmware_vars: nonEmpty("firmware: efi — the OVMF VARS template; each VM boots on its own copy.").optional(),
+      efi_secure_boot: withDefault(bool("firmware: efi — boot Secure Boot firmware with Microsoft's keys enrolled (SMM on)."), false),
       machine: nonEmpty("QEMU machine type (-machine).").optional().meta({ default: "q35" }),
       binary: nonEmpty("QEMU system emulator to run.").optional().meta({ default: "qemu-system-x86_64" }),
       ssh_host_port: intIn(1, 65535, "Fixed host port forwarded to guest SSH; a free port is picked when omitted.").optional(),

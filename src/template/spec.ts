@@ -40,6 +40,11 @@ export interface QemuSpec {
   /** overlay: qcow2 overlay on the cached source (fast); copy: a full copy. */
   diskMode: "overlay" | "copy";
   firmware: Firmware;
+  /** firmware: efi — OVMF CODE and VARS template named by the template (absolute); probed when undefined. */
+  efiFirmwareCode?: string | undefined;
+  efiFirmwareVars?: string | undefined;
+  /** firmware: efi — Secure Boot firmware with enrolled keys. */
+  efiSecureBoot?: boolean;
   machine: string;
   binary: string;
   /** Fixed host port for SSH forwarding; undefined picks a free 127.0.0.1 port. */

@@ -39,7 +39,19 @@ export interface BootedVm {
   stop(): Promise<void>;
 }
 
-export async function bootImage(image: string, opts: { username?: string; format?: string; timeoutMs?: number; log?: boolean } = {}): Promise<BootedVm> {
+export interface BootOptions {
+  username?: string;
+  format?: string;
+  timeoutMs?: number;
+  log?: boolean;
+  /** efi: OVMF as the driver finds it (ovmf.ts), on a private copy of its VARS template. */
+  firmware?: "bios" | "efi";
+  /** With efi: a Secure Boot build with Microsoft's keys enrolled (drivers.qemu.efi_secure_boot). */
+  secureBoot?: boolean;
+}
+
+export async function bootImage(image: string, opts: BootOptions = {}): Promise<BootedVm> {
+  const firmware = opts.firmware ?? "bios";
   const username = opts.username ?? "tester";
   const dir = await mkdtemp(join(tmpdir(), "vmkiln-boot-"));
   const events = new EventBus();
@@ -50,7 +62,7 @@ export async function bootImage(image: string, opts: { username?: string; format
   if (opts.log ?? process.env.VMKILN_TEST_VERBOSE) events.subscribe((e) => e.type === "log" && process.stderr.write(`[boot] ${e.message}\n`));
   const journal = new Journal(`test-boot-${Date.now()}`);
   const driver = new QemuDriver(
-    TEST_QEMU_SPEC,
+    { ...TEST_QEMU_SPEC, firmware, ...(opts.secureBoot ? { efiSecureBoot: true } : {}) },
     22,
     events,
     journal,
@@ -71,7 +83,7 @@ export async function bootImage(image: string, opts: { username?: string; format
     });
     const signal = new AbortController().signal;
     vm = await driver.createVm(
-      { name: `vmkiln-boot-${Date.now()}`, buildId: "boot", buildDir: dir, sourceDisk: { path: image, format: opts.format }, installerIso: undefined, cidataIso: cidata, diskSize: undefined, firmware: "bios" },
+      { name: `vmkiln-boot-${Date.now()}`, buildId: "boot", buildDir: dir, sourceDisk: { path: image, format: opts.format }, installerIso: undefined, cidataIso: cidata, diskSize: undefined, firmware },
       signal,
     );
     await driver.start(vm, signal);

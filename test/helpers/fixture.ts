@@ -1,13 +1,16 @@
-// The Debian 12 fixture guest for integration tests: built (or reused from the cache) by
-// fixtures/guest/build.sh. A test helper, so it spawns directly instead of going through
-// src/exec/run.ts: it is not product code and must not depend on the code under test.
+// The fixture guests for integration tests, built (or reused from the cache) by their scripts:
+// fixtures/guest/build.sh (Debian 12, MBR + extlinux) and fixtures/guest-gpt/build.sh (Debian 12
+// shaped like Debian's genericcloud image: GPT, BIOS boot partition, ESP, GRUB for BIOS and EFI).
+// A test helper, so it spawns directly instead of going through src/exec/run.ts: it is not product
+// code and must not depend on the code under test.
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
-const buildScript = fileURLToPath(new URL("../../fixtures/guest/build.sh", import.meta.url));
+const MBR_SCRIPT = fileURLToPath(new URL("../../fixtures/guest/build.sh", import.meta.url));
+const GPT_SCRIPT = fileURLToPath(new URL("../../fixtures/guest-gpt/build.sh", import.meta.url));
 
-let pending: Promise<string> | undefined;
+const pending = new Map<string, Promise<string>>();
 
 /**
  * Absolute path of the fixture qcow2 (a read-only base: start guests on an overlay). The first call
@@ -15,14 +18,27 @@ let pending: Promise<string> | undefined;
  * calls share its promise. The script holds a file lock, so parallel processes build only once.
  */
 export function ensureFixtureGuest(): Promise<string> {
-  pending ??= runBuild().catch((err: unknown) => {
-    pending = undefined; // let a later call retry instead of caching the failure
-    throw err;
-  });
-  return pending;
+  return ensure(MBR_SCRIPT);
 }
 
-function runBuild(): Promise<string> {
+/** The GPT fixture (boots under BIOS and under UEFI), as ensureFixtureGuest does it. */
+export function ensureGptFixtureGuest(): Promise<string> {
+  return ensure(GPT_SCRIPT);
+}
+
+function ensure(script: string): Promise<string> {
+  let p = pending.get(script);
+  if (!p) {
+    p = runBuild(script).catch((err: unknown) => {
+      pending.delete(script); // let a later call retry instead of caching the failure
+      throw err;
+    });
+    pending.set(script, p);
+  }
+  return p;
+}
+
+function runBuild(buildScript: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn("bash", [buildScript], {
       cwd: repoRoot,

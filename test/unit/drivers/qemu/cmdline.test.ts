@@ -56,6 +56,24 @@ describe("qemuArgs", () => {
       expect(after(a, "-drive")).toBe("if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/CODE.fd");
       expect(after(a, "-drive", 1)).toBe("if=pflash,format=raw,unit=1,file=/b/VARS.fd");
     }],
+    // Regression: the pflash paths went in unescaped, so a comma in the build dir (VMKILN_TMPDIR) or
+    // in efi_firmware_code split the option and QEMU refused to start.
+    ["commas in pflash paths are escaped", { firmware: { kind: "efi", code: "/fw,2/CODE.fd", vars: "/b,x/VARS.fd" } }, (a) => {
+      expect(after(a, "-drive")).toBe("if=pflash,format=raw,unit=0,readonly=on,file=/fw,,2/CODE.fd");
+      expect(after(a, "-drive", 1)).toBe("if=pflash,format=raw,unit=1,file=/b,,x/VARS.fd");
+    }],
+    ["qcow2 firmware (Fedora) keeps its format", { firmware: { kind: "efi", code: "/f/CODE_4M.qcow2", codeFormat: "qcow2", vars: "/b/VARS.qcow2", varsFormat: "qcow2" } }, (a) => {
+      expect(after(a, "-drive")).toBe("if=pflash,format=qcow2,unit=0,readonly=on,file=/f/CODE_4M.qcow2");
+      expect(after(a, "-drive", 1)).toBe("if=pflash,format=qcow2,unit=1,file=/b/VARS.qcow2");
+    }],
+    ["secure boot: SMM on, VARS writable only from SMM", { firmware: { kind: "efi", code: "/o/C.fd", vars: "/b/V.fd", secureBoot: true } }, (a) => {
+      expect(after(a, "-machine")).toBe("type=q35,smm=on");
+      expect(after(a, "-global")).toBe("driver=cfi.pflash01,property=secure,value=on");
+    }],
+    ["no SMM without secure boot", { firmware: { kind: "efi", code: "/o/C.fd", vars: "/b/V.fd" } }, (a) => {
+      expect(after(a, "-machine")).toBe("type=q35");
+      expect(a).not.toContain("-global");
+    }],
     ["installer iso as cdrom", { installerIso: "/c/debian.iso" }, (a) => expect(a).toContain("file=/c/debian.iso,media=cdrom,readonly=on")],
     ["no-reboot for installs", { noReboot: true }, (a) => expect(a).toContain("-no-reboot")],
     ["kickstart CD beside the installer", { installerIso: "/c/d.iso", installerMedia: { path: "/b/oemdrv.iso", kind: "cd" } }, (a) => {
