@@ -49,7 +49,7 @@ export function vmkilnTemplate(o) {
     ],
     generalize,
     ...(o.shutdownMode ? { shutdown: { mode: o.shutdownMode } } : {}),
-    output: { directory: o.outputDir, formats: ["qcow2"], compression: o.compression },
+    output: { directory: o.outputDir, formats: o.formats ?? ["qcow2"], compression: o.compression },
   };
 }
 
