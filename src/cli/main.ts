@@ -27,7 +27,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
     if (interrupts === 1) {
-      io.stderr.write(`\n${sig}: stopping; undoing what this build created (press Ctrl-C again to quit without cleanup)\n`);
+      io.stderr.write(`\n${sig}: stopping; undoing what the build created (press Ctrl-C again to quit without cleanup)\n`);
       controller.abort(new AbortError(`interrupted by ${sig}`));
     } else {
       io.stderr.write(`${sig}: quitting without cleanup; run 'vmkiln gc' later\n`);
@@ -62,14 +62,16 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
   const varOpts = (c: Command) =>
     c.option("--var <k=v>", "set a variable (repeatable; -var also works)", collect, []).option("--var-file <file>", "read variables from a YAML/JSON file (repeatable)", collect, []);
 
-  varOpts(program.command("build <template>").description("build an image"))
-    .option("--only <driver>", "build with this driver only")
+  varOpts(program.command("build <templates...>").description("build an image (several templates or drivers: several builds, run at once)"))
+    .option("--only <driver>", "build with this driver only (a comma-separated list: one build per driver)")
+    .option("--parallel <n>", "builds at once (default: what the cores allow for the accelerator)")
+    .option("--fail-fast", "stop every other build when one fails")
     .option("--force", "replace an existing output directory")
     .addOption(new Option("--on-error <mode>", "on failure: undo everything, or keep it for inspection").choices(["cleanup", "abort"]).default("cleanup"))
     .option("--json", "JSON lines instead of human output")
-    .action(async (template: string, o: { json?: boolean; var: string[]; varFile: string[]; only?: string; force?: boolean; onError?: string }) => {
+    .action(async (templates: string[], o: { json?: boolean; var: string[]; varFile: string[]; only?: string; force?: boolean; onError?: string; parallel?: string; failFast?: boolean }) => {
       attachReporter(o.json ?? false);
-      code = await buildCommand(template, { ...o, debug }, cli);
+      code = await buildCommand(templates, { ...o, debug }, cli);
     });
   varOpts(program.command("validate <template>").description("check a template; every problem at once"))
     .option("--json", "JSON output")

@@ -14,7 +14,8 @@ export type BuildEvent =
   | { type: "artifact"; name: string; path: string; size: number; sha256: string }
   | { type: "build-end"; ok: boolean; durationMs: number; error?: string; outputDir?: string };
 
-export type EventSink = (event: BuildEvent & { time: string }) => void;
+/** `build`: which of several builds run at once emitted it (EventBus.child); absent for a single build. */
+export type EventSink = (event: BuildEvent & { time: string; build?: string }) => void;
 
 export class EventBus {
   private readonly sinks: EventSink[] = [];
@@ -26,6 +27,18 @@ export class EventBus {
       const i = this.sinks.indexOf(sink);
       if (i >= 0) this.sinks.splice(i, 1);
     };
+  }
+
+  /**
+   * A bus for one of several builds run at once: its events reach this bus's sinks tagged with
+   * `build`. Its secrets are its own (redacted before the events leave it).
+   */
+  child(build: string): EventBus {
+    const c = new EventBus();
+    c.subscribe((e) => {
+      for (const sink of this.sinks) sink({ ...e, build });
+    });
+    return c;
   }
 
   /** Register a secret (password, private key): every event text containing it is redacted. */

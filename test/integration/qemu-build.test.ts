@@ -10,6 +10,7 @@ import { bootImage, type BootedVm } from "../helpers/boot.js";
 import { runCli, REPO, type CliResult } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuSnapshot } from "../helpers/processes.js";
+import { govmomiImport } from "../helpers/vmdkcheck.js";
 
 const EXAMPLE = join(REPO, "fixtures/examples/qemu-cloud-image.yaml");
 
@@ -113,6 +114,17 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
       expect(info.format).toBe("vmdk");
       expect(info["format-specific"].data["create-type"]).toBe("streamOptimized");
       expect(info["virtual-size"]).toBe(4 * 1024 ** 3);
+    });
+
+    it("the VMDK is vmkiln's own writer's (issue 19): streamed into the tar, identical to the qcow2, clean, and govmomi imports it", () => {
+      expect(logs().some((m) => /^VMDK written in [\d.]+ s: \d+ compressed clusters of the source wrapped/.test(m)), logs().join("\n")).toBe(true);
+      expect(logs().some((m) => /VMDK export through qemu-img/.test(m))).toBe(false);
+      const vmdk = join(ex, "debian-12-node-disk1.vmdk");
+      execFileSync("qemu-img", ["check", "-f", "vmdk", vmdk]);
+      const cmp = execFileSync("qemu-img", ["compare", "-f", "qcow2", "-F", "vmdk", join(out, "debian-12-node.qcow2"), vmdk], { encoding: "utf8" });
+      expect(cmp).toContain("Images are identical");
+      const g = govmomiImport(vmdk);
+      expect(g, g.error).toMatchObject({ ok: true, uploaded: statSync(vmdk).size });
     });
 
     it("the OVF declares the build's hardware", () => {
