@@ -18,6 +18,8 @@
 //   --only packer|ova|ova-build   run one of the benchmarks (default: all; ova-build is issue 19's
 //                         vmkiln OVA build vs Packer + the qemu-img/OVF/.mf/tar/sha256sum pipeline)
 //   --ova-pairs N         pairs for the OVA build benchmark (default 2)
+//   --parallel-rounds N   rounds of "two builds at once vs one after the other" (default 1; --only
+//                         parallel runs it alone; each build's guest has 1 vCPU so two fit 2 cores)
 //   --ova-size SIZE       VMDK size for the OVA benchmark (default 2304M; cached in ~/.cache/vmkiln/bench)
 //   --ova-runs N          runs of each OVA method (default 3)
 //   --timeout MIN         per-build limit (default 45)
@@ -33,7 +35,7 @@ import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { detectAccel, ensureFixture, ensurePacker, machineFacts, makeKey, requireBuild, writePackerCidata } from "./lib/setup.mjs";
 import { freePort } from "./lib/probe.mjs";
-import { running, runPacker, runVmkiln, stopAll } from "./lib/runners.mjs";
+import { running, runPacker, runVmkiln, runVmkilnMany, stopAll } from "./lib/runners.mjs";
 import { packerTemplate, vmkilnTemplate } from "./lib/templates.mjs";
 import { parseSize, runOvaBench } from "./lib/ova.mjs";
 import { runPipeline } from "./lib/ova-build.mjs";
@@ -54,6 +56,7 @@ const { values: opt } = parseArgs({
     "ova-size": { type: "string", default: "2304M" },
     "ova-runs": { type: "string", default: "3" },
     "ova-pairs": { type: "string", default: "2" },
+    "parallel-rounds": { type: "string", default: "1" },
     timeout: { type: "string", default: "45" },
     json: { type: "string" },
     keep: { type: "boolean", default: false },
@@ -63,7 +66,7 @@ const pairs = Number(opt.pairs);
 const compressions = opt.compression.split(",").map((s) => s.trim());
 if (!Number.isInteger(pairs) || pairs < 1) throw new Error("--pairs: expected a positive integer");
 for (const c of compressions) if (!["zlib", "zstd", "none"].includes(c)) throw new Error(`--compression: unknown "${c}" (zlib, zstd, none)`);
-if (opt.only && !["packer", "ova", "ova-build"].includes(opt.only)) throw new Error("--only: packer, ova or ova-build");
+if (opt.only && !["packer", "ova", "ova-build", "parallel"].includes(opt.only)) throw new Error("--only: packer, ova, ova-build or parallel");
 if (opt.accel && !["kvm", "tcg"].includes(opt.accel)) throw new Error("--accel: kvm or tcg");
 if (opt["vmkiln-shutdown"] && !["fast", "graceful"].includes(opt["vmkiln-shutdown"])) throw new Error("--vmkiln-shutdown: fast or graceful");
 
@@ -104,6 +107,7 @@ const report = { machine: facts, started: new Date().toISOString(), options: opt
 try {
   if (!opt.only || opt.only === "packer") report.packer = await packerBench();
   if ((!opt.only || opt.only === "ova-build") && !interrupted) report.ovaBuild = await ovaBuildBench();
+  if ((!opt.only || opt.only === "parallel") && !interrupted) report.parallel = await parallelBench();
   if ((!opt.only || opt.only === "ova") && !interrupted) report.ova = await ovaBench();
 } finally {
   if (!opt.keep) rmSync(workDir, { recursive: true, force: true });
@@ -282,6 +286,42 @@ async function ovaBuildBench() {
   console.log(`  OVA size       vmkiln ${mb(m.vmkiln.ovaSize)} MB  pipeline ${mb(m.packer.ovaSize)} MB`);
   console.log(`  vmkiln peak RSS ${mb(m.vmkiln.peakRssBytes)} MB${m.vmkiln.peakRssBytes <= 150e6 ? " (goal <= 150 MB: met)" : " (goal <= 150 MB: NOT met)"}`);
   return { packerVersion, accel, runs, medians: m };
+}
+
+/**
+ * Two builds at once (`vmkiln build a.yaml b.yaml --parallel 2`) against the same two one after the
+ * other (`--parallel 1`), in one vmkiln process each time, alternating which goes first.
+ */
+async function parallelBench() {
+  const image = ensureFixture(REPO);
+  const accel = opt.accel ?? (await detectAccel(REPO));
+  const rounds = Number(opt["parallel-rounds"]);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--parallel-rounds: expected a positive integer");
+  const runs = [];
+  for (let round = 0; round < rounds && !interrupted; round++) {
+    const order = round % 2 === 0 ? [2, 1] : [1, 2];
+    for (const parallel of order) {
+      if (interrupted) break;
+      const dir = join(workDir, `parallel-${round}-${parallel}`);
+      mkdirSync(dir, { recursive: true });
+      const files = ["par-a", "par-b"].map((name) => {
+        const f = join(dir, `${name}.yaml`);
+        writeFileSync(f, stringify(vmkilnTemplate({ name, image, accel, cpus: 1, outputDir: join(dir, `out-${name}`), compression: "zlib", formats: ["qcow2"], shutdownMode: opt["vmkiln-shutdown"] })));
+        return f;
+      });
+      log(`parallel round ${round + 1}: --parallel ${parallel}, load ${machineFacts().load}`);
+      const r = await runVmkilnMany({ repo: REPO, templates: files, parallel, timeoutMs: Number(opt.timeout) * 60_000 });
+      runs.push({ parallel, ...r });
+      console.log(`  --parallel ${parallel}: ${r.ok ? "ok  " : "FAIL"} wall ${s(r.wallMs)} s${r.ok ? "" : `  (${r.error})`}`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const med = (p) => median(runs.filter((r) => r.parallel === p && r.ok).map((r) => r.wallMs));
+  const par = med(2);
+  const seq = med(1);
+  console.log(`\n== two builds (1 vCPU each, ${accel}): at once vs one after the other, medians of ${rounds} ==`);
+  console.log(`  --parallel 2  ${s(par)} s   --parallel 1  ${s(seq)} s   ratio ${rf(ratio(par, seq))}`);
+  return { accel, runs, medians: { parallelMs: par, sequentialMs: seq } };
 }
 
 async function ovaBench() {
