@@ -1,13 +1,11 @@
 import type { Step } from "../pipeline/step.js";
-import { generalizeScript } from "../provision/generalize.js";
-import { shq } from "../ssh/session.js";
 
+// The generalize script runs in the shutdown step's one root command (steps/shutdown.ts says why);
+// this step stays in the plan so the step list and --debug's pause before it are unchanged.
 export const generalizeStep: Step = {
   name: "generalize",
-  async run(ctx, signal) {
+  async run(ctx) {
     const g = ctx.spec.generalize;
-    if (!g.cloudInit && !g.machineId && !g.sshHostKeys && !g.logs) return;
-    const sudo = ctx.spec.ssh.username === "root" ? "" : "sudo -n ";
-    await ctx.ssh!.capture(`${sudo}sh -c ${shq(generalizeScript(g))}`, { signal, timeoutMs: 300_000 });
+    if (g.cloudInit || g.machineId || g.sshHostKeys || g.logs) ctx.events.debug("generalize runs in the shutdown command", "generalize");
   },
 };

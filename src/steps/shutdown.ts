@@ -1,7 +1,14 @@
-// Shutdown: one root command removes the build user (it must be last: after it, sudo no longer
-// knows us), trims, and powers off; then the driver waits for the VM to stop (ACPI, then force).
+// Shutdown: one root command generalizes, removes the build user (it must be last: after it, sudo no
+// longer knows us), trims, and powers off; then the driver waits for the VM to stop (ACPI, then
+// force) and the export starts the moment QEMU exits (the process exit is the event).
+//
+// Generalize runs here rather than in its own SSH exec (issue 19 "the last seconds"): under TCG each
+// exec costs a channel, a sudo and a shell start (~0.3-0.5 s), and the generalize step ran right
+// before this one anyway. A generalize failure still fails the build, loudly and before power-off:
+// its part exits with GENERALIZE_FAILED_EXIT and the VM is left to the build's cleanup.
+import { BuildError } from "../errors.js";
 import type { Step } from "../pipeline/step.js";
-import { removeUserScript } from "../provision/generalize.js";
+import { generalizeScript, removeUserScript } from "../provision/generalize.js";
 import { detachedAfterOneSecond, shq } from "../ssh/session.js";
 import type { ShutdownSpec } from "../template/spec.js";
 
@@ -19,8 +26,17 @@ export function powerOffCommand(s: Pick<ShutdownSpec, "mode" | "command">): stri
   return `if [ -d /run/systemd/system ]; then systemctl --no-block poweroff${force}; else ${detachedAfterOneSecond("poweroff")} fi`;
 }
 
-export function finalCommand(opts: { username: string; removeUser: boolean; trim: boolean; shutdown: Pick<ShutdownSpec, "mode" | "command"> }): string {
+/** The final command's exit status when its generalize part failed (nothing else in it exits so). */
+export const GENERALIZE_FAILED_EXIT = 86;
+
+export function finalCommand(opts: { username: string; removeUser: boolean; trim: boolean; shutdown: Pick<ShutdownSpec, "mode" | "command">; generalize?: string }): string {
   const parts: string[] = [];
+  // In a subshell: its `set -e` ends only that part, and the status says which part failed. Not
+  // `( … ) || …`: POSIX sh ignores -e inside any command of an AND-OR list but the last, so the
+  // script would run on past its first failure.
+  if (opts.generalize) {
+    parts.push(`(\n${opts.generalize.trim()}\n)`, `st=$?; if [ "$st" -ne 0 ]; then echo "generalize failed with exit status $st" >&2; exit ${GENERALIZE_FAILED_EXIT}; fi`);
+  }
   if (opts.removeUser && opts.username !== "root") parts.push(removeUserScript(opts.username));
   parts.push("sync");
   // fstrim after every deletion so freed blocks reach the qcow2 as holes (discard=unmap).
@@ -34,17 +50,22 @@ export const shutdownStep: Step = {
   name: "shutdown",
   async run(ctx, signal) {
     const { spec } = ctx;
+    const g = spec.generalize;
     const cmd = finalCommand({
       username: spec.ssh.username,
-      removeUser: spec.generalize.buildUser,
-      trim: spec.generalize.trim,
+      removeUser: g.buildUser,
+      trim: g.trim,
       shutdown: spec.shutdown,
+      ...(g.cloudInit || g.machineId || g.sshHostKeys || g.logs ? { generalize: generalizeScript(g) } : {}),
     });
     const lines: string[] = [];
     const r = await ctx.ssh!.exec(cmd, { signal, timeoutMs: 300_000, onLine: (stream, line) => {
       lines.push(line);
       ctx.events.emit({ type: "output", source: "shutdown", stream, line });
     } });
+    if (r.exitCode === GENERALIZE_FAILED_EXIT) {
+      throw new BuildError("GENERALIZE_FAILED", `generalize failed in the guest: ${lines.slice(-3).join(" | ") || `exit status ${r.exitCode}`}`);
+    }
     if (r.exitCode !== 0 && !r.disconnected) {
       ctx.events.warn(`shutdown command exited with ${r.exitCode}: ${lines.slice(-2).join(" | ")}; asking the VM to power off`, "shutdown");
     }

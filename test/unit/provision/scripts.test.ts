@@ -4,10 +4,11 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtemp, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { generalizeScript, removeUserScript } from "../../../src/provision/generalize.js";
 import { envPrefix, inlineScript, runCommand, writeStdinTo } from "../../../src/provision/shell.js";
-import { finalCommand, powerOffCommand } from "../../../src/steps/shutdown.js";
+import { GENERALIZE_FAILED_EXIT, finalCommand, powerOffCommand } from "../../../src/steps/shutdown.js";
 
 describe("removeUserScript", () => {
   let root: string;
@@ -99,6 +100,31 @@ describe("finalCommand (shutdown)", () => {
   });
   it("never removes root", () => {
     expect(finalCommand({ username: "root", removeUser: true, trim: false, shutdown: fast })).not.toContain("passwd");
+  });
+  it("generalizes first, in the same command (issue 19: one SSH exec less)", () => {
+    const c = finalCommand({ username: "builder", removeUser: true, trim: true, shutdown: fast, generalize: "set -e\nrm -f /etc/ssh/ssh_host_*\n" });
+    expect(c.indexOf("ssh_host_")).toBeLessThan(c.indexOf("sed -i"));
+    expect(c.indexOf("ssh_host_")).toBeLessThan(c.indexOf("poweroff"));
+  });
+  it("a failing generalize exits GENERALIZE_FAILED_EXIT and never reaches the power-off; a good one does", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "vmkiln-final-"));
+    try {
+      const marker = join(dir, "powered-off");
+      const run = (generalize: string) =>
+        spawnSync("sh", ["-c", finalCommand({ username: "root", removeUser: false, trim: false, shutdown: { mode: "fast", command: `touch '${marker}'` }, generalize })], { encoding: "utf8" });
+      const bad = run("set -e\nfalse\necho not-reached\n");
+      expect(bad.status).toBe(GENERALIZE_FAILED_EXIT);
+      expect(bad.stdout).not.toContain("not-reached");
+      expect(bad.stderr).toContain("generalize failed with exit status 1");
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(existsSync(marker)).toBe(false);
+      const good = run("set -e\ntrue\n");
+      expect(good.status, good.stderr).toBe(0);
+      for (let i = 0; i < 40 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(existsSync(marker)).toBe(true); // the detached power-off ran
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
