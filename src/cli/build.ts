@@ -40,7 +40,7 @@ export async function buildCommand(templates: string | string[], o: BuildCommand
     throw new UserError("BAD_OPTION", `--on-error: expected cleanup or abort, got ${o.onError}`);
   }
   const parallel = o.parallel === undefined ? undefined : parseParallel(o.parallel);
-  const jobs = await planJobs(list, o);
+  const jobs = await planJobs(list, o, io);
   if (jobs.length === 1) {
     const r = await runJob(jobs[0]!, io.events, io.signal, o, true);
     if (!r.ok && r.error) throw r.error;
@@ -56,12 +56,12 @@ export function parseParallel(text: string): number {
 }
 
 /** Loads every template and resolves its drivers into jobs; refuses two jobs writing the same output. */
-export async function planJobs(templates: string[], o: BuildCommandOptions): Promise<BuildJob[]> {
+export async function planJobs(templates: string[], o: BuildCommandOptions, io?: Pick<CliIO, "events" | "signal">): Promise<BuildJob[]> {
   if (templates.length === 0) throw new UserError("BAD_OPTION", "build: name at least one template");
   const jobs: BuildJob[] = [];
   const vars = parseVarArgs(o.var ?? []);
   for (const template of templates) {
-    const spec = await loadTemplate(template, { vars, varFiles: o.varFile ?? [] });
+    const spec = await loadTemplate(template, { vars, varFiles: o.varFile ?? [], ...(io ? { redactor: io.events.redactor, signal: io.signal } : {}) });
     const configured = Object.keys(spec.drivers) as DriverName[];
     const wanted = o.only === undefined ? configured.slice(0, 1) : [...new Set(o.only.split(",").map((s) => s.trim()))];
     if (wanted.length === 0 || wanted.some((d) => d === "" || !configured.includes(d as DriverName))) {

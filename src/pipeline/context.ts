@@ -4,6 +4,7 @@ import type { Communicator } from "../ssh/communicator.js";
 import type { Driver, VmHandle, DiskFile } from "./driver.js";
 import type { Journal } from "./journal.js";
 import type { InstallerHttpServer } from "../http/server.js";
+import type { OperationReport } from "../provision/generalize.js";
 
 export interface SshKeyPair {
   /** OpenSSH private key text (never logged). */
@@ -98,4 +99,6 @@ export interface BuildContext {
   timings: StepTiming[];
   /** Extra durations (convert, pack) for the manifest. */
   durations: Record<string, number>;
+  /** What each generalize operation did (shutdown step), for the log and manifest.json. */
+  generalized?: OperationReport[];
 }

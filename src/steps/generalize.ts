@@ -1,11 +1,48 @@
+// Generalize, part one: before anything is cleaned, cloud-init must be done with the current boot
+// and stay done. A template that reboots mid-provisioning starts all of cloud-init's stages again;
+// when the clean ran before the final stage (k8s-node example, issue 14; reproduced with
+// test/integration/templates/generalize-reboot.yaml on the old code), `cloud-init modules
+// --mode=final` then found no cached datasource, fell back to DataSourceNone, wrote a new
+// instance's state (instances/iid-datasource-none/sem/*, data/result.json) and its logs back into
+// the image, and failed to write boot-finished (FileNotFoundError: the clean had removed the
+// `instance` link): that is the FAIL the second boot reported. The cleaning itself runs in the
+// power-off command (steps/shutdown.ts) so that it is the last write.
+import { BuildError } from "../errors.js";
 import type { Step } from "../pipeline/step.js";
+import { parseResultJson } from "../provision/cloud-init.js";
+import { CLOUD_INIT_IDLE, cloudInitSettleScript, planOperations } from "../provision/generalize.js";
+import { shq } from "../ssh/session.js";
 
-// The generalize script runs in the shutdown step's one root command (steps/shutdown.ts says why);
-// this step stays in the plan so the step list and --debug's pause before it are unchanged.
+/** Generous: a boot whose final stage installs packages (runcmd, packages:) can take long under TCG. */
+export const SETTLE_TIMEOUT_MS = 30 * 60_000;
+
 export const generalizeStep: Step = {
   name: "generalize",
-  async run(ctx) {
-    const g = ctx.spec.generalize;
-    if (g.cloudInit || g.machineId || g.sshHostKeys || g.logs) ctx.events.debug("generalize runs in the shutdown command", "generalize");
+  async run(ctx, signal) {
+    const plan = planOperations(ctx.spec.generalize);
+    const runs = plan.filter((p) => p.state === "run").map((p) => p.name);
+    ctx.events.info(runs.length ? `operations: ${runs.join(", ")} (run as root in the power-off command)` : "every operation is switched off", "generalize");
+    if (!ctx.spec.generalize.cloudInit) return;
+    const out: string[] = [];
+    const r = await ctx.ssh!.exec(`sh -c ${shq(cloudInitSettleScript())}`, {
+      signal,
+      timeoutMs: SETTLE_TIMEOUT_MS,
+      onLine: (s, line) => {
+        if (s === "stdout") out.push(line);
+      },
+    });
+    if (r.exitCode === CLOUD_INIT_IDLE) {
+      ctx.events.info("cloud-init is not installed or did not run in this boot: nothing to wait for", "generalize");
+      return;
+    }
+    if (r.exitCode !== 0) {
+      throw new BuildError("CLOUD_INIT_FAILED", `generalize: waiting for cloud-init to finish this boot ended with ${r.exitCode ?? r.signal ?? "a dropped connection"}`);
+    }
+    const result = parseResultJson(out.join("\n"));
+    const errors = result ? [...result.errors, ...result.recoverable] : [];
+    // The build's own wait_cloud_init provisioner fails on errors; here the boot is only being
+    // finished before the clean, so its errors are reported and the clean goes on.
+    if (errors.length) ctx.events.warn(`cloud-init finished this boot with errors (the clean removes its state anyway): ${errors.slice(-3).join(" | ")}`, "generalize");
+    else ctx.events.info("cloud-init finished this boot; no stage is running", "generalize");
   },
 };

@@ -1,5 +1,11 @@
 // The NoCloud seed: a build user with the build key and passwordless sudo, merged with the
 // template's own cloud-config.
+//
+// It asks cloud-init for nothing the image would keep and its first real boot would redo: no
+// distribution default user (`users:` lists only the build user, so cloud.cfg's `users: [default]`
+// does not apply; a template's own `cloud_init.user_data.users` may still ask for `default`), and no
+// `ssh_pwauth` unless the build logs in with a password (`ssh_pwauth: false` made cloud-init write
+// /etc/ssh/sshd_config.d/50-cloud-init.conf into the image).
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { writeCidataIso } from "../media/cidata.js";
@@ -20,9 +26,9 @@ export function cloudConfig(ctx: Pick<BuildContext, "spec" | "sshKey">): Record<
   const extraUsers = Array.isArray(extra.users) ? (extra.users as unknown[]) : [];
   delete extra.users;
   const base: Record<string, unknown> = {
-    users: ssh.username === "root" ? ["default", ...extraUsers] : ["default", user, ...extraUsers],
-    ssh_pwauth: ssh.password !== undefined,
+    users: ssh.username === "root" ? extraUsers : [user, ...extraUsers],
   };
+  if (ssh.password !== undefined) base.ssh_pwauth = true;
   if (ssh.username === "root") {
     base.disable_root = false;
     if (ctx.sshKey?.publicKey) base.ssh_authorized_keys = [ctx.sshKey.publicKey];

@@ -1,16 +1,12 @@
-// Shutdown: one root command generalizes, removes the build user (it must be last: after it, sudo no
-// longer knows us), trims, and powers off; then the driver waits for the VM to stop (ACPI, then
-// force) and the export starts the moment QEMU exits (the process exit is the event).
-//
-// Generalize runs here rather than in its own SSH exec (issue 19 "the last seconds"): under TCG each
-// exec costs a channel, a sudo and a shell start (~0.3-0.5 s), and the generalize step ran right
-// before this one anyway. A generalize failure still fails the build, loudly and before power-off:
-// its part exits with GENERALIZE_FAILED_EXIT and the VM is left to the build's cleanup.
+// Shutdown: one root command cleans the guest (every generalize operation, the build user last
+// among the users: after it, sudo no longer knows us), trims and powers off; then the driver waits
+// for the VM to stop (ACPI, then force). Cleaning in the power-off command itself is what makes it
+// the last write to the disk: nothing vmkiln runs comes after it (README "Generalize").
 import { BuildError } from "../errors.js";
 import type { Step } from "../pipeline/step.js";
-import { generalizeScript, removeUserScript } from "../provision/generalize.js";
+import { cleaningScript, planOperations, REPORT_MARK, ReportCollector, type OperationReport } from "../provision/generalize.js";
 import { detachedAfterOneSecond, shq } from "../ssh/session.js";
-import type { ShutdownSpec } from "../template/spec.js";
+import type { GeneralizeSpec, ShutdownSpec } from "../template/spec.js";
 
 /**
  * The power-off itself, detached so the SSH command returns (with its exit status) before sshd
@@ -26,45 +22,71 @@ export function powerOffCommand(s: Pick<ShutdownSpec, "mode" | "command">): stri
   return `if [ -d /run/systemd/system ]; then systemctl --no-block poweroff${force}; else ${detachedAfterOneSecond("poweroff")} fi`;
 }
 
-/** The final command's exit status when its generalize part failed (nothing else in it exits so). */
-export const GENERALIZE_FAILED_EXIT = 86;
+/** Exit status of the final command when a generalize operation failed (the guest stays up). */
+export const CLEANING_FAILED = 3;
 
-export function finalCommand(opts: { username: string; removeUser: boolean; trim: boolean; shutdown: Pick<ShutdownSpec, "mode" | "command">; generalize?: string }): string {
+export function finalCommand(opts: {
+  username: string;
+  generalize: GeneralizeSpec;
+  buildPublicKey?: string | undefined;
+  shutdown: Pick<ShutdownSpec, "mode" | "command">;
+}): string {
   const parts: string[] = [];
-  // In a subshell: its `set -e` ends only that part, and the status says which part failed. Not
-  // `( … ) || …`: POSIX sh ignores -e inside any command of an AND-OR list but the last, so the
-  // script would run on past its first failure.
-  if (opts.generalize) {
-    parts.push(`(\n${opts.generalize.trim()}\n)`, `st=$?; if [ "$st" -ne 0 ]; then echo "generalize failed with exit status $st" >&2; exit ${GENERALIZE_FAILED_EXIT}; fi`);
-  }
-  if (opts.removeUser && opts.username !== "root") parts.push(removeUserScript(opts.username));
+  const clean = cleaningScript(opts.generalize, {
+    username: opts.username,
+    ...(opts.buildPublicKey !== undefined ? { buildPublicKey: opts.buildPublicKey } : {}),
+  });
+  // Exits CLEANING_FAILED before the power-off when an operation failed: nothing half-cleaned is exported.
+  if (clean) parts.push(clean);
   parts.push("sync");
   // fstrim after every deletion so freed blocks reach the qcow2 as holes (discard=unmap).
-  if (opts.trim) parts.push("fstrim -av || true");
+  if (opts.generalize.trim) {
+    parts.push(`echo '${REPORT_MARK} trim begin'; fstrim -av 2>&1 | sed 's/^/${REPORT_MARK} trim - /'; echo '${REPORT_MARK} trim ok'`);
+  }
   parts.push(powerOffCommand(opts.shutdown));
   const script = parts.join("\n");
   return opts.username === "root" ? `sh -c ${shq(script)}` : `sudo -n sh -c ${shq(script)}`;
+}
+
+/** One log line per operation: what it changed (the first few changes), or why it did not run. */
+export function describeReport(r: OperationReport): string {
+  const shown = r.changes.slice(0, 6).join("; ");
+  const more = r.changes.length > 6 ? ` (and ${r.changes.length - 6} more)` : "";
+  const what = r.changes.length ? `: ${shown}${more}` : r.status === "done" ? ": nothing to do" : "";
+  return `${r.operation} ${r.status}${what}`;
 }
 
 export const shutdownStep: Step = {
   name: "shutdown",
   async run(ctx, signal) {
     const { spec } = ctx;
-    const g = spec.generalize;
+    const collector = new ReportCollector(planOperations(spec.generalize));
     const cmd = finalCommand({
       username: spec.ssh.username,
-      removeUser: g.buildUser,
-      trim: g.trim,
+      generalize: spec.generalize,
+      buildPublicKey: ctx.sshKey?.publicKey,
       shutdown: spec.shutdown,
-      ...(g.cloudInit || g.machineId || g.sshHostKeys || g.logs ? { generalize: generalizeScript(g) } : {}),
     });
     const lines: string[] = [];
     const r = await ctx.ssh!.exec(cmd, { signal, timeoutMs: 300_000, onLine: (stream, line) => {
+      if (collector.line(stream, line)) return;
       lines.push(line);
       ctx.events.emit({ type: "output", source: "shutdown", stream, line });
     } });
-    if (r.exitCode === GENERALIZE_FAILED_EXIT) {
-      throw new BuildError("GENERALIZE_FAILED", `generalize failed in the guest: ${lines.slice(-3).join(" | ") || `exit status ${r.exitCode}`}`);
+    const reports = collector.list();
+    ctx.generalized = reports;
+    for (const rep of reports) {
+      const msg = `generalize ${describeReport(rep)}`;
+      if (rep.status === "failed") ctx.events.warn(msg, "generalize");
+      else ctx.events.info(msg, "generalize");
+    }
+    if (r.exitCode === CLEANING_FAILED) {
+      const failed = reports.filter((x) => x.status === "failed");
+      throw new BuildError(
+        "GENERALIZE_FAILED",
+        `generalize: ${failed.map((f) => `${f.operation} failed${f.changes.length ? ` (${f.changes.slice(-2).join("; ")})` : ""}`).join(", ") || "an operation failed"}`,
+        { hint: "run the build with --on-error=abort to keep the VM and look, or switch the operation off under generalize:" },
+      );
     }
     if (r.exitCode !== 0 && !r.disconnected) {
       ctx.events.warn(`shutdown command exited with ${r.exitCode}: ${lines.slice(-2).join(" | ")}; asking the VM to power off`, "shutdown");

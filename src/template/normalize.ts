@@ -24,6 +24,10 @@ export interface NormalizeContext {
   templatePath: string;
   /** Effective variables (template < var files < -var). */
   variables: Record<string, string>;
+  /** For the drivers' environment fallbacks (VSPHERE_USERNAME…); default process.env. */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** Names of the variables whose values are masked wherever they are printed. */
+  sensitiveVariables?: string[];
 }
 
 export function isUrl(s: string): boolean {
@@ -48,11 +52,12 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
     templatePath: ctx.templatePath,
     templateDir: ctx.baseDir,
     variables: { ...ctx.variables },
+    sensitiveVariables: [...(ctx.sensitiveVariables ?? [])],
     source: normalizeSource(raw.source, local),
     drivers: {
       ...(raw.drivers.qemu !== undefined ? { qemu: normalizeQemu(raw.drivers.qemu ?? {}) } : {}),
       ...(raw.drivers.virtualbox !== undefined ? { virtualbox: normalizeVirtualBox(raw.drivers.virtualbox ?? {}) } : {}),
-      ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local, raw.name) } : {}),
+      ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local, raw.name, ctx.env ?? process.env) } : {}),
     },
     ssh: {
       username: raw.ssh?.username ?? "vmkiln",
@@ -303,14 +308,23 @@ function normalizeProvisioner(item: RawProvisioner, i: number, local: (p: string
 
 function normalizeGeneralize(g: RawTemplate["generalize"]): GeneralizeSpec {
   const all = g !== false;
-  const flags = typeof g === "object" ? g : {};
+  const f = typeof g === "object" ? g : {};
   return {
-    cloudInit: flags.cloud_init ?? all,
-    machineId: flags.machine_id ?? all,
-    sshHostKeys: flags.ssh_host_keys ?? all,
-    buildUser: flags.build_user ?? all,
-    logs: flags.logs ?? all,
-    trim: flags.trim ?? all,
+    cloudInit: f.cloud_init ?? all,
+    keepDefaultUser: f.keep_default_user ?? !all,
+    buildUser: f.build_user ?? all,
+    passwdBackups: f.passwd_backups ?? all,
+    network: f.network ?? all,
+    hostname: f.hostname ?? all,
+    dhcp: f.dhcp ?? all,
+    machineId: f.machine_id ?? all,
+    randomSeed: f.random_seed ?? all,
+    sshHostKeys: f.ssh_host_keys ?? all,
+    tmp: f.tmp ?? all,
+    shellHistory: f.shell_history ?? all,
+    packageCache: f.package_cache ?? all,
+    logs: f.logs ?? all,
+    trim: f.trim ?? all,
   };
 }
 

@@ -71,6 +71,23 @@ const bool = (description: string) =>
     .transform((v) => v === true || v === "true")
     .meta({ description });
 
+// Bounds on what no hypervisor accepts, so `disk_size: 0` or `memory: 99999999999` fail at validate
+// time rather than minutes into a build (issue 12). Disks: at least 1 MiB (VirtualBox sizes disks in
+// whole MiB, and nothing smaller holds a boot loader) and at most 64 TiB (vSphere's largest VMDK is
+// 62 TB; a bigger qcow2 exists, but no image built by booting a VM needs one). Memory: at least
+// 4 MiB (nothing vmkiln builds, with SSH and cloud-init, boots in less) and at most 24 TiB (vSphere
+// 8's per-VM maximum, the largest of the three; a QEMU host backs far less).
+const DISK_MIN = MiB;
+const DISK_MAX = 64 * 1024 ** 4;
+const MEMORY_MIN_MIB = 4;
+const MEMORY_MAX_MIB = 24 * 1024 * 1024;
+
+/** "64 TiB" for a byte count that is a whole number of the unit. */
+function sizeText(bytes: number): string {
+  for (const [unit, size] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", MiB], ["KiB", 1024]] as const) if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}`;
+  return `${bytes} bytes`;
+}
+
 const sizeBytes = (description: string) =>
   z
     .union([z.number().int().nonnegative(), z.string().meta({ pattern: SIZE_PATTERN })], {
@@ -78,7 +95,9 @@ const sizeBytes = (description: string) =>
     })
     .transform((v, ctx) => {
       try {
-        return parseSize(v);
+        const bytes = parseSize(v);
+        if (bytes < DISK_MIN || bytes > DISK_MAX) throw new Error(`must be from ${sizeText(DISK_MIN)} to ${sizeText(DISK_MAX)} (got ${JSON.stringify(v)})`);
+        return bytes;
       } catch (err) {
         ctx.addIssue({ code: "custom", message: (err as Error).message, input: v });
         return z.NEVER;
@@ -93,7 +112,9 @@ const memoryMiB = z
   .transform((v, ctx) => {
     try {
       const bytes = parseSize(v, { defaultUnit: MiB });
-      if (bytes < MiB || bytes % MiB !== 0) throw new Error(`must be a whole number of MiB (at least 1M)`);
+      if (bytes < MEMORY_MIN_MIB * MiB || bytes > MEMORY_MAX_MIB * MiB)
+        throw new Error(`must be from ${sizeText(MEMORY_MIN_MIB * MiB)} to ${sizeText(MEMORY_MAX_MIB * MiB)} (got ${JSON.stringify(v)})`);
+      if (bytes % MiB !== 0) throw new Error(`must be a whole number of MiB`);
       return bytes / MiB;
     } catch (err) {
       ctx.addIssue({ code: "custom", message: (err as Error).message, input: v });
@@ -111,6 +132,22 @@ const stringList = (description: string) =>
 const scalarString = z
   .union([z.string(), z.number(), z.boolean()], { error: expecting("a string, number or boolean") })
   .transform(String);
+
+/** A variable: its default value, or Packer HCL2's block form `{ default, sensitive, description }`. */
+const variable = z.union(
+  [
+    scalarString,
+    z.strictObject(
+      {
+        default: scalarString.optional().meta({ description: "The value unless -var-file or -var sets one; without it, one of them must." }),
+        sensitive: withDefault(bool("Mask the value in every log line, error message and printed spec (inspect, manifest.json)."), false),
+        description: z.string({ error: expecting("a string") }).optional().meta({ description: "What the variable is for." }),
+      },
+      { error: expecting("a mapping") },
+    ),
+  ],
+  { error: expecting("a string, number, boolean, or { default, sensitive, description }") },
+);
 
 const mapping = (description: string) =>
   z.record(z.string(), z.unknown(), { error: expecting("a mapping") }).meta({ description });
@@ -536,18 +573,29 @@ const provisioner = z
   )
   .meta({ description: "One provisioner: a single key naming its type.", minProperties: 1, maxProperties: 1 });
 
+// One switch per operation (src/provision/generalize.ts runs them; README "Generalize" lists them
+// against virt-sysprep's operations). Every one defaults to on; `generalize: false` turns all off.
 const generalizeFlags = {
-  cloud_init: withDefault(bool("Clean cloud-init state so the image runs cloud-init again on first boot."), true),
-  machine_id: withDefault(bool("Empty /etc/machine-id."), true),
+  cloud_init: withDefault(bool("Wait for cloud-init to finish the current boot, then `cloud-init clean --logs --seed` (and the sshd drop-in it wrote): the first boot is a first boot again."), true),
+  keep_default_user: withDefault(bool("Keep the distribution's default user (e.g. `debian`) if one exists; by default it is removed with its home, sudoers lines and the groups cloud-init made for it, as the first boot creates it again."), false),
+  build_user: withDefault(bool("Remove the build user vmkiln created (its passwd/shadow/group lines, sudoers lines, home, mail and crontab); with `ssh.username: root`, the build key from root's authorized_keys."), true),
+  passwd_backups: withDefault(bool("Remove /etc/passwd-, shadow-, group-, gshadow-, subuid-, subgid- (they still list the removed users)."), true),
+  network: withDefault(bool("Remove the network configuration cloud-init generated for the build, and udev's persistent net rules (needs cloud_init: the first boot writes them again)."), true),
+  hostname: withDefault(bool("Remove the hostname cloud-init set for the build: /etc/hostname when it is cloud-init's, and that name from /etc/hosts (needs cloud_init)."), true),
+  dhcp: withDefault(bool("Remove DHCP client leases and DUIDs (dhclient, dhcpcd, NetworkManager)."), true),
+  machine_id: withDefault(bool("Empty /etc/machine-id (a new one is made at first boot), remove /var/lib/dbus/machine-id and the journal directory named after the build's id."), true),
+  random_seed: withDefault(bool("Remove the saved random seed (/var/lib/systemd/random-seed) so clones do not start from the same one."), true),
   ssh_host_keys: withDefault(bool("Remove SSH host keys (regenerated on first boot)."), true),
-  build_user: withDefault(bool("Remove the build user vmkiln created."), true),
-  logs: withDefault(bool("Truncate logs and shell history."), true),
+  tmp: withDefault(bool("Empty /tmp and /var/tmp."), true),
+  shell_history: withDefault(bool("Remove shell and tool histories (.bash_history, .zsh_history, .python_history, .lesshst, …) of every user."), true),
+  package_cache: withDefault(bool("Remove downloaded packages and caches (apt, dnf, yum, zypper); apt's lists are kept."), true),
+  logs: withDefault(bool("Remove the journal (/var/log/journal/*), rotated logs and truncate the others, including wtmp/btmp/lastlog."), true),
   trim: withDefault(bool("fstrim free space so the image compresses well."), true),
 };
 
 const generalize = z
   .union([z.boolean(), z.strictObject(generalizeFlags)], { error: expecting("true, false or a mapping") })
-  .meta({ description: "Make the image safe to clone. `false` turns every step off; each defaults to true." });
+  .meta({ description: "Make the image look as if it had never booted. `false` turns every operation off; each defaults to on (keep_default_user to off)." });
 
 const shutdown = z
   .strictObject(
@@ -709,10 +757,17 @@ export const templateSchema = z
         .regex(NAME_PATTERN, { message: "must contain only letters, digits, '.', '_' and '-'" })
         .meta({ description: "Build name; also the default artifact base name. Letters, digits, '.', '_', '-'." }),
       variables: z
-        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), scalarString, { error: expecting("a mapping of names to values") })
+        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), variable, { error: expecting("a mapping of names to values") })
         .nullable()
         .optional()
-        .meta({ description: "Defaults for ${var.NAME}; overridden by -var-file then -var. Values may use ${env.NAME}." }),
+        .meta({
+          description:
+            "Defaults for ${var.NAME}; overridden by -var-file then -var. Values may use ${env.NAME}. A value, or { default, sensitive, description } (sensitive: true masks the value in every log, error and printed spec, as Packer's HCL2 `sensitive = true`).",
+        }),
+      sensitive_variables: z
+        .array(z.string({ error: expecting("a variable name") }), { error: expecting("a list of variable names") })
+        .optional()
+        .meta({ description: "Packer JSON's sensitive-variables: names of variables whose values are masked in every log, error and printed spec." }),
       source,
       drivers,
       ssh: ssh.optional(),

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootImage, type BootedVm } from "../helpers/boot.js";
 import { runCli, REPO, type CliResult } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
+import { GENERALIZE_DIRS, leftovers } from "../helpers/generalized.js";
+import { readImageTrees } from "../helpers/guestfs.js";
 import { qemuSnapshot } from "../helpers/processes.js";
 import { govmomiImport } from "../helpers/vmdkcheck.js";
 
@@ -73,6 +75,30 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
     expect(info.format).toBe("qcow2");
     expect(info["backing-filename"]).toBeUndefined();
     expect(info["virtual-size"]).toBe(4 * 1024 ** 3);
+  });
+
+  describe("offline with libguestfs, not through vmkiln (issue 14)", () => {
+    let tree: string;
+    beforeAll(async () => {
+      if (res.code !== 0) return;
+      tree = await readImageTrees(join(out, "debian-12-node.qcow2"), [...GENERALIZE_DIRS, "/opt/vmkiln-files"], join(work, "image"));
+    });
+
+    it("holds nothing of the build boot that its first boot would make again", () => {
+      expect(leftovers(tree, { buildUser: "builder", defaultUser: "debian", hostname: "debian-12-node" })).toEqual([]);
+    });
+
+    it("keeps what provisioning made", () => {
+      expect(readFileSync(join(tree, "etc/vmkiln/greeting"), "utf8")).toBe("hello from vmkiln\n");
+      expect(readFileSync(join(tree, "etc/vmkiln/built-at"), "utf8")).toMatch(/^\d{4}-\d\d-\d\dT/);
+      expect(readFileSync(join(tree, "opt/vmkiln-files/conf.d/app.conf"), "utf8").trim()).toBe("answer=42");
+    });
+
+    it("reports each generalize operation in manifest.json", () => {
+      const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+      expect(m.generalize.length).toBe(15);
+      for (const g of m.generalize) expect(g.status, JSON.stringify(g)).toBe("done");
+    });
   });
 
   describe("the OVA (issue 3)", () => {

@@ -34,6 +34,8 @@ describe("loadTemplate: good templates", () => {
       templatePath: path.join(GOOD, "minimal.yaml"),
       templateDir: GOOD,
       variables: {},
+      sensitiveVariables: [],
+      warnings: [],
       source: { kind: "cloud-image", location: image, checksum: { kind: "none" }, format: undefined },
       drivers: {
         qemu: {
@@ -53,7 +55,10 @@ describe("loadTemplate: good templates", () => {
       ssh: { username: "vmkiln", password: undefined, privateKeyFile: undefined, port: 22, timeoutMs: 900_000 },
       cloudInit: { userData: {}, metaData: {}, networkConfig: undefined, vendorData: undefined },
       provision: [],
-      generalize: { cloudInit: true, machineId: true, sshHostKeys: true, buildUser: true, logs: true, trim: true },
+      generalize: {
+        cloudInit: true, keepDefaultUser: false, buildUser: true, passwdBackups: true, network: true, hostname: true, dhcp: true,
+        machineId: true, randomSeed: true, sshHostKeys: true, tmp: true, shellHistory: true, packageCache: true, logs: true, trim: true,
+      },
       shutdown: { mode: "fast", command: undefined, timeoutMs: 300_000 },
       output: { directory: path.join(GOOD, "output/minimal"), formats: ["qcow2"], compression: "zlib", basename: "minimal", ova: { osType: "linux", vmxVersion: 13 } },
     });
@@ -201,9 +206,17 @@ describe("variables", () => {
 describe("specFromObject: shapes and rules", () => {
   const spec = (extra: Record<string, unknown>) => specFromObject(base(extra), { baseDir: GOOD, env: {} });
 
-  it("generalize: false turns every step off; true keeps them on", () => {
-    expect(Object.values(spec({ generalize: false }).generalize)).toEqual([false, false, false, false, false, false]);
-    expect(Object.values(spec({ generalize: true }).generalize)).toEqual([true, true, true, true, true, true]);
+  it("generalize: false turns every operation off (keeps the default user); true keeps them on", () => {
+    const off = spec({ generalize: false }).generalize;
+    const on = spec({ generalize: true }).generalize;
+    expect(Object.keys(off)).toHaveLength(15);
+    for (const [k, v] of Object.entries(off)) expect(v, k).toBe(k === "keepDefaultUser");
+    for (const [k, v] of Object.entries(on)) expect(v, k).toBe(k !== "keepDefaultUser");
+  });
+
+  it("generalize: each operation switches on its own; a mapping leaves the others on", () => {
+    const g = spec({ generalize: { dhcp: false, keep_default_user: true, tmp: "false" } }).generalize;
+    expect(g).toMatchObject({ dhcp: false, keepDefaultUser: true, tmp: false, logs: true, network: true, randomSeed: true });
   });
 
   it("accepts the iso source kind and a local file: checksum", () => {
@@ -252,13 +265,16 @@ describe("specFromObject: shapes and rules", () => {
     ["drivers.qemu.machine", { drivers: { qemu: { machine: "" } } }, "must not be empty"],
     ["drivers.qemu.headless", { drivers: { qemu: { headless: "yes" } } }, "expected true or false"],
     ["drivers.qemu.extra_args[1]", { drivers: { qemu: { extra_args: ["-a", 3] } } }, "expected a string"],
-    ["drivers.qemu.memory", { drivers: { qemu: { memory: "1500K" } } }, "whole number of MiB"],
+    ["drivers.qemu.memory", { drivers: { qemu: { memory: "4500K" } } }, "whole number of MiB"],
     ["output.formats", { output: { formats: [] } }, "must have at least 1 item"],
     ["output.basename", { output: { basename: "a/b" } }, "must contain only"],
     ["cloud_init.user_data", { cloud_init: { user_data: "#cloud-config" } }, "expected a mapping"],
     ["shutdown.timeout", { shutdown: { timeout: -1 } }, "invalid duration"],
     ["shutdown.mode", { shutdown: { mode: "slow" } }, "must be one of fast, graceful"],
     ["generalize", { generalize: "yes" }, "expected true, false or a mapping"],
+    ["generalize.dhcp", { generalize: { dhcp: "no" } }, "expected true or false"],
+    ["generalize.keep_default_user", { generalize: { keep_default_user: 1 } }, "expected true or false"],
+    ["generalize.journal", { generalize: { journal: true } }, "unknown field"],
   ])("%s", (at, extra, message) => {
     expect(problemsOf(() => spec(extra))[at]).toContain(message);
   });

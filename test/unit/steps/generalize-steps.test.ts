@@ -1,0 +1,123 @@
+// The generalize and shutdown steps against a scripted SSH connection (no command runs anywhere:
+// the final command would clean the machine it runs on): what they log, report, throw and ask of
+// the driver for each way the guest side can end.
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { buildManifest } from "../../../src/artifact/manifest.js";
+import { BuildError } from "../../../src/errors.js";
+import { EventBus, type BuildEvent } from "../../../src/log/events.js";
+import type { BuildContext } from "../../../src/pipeline/context.js";
+import type { Driver, VmHandle } from "../../../src/pipeline/driver.js";
+import { CLOUD_INIT_IDLE, REPORT_MARK } from "../../../src/provision/generalize.js";
+import type { Communicator } from "../../../src/ssh/communicator.js";
+import { generalizeStep } from "../../../src/steps/generalize.js";
+import { shutdownStep } from "../../../src/steps/shutdown.js";
+import { specFromObject } from "../../../src/template/load.js";
+
+const GOOD = path.resolve(import.meta.dirname, "../../fixtures/templates/good");
+const vm: VmHandle = { id: "vm1", driver: "qemu" };
+const signal = new AbortController().signal;
+
+/** An SSH connection that answers each exec with scripted stdout lines and an exit status. */
+function scripted(answers: Array<{ lines: string[]; exitCode: number | null; disconnected?: boolean }>) {
+  const commands: string[] = [];
+  const ssh = {
+    exec(command: string, opts: { onLine?: (s: "stdout" | "stderr", l: string) => void }) {
+      commands.push(command);
+      const a = answers.shift() ?? { lines: [], exitCode: 0 };
+      for (const l of a.lines) opts.onLine?.("stdout", l);
+      return Promise.resolve({ exitCode: a.exitCode, signal: undefined, disconnected: a.disconnected ?? false });
+    },
+    close: () => Promise.resolve(),
+  } as unknown as Communicator;
+  return { ssh, commands };
+}
+
+function context(template: Record<string, unknown>, ssh: Communicator) {
+  const spec = specFromObject({ name: "gen", source: { cloud_image: { path: "./images/fixture.qcow2", checksum: "none" } }, drivers: { qemu: {} }, ...template }, { baseDir: GOOD, env: {} });
+  const events = new EventBus();
+  const seen: BuildEvent[] = [];
+  events.subscribe((e) => seen.push(e));
+  const shutdowns: unknown[] = [];
+  const driver = { name: "qemu", shutdown: (_vm: VmHandle, o: unknown) => (shutdowns.push(o), Promise.resolve()) } as unknown as Driver;
+  const ctx = {
+    spec, driver, events, ssh, vm, buildId: "b1", buildDir: "/nonexistent", startedAt: Date.now(), artifacts: [], timings: [], durations: {},
+    sshKey: { privateKey: "k", publicKey: "ssh-ed25519 AAAAbuild vmkiln", privateKeyPath: "/k" },
+    defer: () => undefined,
+  } as unknown as BuildContext;
+  const logs = () => seen.filter((e) => e.type === "log").map((e) => `${(e as { level: string }).level}: ${(e as { message: string }).message}`);
+  const outputs = () => seen.filter((e) => e.type === "output").map((e) => (e as { line: string }).line);
+  return { ctx, logs, outputs, shutdowns };
+}
+
+const R = (op: string, text: string) => `${REPORT_MARK} ${op} ${text}`;
+
+describe("shutdown step", () => {
+  it("logs one line per operation, keeps report lines out of the output, records them for the manifest, powers off", async () => {
+    const { ssh, commands } = scripted([{ lines: [R("build_user", "begin"), R("build_user", "- removed user builder"), R("build_user", "ok"), "fstrim noise", R("trim", "begin"), R("trim", "- /: 1 GiB trimmed"), R("trim", "ok")], exitCode: 0 }]);
+    const { ctx, logs, outputs, shutdowns } = context({ generalize: { cloud_init: false, machine_id: false } }, ssh);
+    await shutdownStep.run(ctx, signal);
+    expect(commands[0]).toMatch(/^sudo -n sh -c /);
+    expect(outputs()).toEqual(["fstrim noise"]);
+    expect(logs()).toContain("info: generalize build_user done: removed user builder");
+    expect(logs()).toContain("info: generalize trim done: /: 1 GiB trimmed");
+    expect(logs()).toContain("info: generalize cloud_init off");
+    expect(logs()).toContain("info: generalize network skipped: cloud_init is off, so the first boot would not write it again");
+    expect(shutdowns).toEqual([{ timeoutMs: 300_000, guestInitiated: true }]);
+    const m = buildManifest(ctx);
+    expect(m.generalize.find((g) => g.operation === "build_user")).toEqual({ operation: "build_user", status: "done", changes: ["removed user builder"] });
+    expect(m.generalize.find((g) => g.operation === "machine_id")).toEqual({ operation: "machine_id", status: "off", changes: [] });
+    expect(m.generalize).toHaveLength(15);
+  });
+
+  it("a failed operation fails the build before power-off, naming it and what it printed", async () => {
+    const { ssh } = scripted([{ lines: [R("cloud_init", "begin"), "clean: permission denied", R("cloud_init", "failed 1"), R("logs", "begin"), R("logs", "ok")], exitCode: 3 }]);
+    const { ctx, logs, shutdowns } = context({}, ssh);
+    const err = await shutdownStep.run(ctx, signal).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BuildError);
+    expect((err as BuildError).code).toBe("GENERALIZE_FAILED");
+    expect((err as Error).message).toBe("generalize: cloud_init failed (output: clean: permission denied)");
+    expect(logs()).toContain("warn: generalize cloud_init failed: output: clean: permission denied");
+    expect(shutdowns).toEqual([]); // the runner's undo destroys the VM (or --on-error=abort keeps it)
+  });
+
+  it("every operation off: only sync and power-off run", async () => {
+    const { ssh, commands } = scripted([{ lines: [], exitCode: 0 }]);
+    const { ctx, shutdowns } = context({ generalize: false }, ssh);
+    await shutdownStep.run(ctx, signal);
+    expect(commands[0]).not.toContain(REPORT_MARK);
+    expect(shutdowns).toHaveLength(1);
+  });
+});
+
+describe("generalize step", () => {
+  it("waits for cloud-init, and says so", async () => {
+    const { ssh, commands } = scripted([{ lines: ['{"v1": {"datasource": "NoCloud", "errors": []}}'], exitCode: 0 }]);
+    const { ctx, logs } = context({}, ssh);
+    await generalizeStep.run(ctx, signal);
+    expect(commands).toHaveLength(1);
+    expect(commands[0]).toContain("result.json");
+    expect(logs()).toContain("info: cloud-init finished this boot; no stage is running");
+  });
+
+  it("reports the boot's cloud-init errors as a warning and goes on", async () => {
+    const { ssh } = scripted([{ lines: ['{"v1": {"errors": ["(\'scripts_user\', RuntimeError(\'x\'))"]}}'], exitCode: 0 }]);
+    const { ctx, logs } = context({}, ssh);
+    await generalizeStep.run(ctx, signal);
+    expect(logs().some((l) => l.startsWith("warn: cloud-init finished this boot with errors") && l.includes("scripts_user"))).toBe(true);
+  });
+
+  it("nothing to wait for without cloud-init; a dropped wait fails the build", async () => {
+    const idle = context({}, scripted([{ lines: [], exitCode: CLOUD_INIT_IDLE }]).ssh);
+    await generalizeStep.run(idle.ctx, signal);
+    expect(idle.logs()).toContain("info: cloud-init is not installed or did not run in this boot: nothing to wait for");
+    const dropped = context({}, scripted([{ lines: [], exitCode: null, disconnected: true }]).ssh);
+    await expect(generalizeStep.run(dropped.ctx, signal)).rejects.toThrow(/waiting for cloud-init to finish this boot ended with a dropped connection/);
+  });
+
+  it("does not wait when cloud_init is off", async () => {
+    const { ssh, commands } = scripted([]);
+    await generalizeStep.run(context({ generalize: { cloud_init: false } }, ssh).ctx, signal);
+    expect(commands).toEqual([]);
+  });
+});
