@@ -114,7 +114,7 @@ export async function measureStreamOptimizedVmdk(o: VmdkExportOptions): Promise<
       async (chunk) => {
         hash.update(chunk);
       },
-      { descriptor: descriptorOf(o), ledger, signal: o.signal, onProgress: (done) => progress.set(done) },
+      { descriptor: descriptorOf(o), ledger, signal: o.signal, onProgress: (done) => progress.set(done), reuseChunks: true },
     );
     ledger.rewind();
     let streamed = false;

@@ -155,10 +155,22 @@ export class VmdkSource {
    */
   async produce(
     emit: (chunk: Buffer) => Promise<void>,
-    o: { descriptor: Omit<DescriptorParams, "capacitySectors">; ledger: CopyLedger; signal: AbortSignal; concurrency?: number; onProgress?: (done: number, total: number) => void },
+    o: {
+      descriptor: Omit<DescriptorParams, "capacitySectors">;
+      ledger: CopyLedger;
+      signal: AbortSignal;
+      concurrency?: number;
+      onProgress?: (done: number, total: number) => void;
+      /**
+       * `emit` is done with each chunk when it resolves (it only hashes): two chunk buffers are
+       * reused instead of a new one per MiB, whose garbage (external memory, collected late) put
+       * ~100 MB on the measuring pass's RSS.
+       */
+      reuseChunks?: boolean;
+    },
   ): Promise<VmdkStats> {
     const deflaters = new Deflaters(clampConcurrency(o.concurrency));
-    const out = new GrainStream(emit, this.capacitySectors, { ...o.descriptor, capacitySectors: this.capacitySectors });
+    const out = new GrainStream(emit, this.capacitySectors, { ...o.descriptor, capacitySectors: this.capacitySectors }, o.reuseChunks ?? false);
     const pool = o.ledger.recording ? new InflatePool(clampConcurrency(o.concurrency)) : undefined;
     const encoding = vmdkEncoding(o.ledger, deflaters, pool);
     try {
@@ -217,7 +229,7 @@ async function recompress(compressed: Buffer, layerPath: string, deflaters: Defl
 
 /** Frames grains and tables and packs them into chunks for `emit`; tracks the file's sectors. */
 class GrainStream implements ClusterSink {
-  private chunk = Buffer.allocUnsafe(CHUNK);
+  private chunk: Buffer = Buffer.allocUnsafe(CHUNK);
   private fill = 0;
   private sector = 0;
   private readonly gt = Buffer.alloc(GT_SECTORS * SECTOR);
@@ -227,10 +239,14 @@ class GrainStream implements ClusterSink {
   private readonly gtCount: number;
   private readonly grains: number;
 
+  /** With reuse: the chunk emitted last, free again once its emit resolved. */
+  private spare: Buffer | undefined;
+
   constructor(
     private readonly emit: (chunk: Buffer) => Promise<void>,
     private readonly capacitySectors: number,
     private readonly descriptor: DescriptorParams,
+    private readonly reuse: boolean,
   ) {
     this.grains = Math.ceil(capacitySectors / GRAIN_SECTORS);
     this.gtCount = Math.ceil(this.grains / GTES_PER_GT);
@@ -291,7 +307,9 @@ class GrainStream implements ClusterSink {
     if (this.fill + n > this.chunk.length) {
       const full = this.chunk.subarray(0, this.fill);
       this.pending.push(full);
-      this.chunk = Buffer.allocUnsafe(Math.max(CHUNK, n));
+      const spare = this.reuse && n <= CHUNK ? this.spare : undefined;
+      if (this.reuse) this.spare = this.chunk.length === CHUNK ? this.chunk : undefined;
+      this.chunk = spare ?? Buffer.allocUnsafe(Math.max(CHUNK, n));
       this.fill = 0;
     }
     const view = this.chunk.subarray(this.fill, this.fill + n);
