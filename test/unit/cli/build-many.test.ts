@@ -112,6 +112,18 @@ describe("events of builds run at once", () => {
     expect(plain).toEqual(["[a] password ***", "[b] ==> [1/1] export", "[a]     convert: 50%", "[b]     convert: 50%", "summary"]);
     expect(json.map((l) => JSON.parse(l).build)).toEqual(["a", "b", "a", "b", undefined]);
   });
+
+  // The CLI masks what it prints after the builds (summary, the first build's error) with the top
+  // bus's redactor: a secret one build registered at run time must be known there too.
+  it("a secret a child registers is masked by the parent's redactor and by its siblings", () => {
+    const bus = new EventBus();
+    const lines: string[] = [];
+    bus.subscribe(plainReporter({ write: (l) => lines.push(l), debug: false }));
+    bus.child("a").addSecret("s3cr3t-key");
+    expect(bus.redact("first error: ssh key s3cr3t-key refused")).toBe("first error: ssh key *** refused");
+    bus.child("b").info("echo s3cr3t-key");
+    expect(lines).toEqual(["[b] echo ***"]);
+  });
 });
 
 describe("freePort", () => {
