@@ -26,7 +26,14 @@ import { DestinationExistsError, createTempBeside, publishFile } from "../util/a
 export interface OvaDisk {
   /** Member name (bare basename, as in the OVF's File ovf:href). */
   name: string;
-  path: string;
+  /** The disk file; or, for a disk produced on the fly, `stream` instead (see below). */
+  path?: string;
+  /**
+   * The disk's bytes produced while packing (vmkiln's VMDK writer, vmdk/export.ts): no file exists.
+   * `size` and `sha256` were computed by an earlier pass over the same bytes, so the member is
+   * hashed again as it is packed and its length counted: any difference deletes the partial OVA.
+   */
+  stream?: (signal: AbortSignal) => AsyncIterable<Buffer>;
   /** Lowercase hex SHA-256 of the file, known before packing (goes into the .mf). */
   sha256: string;
   size: number;
@@ -115,13 +122,32 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
     yield* emit(data);
     yield* emit(paddingFor(data.length));
   }
+  async function* streamedMember(d: OvaDisk, produce: NonNullable<OvaDisk["stream"]>): AsyncGenerator<Buffer> {
+    yield* emit(encodeGnuHeader({ name: d.name, size: d.size, mtime }));
+    const diskHash = createHash("sha256");
+    let seen = 0;
+    for await (const chunk of produce(signal)) {
+      seen += chunk.length;
+      // Checked before the bytes go out: more than the header declared would corrupt the tar.
+      if (seen > d.size) throw new BuildError("DISK_SIZE_CHANGED", `${d.name}: produced more than the ${d.size} bytes measured`);
+      diskHash.update(chunk);
+      yield* emit(chunk);
+    }
+    if (seen !== d.size) throw new BuildError("DISK_SIZE_CHANGED", `${d.name}: expected ${d.size} bytes, produced ${seen}`);
+    const actual = diskHash.digest("hex");
+    if (actual !== d.sha256.toLowerCase()) throw new DigestMismatchError(d.name, d.sha256.toLowerCase(), actual);
+    yield* emit(paddingFor(d.size));
+  }
   async function* diskMember(d: OvaDisk): AsyncGenerator<Buffer> {
+    if (d.stream) return yield* streamedMember(d, d.stream);
+    if (d.path === undefined) throw new BuildError("OVA_DISK", `${d.name}: neither a file nor a stream`);
+    const path = d.path;
     yield* emit(encodeGnuHeader({ name: d.name, size: d.size, mtime }));
     const diskHash = d.identity ? undefined : createHash("sha256");
     if (d.identity) await checkIdentity(d, d.identity);
     let seen = 0;
     // `end` bounds the read at the declared size: a file that grew would otherwise corrupt the tar.
-    const rs = createReadStream(d.path, { highWaterMark: READ_CHUNK, end: d.size === 0 ? undefined : d.size - 1, signal });
+    const rs = createReadStream(path, { highWaterMark: READ_CHUNK, end: d.size === 0 ? undefined : d.size - 1, signal });
     if (d.size > 0) {
       for await (const chunk of rs as AsyncIterable<Buffer>) {
         diskHash?.update(chunk);
@@ -129,7 +155,7 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
         yield* emit(chunk);
       }
     } else rs.destroy();
-    if (seen !== d.size) throw new BuildError("DISK_SIZE_CHANGED", `${d.path}: expected ${d.size} bytes, read ${seen}`);
+    if (seen !== d.size) throw new BuildError("DISK_SIZE_CHANGED", `${path}: expected ${d.size} bytes, read ${seen}`);
     if (d.identity) await checkIdentity(d, d.identity);
     else {
       const actual = diskHash!.digest("hex");
@@ -147,6 +173,7 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
 
   try {
     for (const d of disks) {
+      if (d.path === undefined) continue;
       const st = await stat(d.path);
       if (st.size !== d.size) throw new BuildError("DISK_SIZE_CHANGED", `${d.path}: has ${st.size} bytes, expected ${d.size}`);
     }
@@ -181,7 +208,7 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
 }
 
 async function checkIdentity(d: OvaDisk, hashed: FileIdentity): Promise<void> {
-  if (!sameIdentity(await fileIdentity(d.path), hashed)) {
+  if (!sameIdentity(await fileIdentity(d.path!), hashed)) {
     throw new BuildError("DISK_CHANGED", `${d.path} changed after its SHA-256 was taken for the manifest: refusing to pack it`);
   }
 }

@@ -65,18 +65,20 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
   const varOpts = (c: Command) =>
     c.option("--var <k=v>", "set a variable (repeatable; -var also works)", collect, []).option("--var-file <file>", "read variables from a YAML/JSON file (repeatable)", collect, []);
 
-  varOpts(program.command("build <template>").description("build an image"))
-    .option("--only <driver>", "build with this driver only")
+  varOpts(program.command("build <templates...>").description("build an image (several templates or drivers: several builds, run at once)"))
+    .option("--only <driver>", "build with this driver only (a comma-separated list: one build per driver)")
+    .option("--parallel <n>", "builds at once (default: what the cores allow for the accelerator)")
+    .option("--fail-fast", "stop every other build when one fails")
     .option("--force", "replace an existing output directory")
     .addOption(new Option("--on-error <mode>", "on failure: undo everything, or keep it for inspection").choices(["cleanup", "abort"]).default("cleanup"))
     .option("--json", "JSON lines instead of human output")
     .option("--offline", "no network access: sources and stages come from the cache (vmkiln cache import)")
     .option("--no-cache", "layered templates: build every stage again and replace its cache entry")
-    .action(async (template: string, o: { json?: boolean; var: string[]; varFile: string[]; only?: string; force?: boolean; onError?: string; offline?: boolean; cache?: boolean }) => {
+    .action(async (templates: string[], o: { json?: boolean; var: string[]; varFile: string[]; only?: string; force?: boolean; onError?: string; parallel?: string; failFast?: boolean; offline?: boolean; cache?: boolean }) => {
       attachReporter(o.json ?? false);
-      stopping = "stopping; undoing what this build created (press Ctrl-C again to quit without cleanup)";
+      stopping = `stopping; undoing what ${templates.length > 1 || o.only?.includes(",") ? "the builds" : "this build"} created (press Ctrl-C again to quit without cleanup)`;
       const { buildCommand } = await import("./build.js");
-      code = await buildCommand(template, { ...o, debug }, cli);
+      code = await buildCommand(templates, { ...o, debug }, cli);
     });
   varOpts(program.command("validate <template>").description("check a template; every problem at once"))
     .option("--json", "one JSON object: ok, problems and warnings (path, message, code)")

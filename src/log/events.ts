@@ -16,12 +16,17 @@ export type BuildEvent =
   | { type: "artifact"; name: string; path: string; size: number; sha256: string }
   | { type: "build-end"; ok: boolean; durationMs: number; error?: string; outputDir?: string };
 
-export type EventSink = (event: BuildEvent & { time: string }) => void;
+/** `build`: which of several builds run at once emitted it (EventBus.child); absent for a single build. */
+export type EventSink = (event: BuildEvent & { time: string; build?: string }) => void;
 
 export class EventBus {
   private readonly sinks: EventSink[] = [];
   /** Masks secrets in every event; the CLI masks what it prints with the same one (src/log/redact.ts). */
-  readonly redactor = new Redactor();
+  readonly redactor: Redactor;
+
+  constructor(redactor = new Redactor()) {
+    this.redactor = redactor;
+  }
 
   subscribe(sink: EventSink): () => void {
     this.sinks.push(sink);
@@ -29,6 +34,20 @@ export class EventBus {
       const i = this.sinks.indexOf(sink);
       if (i >= 0) this.sinks.splice(i, 1);
     };
+  }
+
+  /**
+   * A bus for one of several builds run at once: its events reach this bus's sinks tagged with
+   * `build`. It shares this bus's Redactor: a secret one build registers at run time (its SSH key)
+   * is masked wherever it shows up, including the summary and errors the CLI prints with this bus's
+   * redactor after the builds end.
+   */
+  child(build: string): EventBus {
+    const c = new EventBus(this.redactor);
+    c.subscribe((e) => {
+      for (const sink of this.sinks) sink({ ...e, build });
+    });
+    return c;
   }
 
   /** Register a secret (password, private key): every event text containing it is redacted. */

@@ -6,6 +6,8 @@ import { formatManifest } from "../artifact/manifest-mf.js";
 import { buildOvf } from "../artifact/ovf.js";
 import { writeOva } from "../artifact/ova.js";
 import { convertToStreamOptimized } from "../artifact/vmdk.js";
+import { measureStreamOptimizedVmdk, writeStreamOptimizedVmdk, type VmdkExportOptions } from "../artifact/vmdk/export.js";
+import type { VmdkStats } from "../artifact/vmdk/stream.js";
 import { sha256File } from "../artifact/sums.js";
 import { digestFile, type FileIdentity } from "../artifact/digest.js";
 import type { BuildContext } from "../pipeline/context.js";
@@ -45,8 +47,15 @@ function streamOptimized(ctx: BuildContext, dir: string, signal: AbortSignal): P
       const dst = join(dir, vmdkName(ctx));
       const disk = ctx.vm?.diskPath;
       if (disk) {
-        // A local disk: convert it directly (LSI Logic adapter type, matching the OVF's controller);
-        // the digest is taken in the same step, reading the fresh file once.
+        // A local disk: vmkiln's own writer (vmdk/export.ts), hashing as it writes; qemu-img for
+        // what it does not take, saying why. Both write the LSI Logic adapter type the OVF names.
+        const own = await writeStreamOptimizedVmdk(dst, vmdkOptions(ctx, disk, signal));
+        if (own.kind === "written") {
+          ctx.durations["convert_vmdk_ms"] = own.durationMs;
+          logVmdk(ctx, own.stats, own.durationMs);
+          return { path: dst, size: own.size, sha256: own.sha256, identity: own.identity, virtualSize: own.virtualSize };
+        }
+        ctx.events.info(`VMDK export through qemu-img convert: ${own.reason}`, "export");
         const r = await convertToStreamOptimized(disk, dst, { signal, events: ctx.events, sourceFormat: "qcow2" });
         ctx.durations["convert_vmdk_ms"] = r.durationMs;
         return { path: dst, size: r.size, sha256: r.sha256, identity: r.identity, virtualSize: r.virtualSize };
@@ -62,7 +71,16 @@ function streamOptimized(ctx: BuildContext, dir: string, signal: AbortSignal): P
   return p;
 }
 
-function ovfXml(ctx: BuildContext, vmdk: Vmdk): string {
+function vmdkOptions(ctx: BuildContext, disk: string, signal: AbortSignal): VmdkExportOptions {
+  return { src: disk, fileName: vmdkName(ctx), signal, events: ctx.events };
+}
+
+function logVmdk(ctx: BuildContext, s: VmdkStats, ms: number): void {
+  const c = s.clusters;
+  ctx.events.info(`VMDK written in ${(ms / 1000).toFixed(1)} s: ${c.copied} compressed clusters of the source wrapped as they were, ${c.compressed} compressed`, "export");
+}
+
+function ovfXml(ctx: BuildContext, vmdk: Pick<Vmdk, "size" | "virtualSize">): string {
   const q = ctx.spec.drivers.qemu;
   return buildOvf({
     name: ctx.spec.output.basename,
@@ -110,10 +128,34 @@ const exportOvf: FormatExporter = async (ctx, dir, signal) => {
 
 const exportOva: FormatExporter = async (ctx, dir, signal) => {
   if (ctx.driver.exportAppliance) return applianceOva(ctx, dir, signal);
-  // Without the vmdk/ovf formats the VMDK is only an intermediate: keep it out of the output.
+  // Without the vmdk/ovf formats the VMDK is only an intermediate: it goes straight into the tar.
   const keepVmdk = ctx.spec.output.formats.includes("vmdk") || ctx.spec.output.formats.includes("ovf");
-  const v = await streamOptimized(ctx, keepVmdk ? dir : ctx.buildDir, signal);
   const name = ctx.spec.output.basename;
+  const disk = ctx.vm?.diskPath;
+  if (!keepVmdk && disk) {
+    const m = await measureStreamOptimizedVmdk(vmdkOptions(ctx, disk, signal));
+    if (m.kind === "measured") {
+      try {
+        const started = performance.now();
+        const r = await writeOva({
+          out: join(dir, `${name}.ova`),
+          ovfName: `${name}.ovf`,
+          ovfXml: ovfXml(ctx, m),
+          disks: [{ name: vmdkName(ctx), stream: m.stream, sha256: m.sha256, size: m.size }],
+          events: ctx.events,
+          signal,
+        });
+        ctx.durations["convert_vmdk_ms"] = m.measureMs;
+        ctx.durations["pack_ova_ms"] = r.durationMs;
+        logVmdk(ctx, m.stats, m.measureMs + Math.round(performance.now() - started));
+        return [{ path: r.path, format: "ova", sha256: r.sha256 }, { path: `${r.path}.sha256`, format: "sha256", artifact: false }];
+      } finally {
+        await m.close();
+      }
+    }
+    ctx.events.info(`VMDK export through qemu-img convert: ${m.reason}`, "export");
+  }
+  const v = await streamOptimized(ctx, keepVmdk ? dir : ctx.buildDir, signal);
   const r = await writeOva({
     out: join(dir, `${name}.ova`),
     ovfName: `${name}.ovf`,

@@ -15,7 +15,11 @@
 //   --vmkiln-shutdown M   vmkiln's shutdown.mode: fast (its default: systemctl poweroff --force) or
 //                         graceful (systemctl poweroff, every unit stopped, as Packer's poweroff does)
 //   --first vmkiln|packer which tool starts the first pair (default vmkiln)
-//   --only packer|ova|layers  run one of the benchmarks
+//   --only packer|ova|ova-build|parallel|layers   run one of the benchmarks (default: all; ova-build is issue 19's
+//                         vmkiln OVA build vs Packer + the qemu-img/OVF/.mf/tar/sha256sum pipeline)
+//   --ova-pairs N         pairs for the OVA build benchmark (default 2)
+//   --parallel-rounds N   rounds of "two builds at once vs one after the other" (default 1; --only
+//                         parallel runs it alone; each build's guest has 1 vCPU so two fit 2 cores)
 //   --layers-runs N       rounds of the layered-build benchmark (full, unchanged, last-stage change; default 1)
 //   --ova-size SIZE       VMDK size for the OVA benchmark (default 2304M; cached in ~/.cache/vmkiln/bench)
 //   --ova-runs N          runs of each OVA method (default 3)
@@ -32,10 +36,11 @@ import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { detectAccel, ensureFixture, ensurePacker, machineFacts, makeKey, requireBuild, writePackerCidata } from "./lib/setup.mjs";
 import { freePort } from "./lib/probe.mjs";
-import { running, runPacker, runVmkiln, stopAll } from "./lib/runners.mjs";
+import { running, runPacker, runVmkiln, runVmkilnMany, stopAll } from "./lib/runners.mjs";
 import { packerTemplate, vmkilnTemplate } from "./lib/templates.mjs";
 import { parseSize, runOvaBench } from "./lib/ova.mjs";
 import { runLayersBench } from "./lib/layers.mjs";
+import { runPipeline } from "./lib/ova-build.mjs";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const log = (msg) => process.stderr.write(`[bench] ${msg}\n`);
@@ -53,6 +58,8 @@ const { values: opt } = parseArgs({
     "ova-size": { type: "string", default: "2304M" },
     "ova-runs": { type: "string", default: "3" },
     "layers-runs": { type: "string", default: "1" },
+    "ova-pairs": { type: "string", default: "2" },
+    "parallel-rounds": { type: "string", default: "1" },
     timeout: { type: "string", default: "45" },
     json: { type: "string" },
     keep: { type: "boolean", default: false },
@@ -62,7 +69,7 @@ const pairs = Number(opt.pairs);
 const compressions = opt.compression.split(",").map((s) => s.trim());
 if (!Number.isInteger(pairs) || pairs < 1) throw new Error("--pairs: expected a positive integer");
 for (const c of compressions) if (!["zlib", "zstd", "none"].includes(c)) throw new Error(`--compression: unknown "${c}" (zlib, zstd, none)`);
-if (opt.only && !["packer", "ova", "layers"].includes(opt.only)) throw new Error("--only: packer, ova or layers");
+if (opt.only && !["packer", "ova", "ova-build", "parallel", "layers"].includes(opt.only)) throw new Error("--only: packer, ova, ova-build, parallel or layers");
 if (!/^[1-9]\d{0,2}$/.test(opt["layers-runs"])) throw new Error("--layers-runs: expected a positive integer");
 if (opt.accel && !["kvm", "tcg"].includes(opt.accel)) throw new Error("--accel: kvm or tcg");
 if (opt["vmkiln-shutdown"] && !["fast", "graceful"].includes(opt["vmkiln-shutdown"])) throw new Error("--vmkiln-shutdown: fast or graceful");
@@ -103,6 +110,8 @@ const report = { machine: facts, started: new Date().toISOString(), options: opt
 
 try {
   if (!opt.only || opt.only === "packer") report.packer = await packerBench();
+  if ((!opt.only || opt.only === "ova-build") && !interrupted) report.ovaBuild = await ovaBuildBench();
+  if ((!opt.only || opt.only === "parallel") && !interrupted) report.parallel = await parallelBench();
   if ((!opt.only || opt.only === "ova") && !interrupted) report.ova = await ovaBench();
   if ((!opt.only || opt.only === "layers") && !interrupted) {
     const image = ensureFixture(REPO);
@@ -215,6 +224,113 @@ function summarize(runs, compression) {
   console.log(`  vmkiln's own peak RSS (largest of its runs) ${mb(m.vmkiln.peakRssBytes)} MB${m.vmkiln.peakRssBytes <= 150e6 ? " (goal <= 150 MB: met)" : " (goal <= 150 MB: NOT met)"}`);
   console.log(`  vmkiln steps (median s): ${Object.entries(steps).map(([k, x]) => `${k} ${(x / 1000).toFixed(1)}`).join(", ")}`);
   return { medians: m, ratios, vmkilnSteps: steps };
+}
+
+/**
+ * vmkiln building the OVA vs Packer building a qcow2 followed by the pipeline vSphere users script
+ * (lib/ova-build.mjs), alternating which goes first. Packer's qcow2 is uncompressed: it is only the
+ * pipeline's input (compressing it would cost Packer time for nothing).
+ */
+async function ovaBuildBench() {
+  const packerVersion = ensurePacker(log);
+  const image = ensureFixture(REPO);
+  const accel = opt.accel ?? (await detectAccel(REPO));
+  const timeoutMs = Number(opt.timeout) * 60_000;
+  const nPairs = Number(opt["ova-pairs"]);
+  if (!Number.isInteger(nPairs) || nPairs < 1) throw new Error("--ova-pairs: expected a positive integer");
+  const key = makeKey(workDir);
+  const runs = [];
+  let n = 0;
+  for (let pair = 0; pair < nPairs && !interrupted; pair++) {
+    const order = pair % 2 === 0 ? ["vmkiln", "packer"] : ["packer", "vmkiln"];
+    for (const tool of order) {
+      if (interrupted) break;
+      n++;
+      const dir = join(workDir, `ova-${tool}-${n}`);
+      mkdirSync(dir, { recursive: true });
+      const port = await freePort();
+      const outputDir = join(dir, "out");
+      log(`ova build ${n}: ${tool} (pair ${pair + 1}/${nPairs}), load ${machineFacts().load}`);
+      let r;
+      if (tool === "vmkiln") {
+        const template = join(dir, "bench.yaml");
+        const name = "bench-vmkiln";
+        writeFileSync(template, stringify(vmkilnTemplate({ name, image, accel, sshPort: port, outputDir, compression: "zlib", formats: ["ova"], shutdownMode: opt["vmkiln-shutdown"] })));
+        r = await runVmkiln({ repo: REPO, template, outputDir, artifact: join(outputDir, `${name}.ova`), port, timeoutMs, progress: (m) => log(`  ${m}`) });
+        r.exportMs = r.steps.find((x) => x.name === "export")?.ms;
+        r.totalMs = r.wallMs;
+      } else {
+        const cidataIso = join(dir, "cidata.iso");
+        await writePackerCidata(REPO, cidataIso, { publicKey: key.publicKey, instanceId: `packer-ova-${n}-${Date.now()}`, hostname: "bench-packer" });
+        const template = join(dir, "bench.json");
+        const vmName = "bench-packer.qcow2";
+        writeFileSync(template, JSON.stringify(packerTemplate({ image, accel, sshPort: port, outputDir, vmName, cidataIso, privateKeyFile: key.privateKeyFile, consoleLog: join(dir, "console.log"), compression: "none", diskCache: opt["packer-disk-cache"] }), null, 2));
+        r = await runPacker({ template, workDir: dir, artifact: join(outputDir, vmName), port, timeoutMs, progress: (m) => log(`  ${m}`) });
+        if (r.ok) {
+          const p = await runPipeline({ repo: REPO, qcow2: join(outputDir, vmName), dir, name: "bench-packer" });
+          r.pipelineMs = p.ms;
+          r.ovaSize = p.size;
+          // Packer's own export (convert) plus the pipeline: its time from power-off to a checksummed OVA.
+          r.exportMs = (r.marks.convert === undefined ? 0 : r.wallMs - r.marks.convert) + p.ms;
+          r.totalMs = r.wallMs + p.ms;
+        }
+      }
+      delete r.stdout;
+      delete r.stderr;
+      runs.push(r);
+      console.log(`  #${String(n).padEnd(2)} ${r.tool.padEnd(6)} ${r.ok ? "ok  " : "FAIL"} total ${s(r.totalMs)} s  export→OVA ${s(r.exportMs)} s${r.pipelineMs !== undefined ? `  (pipeline ${s(r.pipelineMs)} s)` : ""}  OVA ${mb(r.tool === "vmkiln" ? r.size : r.ovaSize)} MB  peak RSS ${mb(r.peakRssBytes)} MB`);
+      if (!r.ok) log(`  ${tool} FAILED (exit ${r.code ?? r.signal}): ${r.error ?? ""}`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const ok = (tool) => runs.filter((r) => r.tool === tool && r.ok);
+  const med = (tool, k) => median(ok(tool).map((r) => r[k]));
+  const m = {
+    vmkiln: { totalMs: med("vmkiln", "totalMs"), exportMs: med("vmkiln", "exportMs"), ovaSize: med("vmkiln", "size"), peakRssBytes: Math.max(0, ...ok("vmkiln").map((r) => r.peakRssBytes ?? 0)), n: ok("vmkiln").length },
+    packer: { totalMs: med("packer", "totalMs"), exportMs: med("packer", "exportMs"), pipelineMs: med("packer", "pipelineMs"), ovaSize: med("packer", "ovaSize"), n: ok("packer").length },
+  };
+  console.log(`\n== OVA build: vmkiln vs Packer ${packerVersion.split(" ").pop()} + qemu-img/OVF/.mf/tar/sha256sum, medians of ${m.vmkiln.n} / ${m.packer.n} ==`);
+  console.log(`  total          vmkiln ${s(m.vmkiln.totalMs)} s   Packer+pipeline ${s(m.packer.totalMs)} s   ratio ${rf(ratio(m.vmkiln.totalMs, m.packer.totalMs))}`);
+  console.log(`  export → OVA   vmkiln ${s(m.vmkiln.exportMs)} s   Packer convert+pipeline ${s(m.packer.exportMs)} s (pipeline alone ${s(m.packer.pipelineMs)} s)${m.vmkiln.exportMs !== undefined ? (m.vmkiln.exportMs <= 3000 ? "  (goal <= 3 s: met)" : "  (goal <= 3 s: NOT met)") : ""}`);
+  console.log(`  OVA size       vmkiln ${mb(m.vmkiln.ovaSize)} MB  pipeline ${mb(m.packer.ovaSize)} MB`);
+  console.log(`  vmkiln peak RSS ${mb(m.vmkiln.peakRssBytes)} MB${m.vmkiln.peakRssBytes <= 150e6 ? " (goal <= 150 MB: met)" : " (goal <= 150 MB: NOT met)"}`);
+  return { packerVersion, accel, runs, medians: m };
+}
+
+/**
+ * Two builds at once (`vmkiln build a.yaml b.yaml --parallel 2`) against the same two one after the
+ * other (`--parallel 1`), in one vmkiln process each time, alternating which goes first.
+ */
+async function parallelBench() {
+  const image = ensureFixture(REPO);
+  const accel = opt.accel ?? (await detectAccel(REPO));
+  const rounds = Number(opt["parallel-rounds"]);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error("--parallel-rounds: expected a positive integer");
+  const runs = [];
+  for (let round = 0; round < rounds && !interrupted; round++) {
+    const order = round % 2 === 0 ? [2, 1] : [1, 2];
+    for (const parallel of order) {
+      if (interrupted) break;
+      const dir = join(workDir, `parallel-${round}-${parallel}`);
+      mkdirSync(dir, { recursive: true });
+      const files = ["par-a", "par-b"].map((name) => {
+        const f = join(dir, `${name}.yaml`);
+        writeFileSync(f, stringify(vmkilnTemplate({ name, image, accel, cpus: 1, outputDir: join(dir, `out-${name}`), compression: "zlib", formats: ["qcow2"], shutdownMode: opt["vmkiln-shutdown"] })));
+        return f;
+      });
+      log(`parallel round ${round + 1}: --parallel ${parallel}, load ${machineFacts().load}`);
+      const r = await runVmkilnMany({ repo: REPO, templates: files, parallel, timeoutMs: Number(opt.timeout) * 60_000 });
+      runs.push({ parallel, ...r });
+      console.log(`  --parallel ${parallel}: ${r.ok ? "ok  " : "FAIL"} wall ${s(r.wallMs)} s${r.ok ? "" : `  (${r.error})`}`);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const med = (p) => median(runs.filter((r) => r.parallel === p && r.ok).map((r) => r.wallMs));
+  const par = med(2);
+  const seq = med(1);
+  console.log(`\n== two builds (1 vCPU each, ${accel}): at once vs one after the other, medians of ${rounds} ==`);
+  console.log(`  --parallel 2  ${s(par)} s   --parallel 1  ${s(seq)} s   ratio ${rf(ratio(par, seq))}`);
+  return { accel, runs, medians: { parallelMs: par, sequentialMs: seq } };
 }
 
 async function ovaBench() {

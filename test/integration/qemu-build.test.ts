@@ -17,6 +17,7 @@ import { startRegistry, type TestRegistry } from "../helpers/registry.js";
 import { spdxSchemaErrors } from "../helpers/spdx.js";
 
 const sha = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
+import { govmomiImport } from "../helpers/vmdkcheck.js";
 
 const EXAMPLE = join(REPO, "fixtures/examples/qemu-cloud-image.yaml");
 
@@ -144,6 +145,17 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
       expect(info.format).toBe("vmdk");
       expect(info["format-specific"].data["create-type"]).toBe("streamOptimized");
       expect(info["virtual-size"]).toBe(4 * 1024 ** 3);
+    });
+
+    it("the VMDK is vmkiln's own writer's (issue 19): streamed into the tar, identical to the qcow2, clean, and govmomi imports it", () => {
+      expect(logs().some((m) => /^VMDK written in [\d.]+ s: \d+ compressed clusters of the source wrapped/.test(m)), logs().join("\n")).toBe(true);
+      expect(logs().some((m) => /VMDK export through qemu-img/.test(m))).toBe(false);
+      const vmdk = join(ex, "debian-12-node-disk1.vmdk");
+      execFileSync("qemu-img", ["check", "-f", "vmdk", vmdk]);
+      const cmp = execFileSync("qemu-img", ["compare", "-f", "qcow2", "-F", "vmdk", join(out, "debian-12-node.qcow2"), vmdk], { encoding: "utf8" });
+      expect(cmp).toContain("Images are identical");
+      const g = govmomiImport(vmdk);
+      expect(g, g.error).toMatchObject({ ok: true, uploaded: statSync(vmdk).size });
     });
 
     it("the OVF declares the build's hardware", () => {

@@ -19,7 +19,7 @@ import { COMPRESSION_ZLIB } from "./format.js";
 import { isUnsupported, openChain, unsupported, type Chain, type CompressedIndex, type Layer, type Piece, type Unsupported } from "./read.js";
 import { RUN_BYTES, ReadBatch, type ReadRequest } from "./reads.js";
 import { L2_ENTRIES, OUT_CLUSTER_BITS, OUT_CLUSTER_SIZE, Qcow2Writer, fitsCompressedDescriptor, type WriterPlan } from "./writer.js";
-import { BufferPool, Deflaters, inflateRaw } from "./zlib.js";
+import { BufferPool, Deflaters, adler32, inflateRaw } from "./zlib.js";
 
 export type { Unsupported } from "./read.js";
 
@@ -93,7 +93,11 @@ export async function flattenToCompressedQcow2(opts: FlattenOptions): Promise<Fl
     throwIfAborted(signal);
     writer = await Qcow2Writer.create(partial, plan);
     deflaters = new Deflaters(clampConcurrency(opts.concurrency));
-    const job = new FlattenJob(chain, writer, deflaters, copyable, indexes, signal, opts.onProgress);
+    const w = writer;
+    const sink: ClusterSink = {
+      write: (g, o) => (o.kind === "raw" ? w.addNormal(g, o.data!) : w.addCompressed(g, o.data!)),
+    };
+    const job = new FlattenJob(chain, sink, QCOW2_ENCODING, deflaters, copyable, indexes, signal, opts.onProgress);
     const stats = await job.run();
     const fileSize = await writer.finish();
     await writer.close();
@@ -122,7 +126,7 @@ export async function flattenToCompressedQcow2(opts: FlattenOptions): Promise<Fl
   }
 }
 
-function clampConcurrency(n: number | undefined): number {
+export function clampConcurrency(n: number | undefined): number {
   const want = n ?? availableParallelism();
   return Math.max(1, Math.min(4, Math.floor(want)));
 }
@@ -186,7 +190,7 @@ type Planned =
   | { kind: "zero" }
   | { kind: "copy"; read: ReadRequest }
   /** Rebuild the guest bytes in `buf` (data pieces are read into it), then deflate. */
-  | { kind: "assemble"; buf: Buffer; parts: Array<{ piece: CompressedPiece; cluster: Inflated }> };
+  | { kind: "assemble"; buf: Buffer; parts: Array<{ piece: CompressedPiece; cluster: Inflated }>; visible: number };
 
 /** An inflated cluster of a layer we cannot copy from; shared by every output cluster it feeds. */
 interface Inflated {
@@ -194,14 +198,49 @@ interface Inflated {
   promise?: Promise<Buffer>;
 }
 
-interface Output {
+/** What one guest cluster became; handed to the sink in guest order. */
+export interface ClusterOutput {
   kind: "zero" | "copy" | "compressed" | "raw";
+  /**
+   * copy: the layer's compressed bytes (qcow2: up to the descriptor's length bound; vmdk: exactly
+   * the raw deflate stream). compressed: a raw deflate stream. raw: the guest bytes.
+   */
   data?: Buffer;
-  /** Gives the buffers back once the writer has taken the bytes. */
+  /** vmdk: Adler-32 of the inflated bytes (the zlib trailer RFC 1950 puts after the deflate data). */
+  adler?: number;
+  /** Gives the buffers back once the sink has taken the bytes (the sink must copy what it keeps). */
   release?: () => void;
 }
+type Output = ClusterOutput;
 
-class FlattenJob {
+export interface ClusterSink {
+  /** Called once per allocated guest cluster (never for zero ones), strictly in guest order. */
+  write(guestCluster: number, o: ClusterOutput): Promise<void>;
+}
+
+/**
+ * How clusters are encoded for a target format.
+ *
+ * qcow2: a changed cluster that does not deflate below cluster_size - 1 bytes is stored raw (as
+ * QEMU does), and a copied cluster keeps its descriptor's length bound.
+ *
+ * vmdk (streamOptimized): every grain is a zlib stream (RFC 1950) of the grain's bytes, so a raw
+ * deflate stream needs its exact end and the Adler-32 of what it inflates to: `finishCopy` finds
+ * both (inflating once) or takes them from an earlier pass. A partial last grain holds only the
+ * bytes inside the disk (VMware's writer, open-vmdk sparse.c fillGrain; QEMU's vmdk_write_extent
+ * accepts a short last cluster), so it is never copied and deflated to its visible length.
+ */
+export interface ClusterEncoding {
+  /** Deflated data longer than this is stored raw (qcow2) ; Infinity: always compressed. */
+  deflateLimit: number;
+  /** Deflate only the bytes inside the disk, with their Adler-32 (vmdk). */
+  trimToVisible: boolean;
+  finishCopy?: (guestCluster: number, compressed: Buffer, layerPath: string) => Promise<{ data: Buffer; adler: number }>;
+}
+
+export const QCOW2_ENCODING: ClusterEncoding = { deflateLimit: CS - 1, trimToVisible: false };
+
+export class FlattenJob {
   private readonly inflateLimit: Limiter;
   /** Inflated clusters of layers whose clusters are larger than ours (one 2 MiB cluster feeds 32 of ours). */
   private readonly inflated = new Map<string, Promise<Buffer>>();
@@ -213,7 +252,8 @@ class FlattenJob {
 
   constructor(
     private readonly chain: Chain,
-    private readonly writer: Qcow2Writer,
+    private readonly sink: ClusterSink,
+    private readonly encoding: ClusterEncoding,
     private readonly deflaters: Deflaters,
     private readonly copyable: boolean[],
     private readonly indexes: Array<CompressedIndex | undefined>,
@@ -269,8 +309,7 @@ class FlattenJob {
   private async write(guestCluster: number, o: Output): Promise<void> {
     this.clusters[o.kind === "copy" ? "copied" : o.kind]++;
     if (o.kind === "zero") return;
-    if (o.kind === "raw") return this.writer.addNormal(guestCluster, o.data!);
-    return this.writer.addCompressed(guestCluster, o.data!);
+    return this.sink.write(guestCluster, o);
   }
 
   /** Resolves and reads one batch; returns one output promise per guest cluster, in guest order. */
@@ -296,9 +335,23 @@ class FlattenJob {
       );
       this.remember(key, e.promise);
     }
-    return planned.map((p) => {
+    return planned.map((p, i) => {
       if (p.kind === "zero") return { kind: "zero" };
-      if (p.kind === "copy") return { kind: "copy", data: p.read.data!, release: () => reads.release(p.read) };
+      if (p.kind === "copy") {
+        const release = () => reads.release(p.read);
+        const finish = this.encoding.finishCopy;
+        if (!finish) return { kind: "copy", data: p.read.data!, release };
+        const layer = this.chain.layers[p.read.layer]!;
+        return this.track(
+          finish(first + i, p.read.data!, layer.path).then(
+            (r) => ({ kind: "copy" as const, data: r.data, adler: r.adler, release }),
+            (err: unknown) => {
+              release();
+              throw err;
+            },
+          ),
+        );
+      }
       return this.track(this.assemble(p));
     });
   }
@@ -308,7 +361,7 @@ class FlattenJob {
     const only = pieces.length === 1 ? pieces[0]! : undefined;
     // The whole visible cluster is one compressed cluster of a copyable layer, aligned with ours:
     // every layer above left it unallocated and is at least as large, so its bytes are ours.
-    if (only?.kind === "compressed" && this.copyable[only.layer] && only.clusterStart === g && only.length === visible) {
+    if (only?.kind === "compressed" && this.copyable[only.layer] && only.clusterStart === g && only.length === visible && (visible === CS || !this.encoding.trimToVisible)) {
       const length = this.indexes[only.layer]!.lengthBound(only.hostOffset, only.sectorSpanBytes);
       if (fitsCompressedDescriptor(length)) return { kind: "copy", read: reads.add(only.layer, only.hostOffset, length) };
     }
@@ -333,7 +386,7 @@ class FlattenJob {
         parts.push({ piece: p, cluster: entry });
       }
     }
-    return { kind: "assemble", buf, parts };
+    return { kind: "assemble", buf, parts, visible };
   }
 
   private remember(key: string, p: Promise<Buffer>): void {
@@ -356,14 +409,17 @@ class FlattenJob {
       giveBack();
       return { kind: "zero" };
     }
+    const input = this.encoding.trimToVisible ? buf.subarray(0, p.visible) : buf;
+    const adler = this.encoding.trimToVisible ? adler32(input) : undefined;
     // QEMU deflates into a cluster_size - 1 buffer; when the stream does not end there it writes
     // the cluster uncompressed (qcow2_co_pwritev_compressed_task, -ENOMEM).
-    const data = await this.deflaters.deflate(buf, CS - 1);
+    const data = await this.deflaters.deflate(input, this.encoding.deflateLimit);
     if (!data) return { kind: "raw", data: buf, release: giveBack };
+    if (data.length > CS) return { kind: "compressed", data, adler, release: giveBack };
     // The guest bytes are done with: keep the compressed bytes in the pooled buffer, so zlib's output
     // chunk dies young (a scavenge frees it) instead of waiting in the queue for a full GC.
     data.copy(buf);
-    return { kind: "compressed", data: buf.subarray(0, data.length), release: giveBack };
+    return { kind: "compressed", data: buf.subarray(0, data.length), adler, release: giveBack };
   }
 }
 

@@ -551,6 +551,9 @@ export async function openChain(path: string, maxDepth = MAX_CHAIN_DEPTH): Promi
       const h = img.header;
       if (h.backingFile === undefined) break;
       if (h.backingFile === "") return await fail(unsupported(`${current}: empty backing file name`));
+      // QEMU reads the name as a C string (it ends at the first NUL); Node refuses such a path with a
+      // TypeError. Found by test/unit/fuzz/qcow2-flatten.fuzz.test.ts; qemu-img decides what it means.
+      if (h.backingFile.includes("\0")) return await fail(unsupported(`${current}: backing file name holds a NUL byte`));
       if (hasProtocol(h.backingFile)) return await fail(unsupported(`${current}: backing file ${h.backingFile} is a protocol URL`));
       const next = isAbsolute(h.backingFile) ? h.backingFile : join(dirname(current), h.backingFile);
       if (h.backingFormat === "qcow2" || h.backingFormat === "raw") format = h.backingFormat;

@@ -125,3 +125,46 @@ const inflateRawAsync = promisify(zlib.inflateRaw) as (buf: Buffer, opts: zlib.Z
 export function inflateRaw(buf: Buffer): Promise<Buffer> {
   return inflateRawAsync(buf, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
 }
+
+/**
+ * Adler-32 (RFC 1950 section 8.2) of `buf`, continuing from `adler` (1 for a new stream). Node 20's
+ * zlib does not expose zlib's adler32(), and a streamOptimized VMDK grain needs it for bytes we
+ * never deflate ourselves (copied clusters). Sums are reduced every 5552 bytes (zlib's NMAX: the
+ * longest run after which b still fits 32 bits), so they stay plain integers.
+ */
+export function adler32(buf: Uint8Array, adler = 1): number {
+  const MOD = 65521;
+  const NMAX = 5552;
+  let a = adler & 0xffff;
+  let b = adler >>> 16;
+  const len = buf.length;
+  let i = 0;
+  while (i < len) {
+    const stop = Math.min(len, i + NMAX);
+    for (; i + 8 <= stop; i += 8) {
+      a += buf[i]!;
+      b += a;
+      a += buf[i + 1]!;
+      b += a;
+      a += buf[i + 2]!;
+      b += a;
+      a += buf[i + 3]!;
+      b += a;
+      a += buf[i + 4]!;
+      b += a;
+      a += buf[i + 5]!;
+      b += a;
+      a += buf[i + 6]!;
+      b += a;
+      a += buf[i + 7]!;
+      b += a;
+    }
+    for (; i < stop; i++) {
+      a += buf[i]!;
+      b += a;
+    }
+    a %= MOD;
+    b %= MOD;
+  }
+  return ((b << 16) | a) >>> 0;
+}

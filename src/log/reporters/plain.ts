@@ -9,12 +9,18 @@ export interface ReporterOptions {
 export function plainReporter(o: ReporterOptions): EventSink {
   const lastPct = new Map<string, number>();
   return (e) => {
-    const line = formatPlain(e, o.debug, lastPct);
+    const line = formatPlain(e, o.debug, lastPct, e.build);
     if (line !== undefined) o.write(line);
   };
 }
 
-export function formatPlain(e: BuildEvent, debug: boolean, lastPct = new Map<string, number>()): string | undefined {
+/** With several builds at once, every line of one says which (`[name] `), progress keyed by it too. */
+export function formatPlain(e: BuildEvent, debug: boolean, lastPct = new Map<string, number>(), build?: string): string | undefined {
+  const line = formatEvent(e, debug, lastPct, build);
+  return line === undefined || build === undefined ? line : `[${build}] ${line}`;
+}
+
+function formatEvent(e: BuildEvent, debug: boolean, lastPct: Map<string, number>, build: string | undefined): string | undefined {
   switch (e.type) {
     case "log":
       if (e.level === "debug" && !debug) return undefined;
@@ -28,12 +34,13 @@ export function formatPlain(e: BuildEvent, debug: boolean, lastPct = new Map<str
     case "progress": {
       if (!e.total) return undefined;
       const pct = Math.floor((100 * e.done) / e.total / 25) * 25;
-      if ((lastPct.get(e.task) ?? -1) >= pct) return undefined;
-      lastPct.set(e.task, pct);
+      const key = `${build ?? ""}\0${e.task}`;
+      if ((lastPct.get(key) ?? -1) >= pct) return undefined;
+      lastPct.set(key, pct);
       return `    ${e.task}: ${pct}%`;
     }
     case "progress-end":
-      lastPct.delete(e.task);
+      lastPct.delete(`${build ?? ""}\0${e.task}`);
       return undefined;
     case "cleanup":
       return e.ok ? (debug ? `    cleanup: ${e.what}` : undefined) : `WARN: cleanup failed: ${e.what}: ${e.error}`;

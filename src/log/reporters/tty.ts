@@ -22,27 +22,29 @@ export function ttyReporter(o: { stream: NodeJS.WriteStream; debug: boolean }): 
   const bars = new Map<string, cliProgress.SingleBar>();
   const color = (code: number, s: string) => `\x1b[${code}m${s}\x1b[0m`;
   return (e) => {
+    // Several builds at once: one bar per build and task, named after both.
+    const task = e.type === "progress" || e.type === "progress-end" ? (e.build === undefined ? e.task : `[${e.build}] ${e.task}`) : "";
     if (e.type === "progress") {
-      let bar = bars.get(e.task);
+      let bar = bars.get(task);
       if (!bar) {
-        bar = multi.create(e.total ?? 100, 0, { task: e.task, unit: e.unit });
-        bars.set(e.task, bar);
+        bar = multi.create(e.total ?? 100, 0, { task, unit: e.unit });
+        bars.set(task, bar);
       }
       if (e.total !== undefined) bar.setTotal(e.total);
-      bar.update(e.done, { task: e.task, unit: e.unit });
+      bar.update(e.done, { task, unit: e.unit });
       return;
     }
     if (e.type === "progress-end") {
-      const bar = bars.get(e.task);
+      const bar = bars.get(task);
       if (bar) {
         bar.stop();
         multi.remove(bar);
-        bars.delete(e.task);
+        bars.delete(task);
       }
       if (bars.size === 0) multi.stop();
       return;
     }
-    let line = formatPlain(e, o.debug);
+    let line = formatPlain(e, o.debug, undefined, e.build);
     if (line === undefined) return;
     if (e.type === "step-start") line = color(1, line);
     else if (e.type === "log" && e.level === "warn") line = color(33, line);

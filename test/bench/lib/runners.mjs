@@ -173,3 +173,37 @@ export async function runPacker({ template, workDir, artifact, port, timeoutMs, 
   const error = r.ok ? undefined : (r.stdout + r.stderr).split("\n").filter((l) => /error|Error/.test(l)).slice(-3).join(" | ");
   return { tool: "packer", ...r, error, marks, ...imageFacts(artifact) };
 }
+
+/** `vmkiln build a.yaml b.yaml --parallel N --json`: the wall time of the whole run. */
+export async function runVmkilnMany({ repo, templates, parallel, timeoutMs }) {
+  const start = performance.now();
+  const child = spawn(process.execPath, [`${repo}/bin/vmkiln.js`, "build", ...templates, "--parallel", String(parallel), "--json", "--force"], { cwd: repo, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let stderr = "";
+  const ends = [];
+  let buf = "";
+  child.stdout.setEncoding("utf8");
+  child.stdout.on("data", (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        const e = JSON.parse(line);
+        if (e.type === "build-end") ends.push(e);
+      } catch {
+        /* not JSON */
+      }
+    }
+  });
+  child.stderr.on("data", (d) => (stderr += d));
+  const entry = { child, closed: new Promise((res) => child.on("close", res)), watch: { result: {} } };
+  running.add(entry);
+  const timer = setTimeout(() => process.kill(-child.pid, "SIGINT"), timeoutMs);
+  const code = await new Promise((res) => child.on("close", (c) => res(c)));
+  clearTimeout(timer);
+  running.delete(entry);
+  const wallMs = performance.now() - start;
+  const ok = code === 0 && ends.length === templates.length && ends.every((e) => e.ok);
+  return { ok, code, wallMs, error: ok ? undefined : stderr.trim().split("\n").slice(-2).join(" | ") };
+}

@@ -33,12 +33,12 @@ export function vmkilnTemplate(o) {
     drivers: {
       qemu: {
         accelerator: o.accel,
-        cpus: GUEST.cpus,
+        cpus: o.cpus ?? GUEST.cpus,
         memory: GUEST.memoryMiB,
         disk_size: GUEST.diskSize,
         machine: GUEST.machine,
-        // Fixed, so the bench can watch the same port the tool waits on.
-        ssh_host_port: o.sshPort,
+        // Fixed, so the bench can watch the same port the tool waits on (none: vmkiln picks).
+        ...(o.sshPort === undefined ? {} : { ssh_host_port: o.sshPort }),
       },
     },
     ssh: { username: GUEST.username, timeout: "30m" },
@@ -49,7 +49,7 @@ export function vmkilnTemplate(o) {
     ],
     generalize,
     ...(o.shutdownMode ? { shutdown: { mode: o.shutdownMode } } : {}),
-    output: { directory: o.outputDir, formats: ["qcow2"], compression: o.compression },
+    output: { directory: o.outputDir, formats: o.formats ?? ["qcow2"], compression: o.compression },
   };
 }
 

@@ -103,6 +103,19 @@ describe("refused with a reason, nothing written", () => {
     await expectUnsupported(overlay(base, "qcow2", join(t.dir, "dirty-ov.qcow2")), /dirty-base\.qcow2 has the dirty bit set/);
   });
 
+  // Regression (qcow2-flatten fuzz target, seed 1182227816): a backing file name holding a NUL byte
+  // reached fs.realpath, whose TypeError escaped as a crash instead of a fallback to qemu-img.
+  it("a backing file name holding a NUL byte", async () => {
+    const base = compressedBase("nul-base.qcow2");
+    const ov = overlay(base, "qcow2", join(t.dir, "nul-ov.qcow2"));
+    const fd = openSync(ov, "r+");
+    const h = Buffer.alloc(8);
+    readSync(fd, h, 0, 8, 8); // backing_file_offset (bytes 8-15)
+    writeSync(fd, Buffer.from([0]), 0, 1, Number(h.readBigUInt64BE(0)) + 3);
+    closeSync(fd);
+    await expectUnsupported(ov, /backing file name holds a NUL byte/);
+  });
+
   it("not a qcow2 image", async () => {
     const raw = join(t.dir, "plain.raw");
     run("qemu-img", ["create", "-q", "-f", "raw", raw, "1M"]);

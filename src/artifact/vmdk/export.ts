@@ -1,0 +1,146 @@
+// vmkiln's own streamOptimized VMDK export (stream.ts), as a file or as an OVA member, with
+// `qemu-img convert` (../vmdk.ts) left to the caller as the fallback for what it does not take.
+//
+// The OVA ordering problem: the .mf (holding the VMDK's SHA-256) comes before the VMDK in the tar
+// (ova.md "Tar": OVF first, then the manifest, then the disks - what vSphere, ovftool and VirtualBox
+// are known to take; a manifest at the end is allowed by the OVF spec but not something we may rely
+// on importers to read), and the tar header needs the VMDK's exact size before its first byte. So
+// the OVA export runs the VMDK writer twice over the same open chain:
+//   pass 1 (measure): produces every byte and hashes it, writing nothing; copied clusters are
+//     inflated once for their exact length and Adler-32, which the CopyLedger keeps (12 bytes each);
+//   pass 2 (stream): produces the same bytes again straight into the tar; copied clusters are
+//     wrapped from the ledger without inflating; clusters the build changed are deflated a second
+//     time (deterministic: same zlib, same input, same parameters). writeOva hashes the member again
+//     and checks size and digest against pass 1, so a difference can never produce an OVA whose
+//     manifest lies: the partial OVA is removed and the build fails.
+// Cost against one pass into a file: the source is read twice (hot in the page cache the second
+// time) and changed clusters are deflated twice; no VMDK file is written or read back.
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { rename, rm } from "node:fs/promises";
+import { pipeline } from "node:stream/promises";
+import { asAbortError } from "../../errors.js";
+import { progressReporter, type EventBus } from "../../log/events.js";
+import { fileIdentity, type FileIdentity } from "../digest.js";
+import { isUnsupported, type Unsupported } from "../qcow2/read.js";
+import { CopyLedger, VmdkSource, pullFrom, type VmdkStats } from "./stream.js";
+
+export interface VmdkExportOptions {
+  /** The build disk (qcow2, usually an overlay on the cached cloud image). */
+  src: string;
+  /** The name the VMDK is known by (OVF File ovf:href, and the descriptor's extent line). */
+  fileName: string;
+  signal: AbortSignal;
+  events: EventBus;
+  hwVersion?: number;
+}
+
+export interface VmdkWritten {
+  kind: "written";
+  path: string;
+  size: number;
+  sha256: string;
+  identity: FileIdentity | undefined;
+  virtualSize: number;
+  stats: VmdkStats;
+  durationMs: number;
+}
+
+/** Writes the VMDK to `dst` (via dst.partial), hashing the bytes as they are written: one pass. */
+export async function writeStreamOptimizedVmdk(dst: string, o: VmdkExportOptions): Promise<VmdkWritten | Unsupported> {
+  const started = performance.now();
+  const source = await VmdkSource.open(o.src, o.fileName, o.signal);
+  if (isUnsupported(source)) return source;
+  const partial = `${dst}.partial`;
+  const hash = createHash("sha256");
+  const progress = progressReporter(o.events, `convert ${o.fileName} (vmdk)`, source.chain.virtualSize);
+  let stats: VmdkStats | undefined;
+  try {
+    const chunks = pullFrom(async (emit, signal) => {
+      stats = await source.produce(
+        async (chunk) => {
+          hash.update(chunk);
+          await emit(chunk);
+        },
+        { descriptor: descriptorOf(o), ledger: new CopyLedger(), signal, onProgress: (done) => progress.set(done) },
+      );
+    }, o.signal);
+    await pipeline(chunks, createWriteStream(partial, { mode: 0o644 }), { signal: o.signal });
+    const identity = await fileIdentity(partial);
+    await rename(partial, dst);
+    return {
+      kind: "written",
+      path: dst,
+      size: stats!.size,
+      sha256: hash.digest("hex"),
+      identity,
+      virtualSize: source.chain.virtualSize,
+      stats: stats!,
+      durationMs: Math.round(performance.now() - started),
+    };
+  } catch (err) {
+    await rm(partial, { force: true });
+    if (o.signal.aborted) throw asAbortError(o.signal.reason);
+    throw err;
+  } finally {
+    progress.end();
+    await source.close();
+  }
+}
+
+export interface MeasuredVmdk {
+  kind: "measured";
+  size: number;
+  sha256: string;
+  virtualSize: number;
+  stats: VmdkStats;
+  measureMs: number;
+  /** The same bytes again (pass 2), for the OVA's tar. Callable once. */
+  stream(signal: AbortSignal): AsyncIterable<Buffer>;
+  /** Closes the chain; call after streaming (or instead of it). */
+  close(): Promise<void>;
+}
+
+/** Pass 1 of an OVA export: the VMDK's exact size and SHA-256, nothing written. */
+export async function measureStreamOptimizedVmdk(o: VmdkExportOptions): Promise<MeasuredVmdk | Unsupported> {
+  const started = performance.now();
+  const source = await VmdkSource.open(o.src, o.fileName, o.signal);
+  if (isUnsupported(source)) return source;
+  const ledger = new CopyLedger();
+  const hash = createHash("sha256");
+  const progress = progressReporter(o.events, `convert ${o.fileName} (vmdk, measure)`, source.chain.virtualSize);
+  try {
+    const stats = await source.produce(
+      async (chunk) => {
+        hash.update(chunk);
+      },
+      { descriptor: descriptorOf(o), ledger, signal: o.signal, onProgress: (done) => progress.set(done), reuseChunks: true },
+    );
+    ledger.rewind();
+    let streamed = false;
+    return {
+      kind: "measured",
+      size: stats.size,
+      sha256: hash.digest("hex"),
+      virtualSize: source.chain.virtualSize,
+      stats,
+      measureMs: Math.round(performance.now() - started),
+      stream: (signal) => {
+        if (streamed) throw new Error("internal: the VMDK stream was already taken");
+        streamed = true;
+        return pullFrom((emit, s) => source.produce(emit, { descriptor: descriptorOf(o), ledger, signal: s }), signal);
+      },
+      close: () => source.close(),
+    };
+  } catch (err) {
+    await source.close();
+    if (o.signal.aborted) throw asAbortError(o.signal.reason);
+    throw err;
+  } finally {
+    progress.end();
+  }
+}
+
+function descriptorOf(o: VmdkExportOptions): { fileName: string; hwVersion?: number } {
+  return o.hwVersion === undefined ? { fileName: o.fileName } : { fileName: o.fileName, hwVersion: o.hwVersion };
+}
