@@ -1,7 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-// Two tiers (DESIGN.md "Tests"): unit tests run in parallel; anything that boots a VM runs one file
-// at a time, because two TCG guests on 2 cores more than double each other's boot time.
+// Two tiers (docs/architecture.md "Tests: tiers and doubles"): unit tests run in parallel; anything
+// that boots a VM runs one file at a time, because two TCG guests on 2 cores more than double each
+// other's boot time.
 export default defineConfig({
   test: {
     projects: [

@@ -4,14 +4,15 @@
 #   fixture:    debootstrap extlinux syslinux-common fdisk e2fsprogs (fixtures/guest/build.sh)
 #   tests only: genisoimage (isoinfo) xorriso mtools dosfstools (independent readers of our ISO/FAT
 #               writers), openssh-client, ansible-core, golang-go + govmomi (vcsim harness),
-#               libguestfs-tools (guestfish: generalized images are read offline, test/helpers/guestfs.ts)
+#               libguestfs-tools (guestfish: generalized images are read offline, test/helpers/guestfs.ts;
+#               and the kernel's isofs reads our ISO in its appliance where the host kernel has none)
 set -euo pipefail
 pkgs=(
   qemu-system-x86 qemu-utils ovmf
   debootstrap extlinux syslinux-common syslinux-utils isolinux fdisk e2fsprogs util-linux
   genisoimage xorriso mtools dosfstools openssh-client ca-certificates procps
   ansible-core
-  libguestfs-tools # offline checks of generalized images (test/helpers/guestfs.ts)
+  libguestfs-tools # offline checks of generalized images (test/helpers/guestfs.ts); iso-kernel.test.ts without host isofs
   golang-go golang-github-vmware-govmomi-dev # vSphere tests: the vcsim harness (test/doubles/vcsim), built in GOPATH mode
   debian-installer-12-netboot-amd64 # ISO-install tests: kernel + initrd for a netboot ISO (test/helpers/netboot-iso.ts)
 )

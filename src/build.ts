@@ -1,6 +1,7 @@
 // The library entry for a build: context, journal, build dir, steps, cleanup.
 import { randomBytes } from "node:crypto";
 import type { EventBus } from "./log/events.js";
+import { specSecrets } from "./log/redact.js";
 import type { Artifact, BuildContext, BuildOptions, Undo } from "./pipeline/context.js";
 import type { DriverFactory } from "./pipeline/driver.js";
 import { Journal, describeEntry } from "./pipeline/journal.js";
@@ -37,6 +38,8 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   const buildId = newBuildId();
   const journal = new Journal(buildId);
   const undos: Undo[] = [];
+  // A spec built without the CLI's loader options still masks its secrets in every event.
+  req.events.redactor.addAll(specSecrets(req.spec));
   const driver = req.driverFactory({ spec: req.spec, events: req.events, journal });
   const steps = planSteps(req.spec, driver);
 
@@ -68,6 +71,7 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
     },
   };
   req.events.info(`build ${buildId}: ${req.spec.name} on ${driver.name} (build dir ${buildDir})`);
+  for (const w of req.spec.warnings ?? []) req.events.warn(w.path ? `${w.path}: ${w.message}` : w.message, "template");
   const r = await runSteps(ctx, undos, steps, req.signal);
   if (!r.ok && req.options.onError === "abort" && undos.length > 0 && ctx.sshEndpoint && ctx.sshKey) {
     const ep = ctx.sshEndpoint;

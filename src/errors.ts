@@ -1,4 +1,5 @@
-// One error family (DESIGN.md "Errors and output"). The CLI entry is the only place that prints them.
+// One error family (docs/architecture.md "Errors and exit codes"). The CLI entry is the only place
+// that prints them.
 
 export interface VmkilnErrorOptions {
   hint?: string | undefined;
@@ -41,11 +42,18 @@ export class AbortError extends VmkilnError {
 export interface Problem {
   path: string;
   message: string;
+  /**
+   * What kind of problem, for tools reading `validate --json`: TEMPLATE_SYNTAX, UNKNOWN_FIELD,
+   * REQUIRED, BOOT_COMMAND_UNKNOWN_KEY (a warning); absent means the error's own code.
+   */
+  code?: string;
 }
 
 export class TemplateError extends UserError {
   readonly problems: Problem[];
-  constructor(file: string, problems: Problem[]) {
+  /** What is valid but most likely a mistake, found on the way (printed with the problems). */
+  readonly warnings: Problem[];
+  constructor(file: string, problems: Problem[], warnings: Problem[] = []) {
     super(
       "TEMPLATE_INVALID",
       problems.length === 1
@@ -53,6 +61,7 @@ export class TemplateError extends UserError {
         : `${file}: ${problems.length} problems:\n` + problems.map((p) => `  ${formatProblem(p)}`).join("\n"),
     );
     this.problems = problems;
+    this.warnings = warnings;
   }
 }
 

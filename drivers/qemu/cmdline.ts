@@ -1,4 +1,4 @@
-// Pure argv builder for qemu-system (DESIGN.md "External processes"): every flag here is checked by
+// Pure argv builder for qemu-system (docs/architecture.md "The exec wrapper"): every flag here is checked by
 // a table test; nothing in this file touches the system.
 
 export interface QemuCmdline {

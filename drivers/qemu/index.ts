@@ -8,6 +8,7 @@ import { spawnTool, tailLines } from "../../src/exec/run.js";
 import type { EventBus } from "../../src/log/events.js";
 import type { Driver, DriverFactoryContext, DiskFile, ExportRequest, KeyEvent, VmHandle, VmSpec } from "../../src/pipeline/driver.js";
 import type { Journal } from "../../src/pipeline/journal.js";
+import { escalatePowerOff, type PowerOffPrimitives } from "../../src/pipeline/power-off.js";
 import type { QemuSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
 import { freePort, natGuestPeerAddress } from "../../src/util/net.js";
@@ -323,19 +324,17 @@ export class QemuDriver implements Driver {
   }
 
   async shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void> {
-    const st = this.state(vm);
-    const r = st.running;
+    const r = this.state(vm).running;
     if (!r) return;
     r.expectingExit = true;
-    if (opts.guestInitiated) {
-      // QEMU exits when the guest powers off: the process exit is the event (no polling).
-      if (await this.waitExit(r, opts.timeoutMs, signal)) return;
-      this.events.warn(`the guest did not power off within ${Math.round(opts.timeoutMs / 1000)} s: pressing the ACPI power button`, "qemu");
-    }
-    await r.qmp?.execute("system_powerdown").catch(() => undefined);
-    if (await this.waitExit(r, opts.guestInitiated ? 60_000 : opts.timeoutMs, signal)) return;
-    this.events.warn("the guest ignored the ACPI power button: forcing power off", "qemu");
-    await this.stopProcess(r, 0);
+    // QEMU exits when the guest powers off: the process exit is the event (no polling).
+    const primitives: PowerOffPrimitives = {
+      waitOff: (ms, sig) => this.waitExit(r, ms, sig),
+      askName: "ACPI power button",
+      ask: async () => void (await r.qmp?.execute("system_powerdown")),
+      force: () => this.stopProcess(r, 0),
+    };
+    await escalatePowerOff(primitives, { ...opts, events: this.events, source: "qemu", vmName: vm.id }, signal);
   }
 
   async exportDisk(vm: VmHandle, to: ExportRequest, signal: AbortSignal): Promise<DiskFile> {

@@ -17,13 +17,14 @@ import type {
   VmSpec,
 } from "../../src/pipeline/driver.js";
 import type { Journal, JournalEntry } from "../../src/pipeline/journal.js";
-import type { VirtualBoxSpec } from "../../src/template/spec.js";
+import { escalatePowerOff, type PowerOffPrimitives } from "../../src/pipeline/power-off.js";
+import type { HttpSpec, VirtualBoxSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
 import { freePort, natGuestPeerAddress } from "../../src/util/net.js";
 import { convert, createOverlay, imageInfo } from "../../src/artifact/qemu-img.js";
-import { isRunningState, parseCreatedUuid, parseVmInfo } from "./machinereadable.js";
+import { isCrashedState, isRunningState, parseCreatedUuid, parseVmInfo } from "./machinereadable.js";
 import { toScancodeGroups } from "./scancodes.js";
-import { checkVersion } from "./version.js";
+import { checkVersion, hasNatLocalhostReachable } from "./version.js";
 import {
   VBoxManageError,
   cloneMediumArgs,
@@ -33,6 +34,7 @@ import {
   exportArgs,
   modifyVmArgs,
   natForwardArgs,
+  natLocalhostReachableArgs,
   scancodeArgs,
   showVmInfoArgs,
   startVmArgs,
@@ -46,6 +48,19 @@ import {
 /** Packer pauses about 100 ms between keyboardputscancode calls so the guest's buffer keeps up. */
 const GROUP_PAUSE_MS = 100;
 const POLL_MS = 1_000;
+/** NAT's alias for the host (VirtualBox's CTL_ALIAS in 10.0.2.0/24): the host's loopback, seen from the guest. */
+const NAT_HOST_ALIAS = "10.0.2.2";
+
+/** Where the guest reaches a host listener bound to `bindAddress` through VirtualBox's NAT. */
+export function natGuestAddress(bindAddress: string): string {
+  const loopbackOrAny = bindAddress === "0.0.0.0" || bindAddress === "::" || bindAddress === "::1" || bindAddress.startsWith("127.") || bindAddress === "localhost";
+  return loopbackOrAny ? NAT_HOST_ALIAS : bindAddress;
+}
+
+/** Whether the guest must reach a host listener through 10.0.2.2 (the installer's HTTP server). */
+export function needsHostLoopback(http: HttpSpec | undefined): boolean {
+  return http !== undefined && (http.guestAddress ?? natGuestAddress(http.bindAddress)) === NAT_HOST_ALIAS;
+}
 
 interface VmState {
   handle: VmHandle;
@@ -62,7 +77,7 @@ interface VmState {
 export function createVirtualBoxDriver(ctx: DriverFactoryContext): Driver {
   const spec = ctx.spec.drivers.virtualbox;
   if (!spec) throw new UserError("DRIVER_NOT_CONFIGURED", "drivers.virtualbox: not configured in the template");
-  return new VirtualBoxDriver(spec, ctx.spec.ssh.port, ctx.events, ctx.journal);
+  return new VirtualBoxDriver(spec, ctx.spec.ssh.port, ctx.events, ctx.journal, { hostLoopback: needsHostLoopback(ctx.spec.http) });
 }
 
 export class VirtualBoxDriver implements Driver {
@@ -75,15 +90,18 @@ export class VirtualBoxDriver implements Driver {
   private readonly vms = new Map<string, VmState>();
   private version: string | undefined;
   private readonly vbox: VBoxManageOptions;
+  /** The guest must reach a listener on the host's loopback through NAT (10.0.2.2). */
+  private readonly hostLoopback: boolean;
 
   constructor(
     private readonly spec: VirtualBoxSpec,
     private readonly guestSshPort: number,
     private readonly events: EventBus,
     private readonly journal: Journal,
-    opts: { lockRetryDelayMs?: number } = {},
+    opts: { lockRetryDelayMs?: number; hostLoopback?: boolean } = {},
   ) {
     this.vbox = { binary: spec.binary, events, ...(opts.lockRetryDelayMs !== undefined ? { lockRetryDelayMs: opts.lockRetryDelayMs } : {}) };
+    this.hostLoopback = opts.hostLoopback ?? false;
   }
 
   /** `VBoxManage --version`, checked once per driver: a broken or too old VirtualBox is refused. */
@@ -98,7 +116,7 @@ export class VirtualBoxDriver implements Driver {
   async createVm(vmSpec: VmSpec, signal: AbortSignal): Promise<VmHandle> {
     const existing = this.vms.get(vmSpec.name);
     if (existing) return existing.handle; // idempotent per build id
-    await this.ensureVersion(signal);
+    const version = await this.ensureVersion(signal);
     const name = vmSpec.name;
     const dir = join(vmSpec.buildDir, "virtualbox");
     await mkdir(dir, { recursive: true });
@@ -134,6 +152,12 @@ export class VirtualBoxDriver implements Driver {
       // SSH through NAT on a free loopback port; the guest reaches the host (kickstart over HTTP) at 10.0.2.2.
       st.sshPort = this.spec.sshHostPort ?? (await freePort());
       await this.run(natForwardArgs(name, { name: "ssh", hostIp: "127.0.0.1", hostPort: st.sshPort, guestPort: this.guestSshPort }), signal);
+      // VirtualBox 7.0 NAT drops what the guest sends to 10.0.2.2 unless asked (6.1 always passes it
+      // and has no such option): the installer would never fetch its kickstart.
+      if (this.hostLoopback && hasNatLocalhostReachable(version)) {
+        await this.run(natLocalhostReachableArgs(name, true), signal);
+        this.events.info("NAT: the guest may reach the host's loopback at 10.0.2.2 (--nat-localhostreachable1 on, VirtualBox 7)", "virtualbox");
+      }
 
       await this.prepareDisk(vmSpec, st.disk, signal);
       const ctl = this.spec.diskController === "virtio" ? "VirtIO" : "SATA";
@@ -199,9 +223,9 @@ export class VirtualBoxDriver implements Driver {
     this.events.info(`VM ${vm.id} started (${this.spec.headless ? "headless" : "gui"}, ssh on 127.0.0.1:${st.sshPort})`, "virtualbox");
   }
 
-  /** NAT: the guest reaches the host's loopback listeners at 10.0.2.2. */
-  guestHostAddress(): string {
-    return "10.0.2.2";
+  /** NAT: the guest reaches the host's loopback (and wildcard) listeners at 10.0.2.2, others at their address. */
+  guestHostAddress(bindAddress: string): string {
+    return natGuestAddress(bindAddress);
   }
   readonly guestPeerAddress = natGuestPeerAddress; // through 10.0.2.2, connections arrive from 127.0.0.1
 
@@ -240,24 +264,33 @@ export class VirtualBoxDriver implements Driver {
   }
 
   async shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void> {
-    const st = this.state(vm);
-    if (!st.started) return;
-    if (opts.guestInitiated) {
-      if (await this.waitStopped(vm, opts.timeoutMs, signal)) return;
-      this.events.warn(`the guest did not power off within ${Math.round(opts.timeoutMs / 1000)} s: pressing the ACPI power button`, "virtualbox");
-    }
-    await this.run(controlVmArgs(vm.id, "acpipowerbutton"), signal).catch((e: unknown) => this.events.debug(`acpipowerbutton: ${(e as Error).message}`, "virtualbox"));
-    if (await this.waitStopped(vm, opts.guestInitiated ? 60_000 : opts.timeoutMs, signal)) return;
-    this.events.warn("the guest ignored the ACPI power button: powering off", "virtualbox");
-    await this.run(controlVmArgs(vm.id, "poweroff"), signal);
-    if (!(await this.waitStopped(vm, 60_000, signal))) throw new BuildError("VBOX_POWEROFF", `VM ${vm.id} is still running after poweroff`);
+    if (!this.state(vm).started) return;
+    const primitives: PowerOffPrimitives = {
+      waitOff: (ms, sig) => this.waitStopped(vm, ms, sig),
+      askName: "ACPI power button",
+      ask: async (sig) => void (await this.run(controlVmArgs(vm.id, "acpipowerbutton"), sig)),
+      force: async (sig) => void (await this.run(controlVmArgs(vm.id, "poweroff"), sig)),
+    };
+    await escalatePowerOff(primitives, { ...opts, events: this.events, source: "virtualbox", vmName: vm.id }, signal);
   }
 
-  /** Polls `showvminfo` until VMState is no longer running/stopping/paused. */
+  /**
+   * Polls `showvminfo` until VMState is no longer running/stopping/paused. A VM that ended `aborted`
+   * (its VM process died) or is stuck in `gurumeditation` did not finish what the build waited for:
+   * that fails the build, naming the state and the VM's VBox.log, instead of passing for a power-off.
+   */
   private async waitStopped(vm: VmHandle, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const state = await this.vmState(vm.id, signal);
+      const info = await this.vmInfo(vm.id, signal);
+      const state = info.state;
+      if (state !== undefined && isCrashedState(state)) {
+        this.state(vm).started = state === "gurumeditation"; // a guru-meditation VM still needs its power-off
+        const log = info.raw.get("LogFldr");
+        throw new BuildError("VBOX_VM_CRASHED", `VM ${vm.id} ended in state ${state} (${state === "aborted" ? "its VM process died" : "the VM hit a Guru Meditation"})`, {
+          hint: `see ${log ? join(log, "VBox.log") : "the VM's Logs/VBox.log"}`,
+        });
+      }
       if (state !== undefined && !isRunningState(state)) {
         this.state(vm).started = false;
         return true;
@@ -268,7 +301,11 @@ export class VirtualBoxDriver implements Driver {
   }
 
   async vmState(name: string, signal: AbortSignal): Promise<string | undefined> {
-    return parseVmInfo(await this.run(showVmInfoArgs(name), signal, 30_000)).state;
+    return (await this.vmInfo(name, signal)).state;
+  }
+
+  private async vmInfo(name: string, signal: AbortSignal): Promise<ReturnType<typeof parseVmInfo>> {
+    return parseVmInfo(await this.run(showVmInfoArgs(name), signal, 30_000));
   }
 
   /** The disk alone: VDI/VMDK through `clonemedium` (Stream = streamOptimized VMDK); else qemu-img. */
@@ -311,7 +348,8 @@ export class VirtualBoxDriver implements Driver {
     const never = new AbortController().signal;
     if (st.registered) {
       const state = await this.vmState(vm.id, never).catch(() => undefined);
-      if (state !== undefined && isRunningState(state)) {
+      // A guru-meditation VM keeps its VM process (and lock) until it is powered off.
+      if (state !== undefined && (isRunningState(state) || state === "gurumeditation")) {
         await this.run(controlVmArgs(vm.id, "poweroff"), never).catch((e: unknown) => this.events.warn(`poweroff ${vm.id}: ${(e as Error).message}`, "virtualbox"));
         await this.waitStopped(vm, 30_000, never).catch(() => false);
       }
@@ -344,7 +382,7 @@ export async function gcVirtualBoxEntry(entry: Extract<JournalEntry, { kind: "re
   const o: VBoxManageOptions = { binary: entry.detail?.binary ?? "VBoxManage", events: new EventBus() };
   try {
     const state = parseVmInfo(await vboxmanage(showVmInfoArgs(entry.id), o, signal, 30_000)).state;
-    if (state !== undefined && isRunningState(state)) await vboxmanage(controlVmArgs(entry.id, "poweroff"), o, signal);
+    if (state !== undefined && (isRunningState(state) || state === "gurumeditation")) await vboxmanage(controlVmArgs(entry.id, "poweroff"), o, signal);
     await vboxmanage(unregisterVmArgs(entry.id), o, signal);
   } catch (err) {
     if (!(err instanceof VBoxManageError && /VBOX_E_OBJECT_NOT_FOUND/.test(err.stderr))) throw err;

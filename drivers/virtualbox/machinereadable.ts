@@ -104,6 +104,16 @@ export function isRunningState(state: string): boolean {
   return state === "running" || state === "stopping" || state === "paused";
 }
 
+/**
+ * A VM that did not end by powering off: `aborted` (its VM process died: SessionMachine::uninit with
+ * Uninit::Abnormal in VirtualBox's MachineImpl.cpp) or `gurumeditation` (MachineState_Stuck, a fatal
+ * VMM error such as a guest triple fault). Packer's IsRunning treats both as stopped, so a crashed
+ * installer looks like a finished install.
+ */
+export function isCrashedState(state: string): boolean {
+  return state === "aborted" || state === "gurumeditation";
+}
+
 export interface NatRule {
   name: string;
   proto: "tcp" | "udp";

@@ -58,6 +58,17 @@ export function natForwardArgs(name: string, f: NatForward): string[] {
   return ["modifyvm", name, "--natpf1", `${f.name},tcp,${f.hostIp},${f.hostPort},,${f.guestPort}`];
 }
 
+/**
+ * VirtualBox 7.0 NAT no longer reaches the host's loopback at 10.0.2.2 unless asked: new machines get
+ * localhost-reachable off (NATEngine::i_applyDefaults, VirtualBox bug 9896) and slirp drops the
+ * guest's packets to the alias address. `--nat-localhostreachable<N>` exists from 7.0 only (6.1's
+ * modifyvm rejects it as an unknown option). Packer never set it: hashicorp/packer#12118,
+ * hashicorp/packer-plugin-virtualbox#104.
+ */
+export function natLocalhostReachableArgs(name: string, on: boolean, nic = 1): string[] {
+  return ["modifyvm", name, `--nat-localhostreachable${nic}`, on ? "on" : "off"];
+}
+
 export function natForwardDeleteArgs(name: string, rule: string): string[] {
   return ["modifyvm", name, "--natpf1", "delete", rule];
 }

@@ -37,3 +37,8 @@ export function checkVersion(output: string, binary = "VBoxManage"): string {
 function firstLine(s: string): string {
   return s.split("\n")[0]!.trim();
 }
+
+/** VirtualBox 7.0 added `--nat-localhostreachable<N>` (and made it off by default for new machines). */
+export function hasNatLocalhostReachable(version: string): boolean {
+  return compareVersions(version, "7.0") >= 0;
+}

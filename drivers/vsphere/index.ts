@@ -11,6 +11,7 @@ import { BuildError, UserError } from "../../src/errors.js";
 import type { EventBus } from "../../src/log/events.js";
 import type { ApplianceFiles, DiskFile, Driver, DriverFactoryContext, ExportRequest, KeyEvent, VmHandle, VmSpec } from "../../src/pipeline/driver.js";
 import type { Journal, JournalEntry } from "../../src/pipeline/journal.js";
+import { escalatePowerOff, type PowerOffPrimitives } from "../../src/pipeline/power-off.js";
 import type { BuildSpec, VsphereSpec } from "../../src/template/spec.js";
 import { sleep } from "../../src/util/abort.js";
 import { Datastore } from "./datastore.js";
@@ -389,19 +390,14 @@ export class VsphereDriver implements Driver {
   async shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void> {
     const { s } = await this.connect(signal);
     const ref = this.state(vm).ref;
-    if (opts.guestInitiated && (await this.waitPoweredOff(vm, opts.timeoutMs, signal))) return;
-    if ((await this.powerState(vm, signal)) === "poweredOff") return;
-    // Ask through VMware Tools, then force after the timeout (Tools may not be running).
-    this.events.info("asking the guest to shut down (ShutdownGuest)", "vsphere");
-    try {
-      await s.call("ShutdownGuest", ref, [], signal);
-    } catch (err) {
-      if (!(err instanceof SoapFault)) throw err;
-      this.events.warn(`ShutdownGuest: ${err.faultType}`, "vsphere");
-    }
-    if (await this.waitPoweredOff(vm, opts.guestInitiated ? Math.min(opts.timeoutMs, 60_000) : opts.timeoutMs, signal)) return;
-    this.events.warn("the guest did not power off: forcing power off", "vsphere");
-    await this.powerOff(s, ref, signal);
+    // Ask through VMware Tools (it may not be running: the fault is a warning), then force.
+    const primitives: PowerOffPrimitives = {
+      waitOff: (ms, sig) => this.waitPoweredOff(vm, ms, sig),
+      askName: "ShutdownGuest",
+      ask: async (sig) => void (await s.call("ShutdownGuest", ref, [], sig)),
+      force: (sig) => this.powerOff(s, ref, sig),
+    };
+    await escalatePowerOff(primitives, { ...opts, events: this.events, source: "vsphere", vmName: this.state(vm).path }, signal);
   }
 
   private async powerOff(s: VimSession, ref: MoRef, signal: AbortSignal): Promise<void> {

@@ -1,14 +1,24 @@
 import { readFileSync } from "node:fs";
 import type { BuildContext } from "../pipeline/context.js";
 
-export const VMKILN_VERSION: string = (() => {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: string };
-    return pkg.version ?? "0.0.0";
-  } catch {
-    return "0.0.0";
+/**
+ * vmkiln's own package.json version. The module runs from dist/src/artifact/ (built) or from
+ * src/artifact/ (a checkout, tests), two different depths: a fixed "../../../package.json" found
+ * nothing from a checkout and every manifest said 0.0.0. So walk up to the package that is vmkiln.
+ */
+export const VMKILN_VERSION: string = findVersion(new URL(".", import.meta.url));
+
+export function findVersion(start: URL): string {
+  for (let dir = start; ; dir = new URL("..", dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL("package.json", dir), "utf8")) as { name?: string; version?: string };
+      if (pkg.name === "vmkiln" && typeof pkg.version === "string") return pkg.version;
+    } catch {
+      // no (readable) package.json here: keep walking
+    }
+    if (new URL("..", dir).href === dir.href) return "0.0.0";
   }
-})();
+}
 
 export interface Manifest {
   vmkiln_version: string;
@@ -26,15 +36,18 @@ export interface Manifest {
 }
 
 export function buildManifest(ctx: BuildContext): Manifest {
+  // The text fields come from the template and may hold a secret (a sensitive variable in the name,
+  // user:password@ in a URL); digests, ids and times cannot, and are left alone.
+  const text = (s: string) => ctx.events.redactor.text(s);
   return {
     vmkiln_version: VMKILN_VERSION,
     build_id: ctx.buildId,
-    template: { name: ctx.spec.name, path: ctx.spec.templatePath },
+    template: { name: text(ctx.spec.name), path: text(ctx.spec.templatePath) },
     driver: ctx.driver.name,
-    source: { location: ctx.source?.location ?? ctx.spec.source.location, sha256: ctx.source?.sha256 ?? "" },
+    source: { location: text(ctx.source?.location ?? ctx.spec.source.location), sha256: ctx.source?.sha256 ?? "" },
     created: new Date().toISOString(),
     artifacts: ctx.artifacts.map((a) => ({ name: a.name, format: a.format, size: a.size, sha256: a.sha256 })),
-    steps: ctx.timings.map((t) => ({ name: t.step.trim(), duration_ms: t.durationMs })),
+    steps: ctx.timings.map((t) => ({ name: text(t.step.trim()), duration_ms: t.durationMs })),
     durations_ms: ctx.durations,
     total_ms: Math.round(Date.now() - ctx.startedAt),
     generalize: (ctx.generalized ?? []).map((r) => ({ operation: r.operation, status: r.status, changes: r.changes })),

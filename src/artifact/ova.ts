@@ -11,8 +11,8 @@
 // on the fly. A mismatch means the file changed since: the partial OVA is deleted. stream.pipeline gives backpressure,
 // so memory stays flat (~1 MiB chunks) whatever the disk size.
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { rename, rm, stat, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { lstat, rm, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { BuildError, asAbortError, throwIfAborted } from "../errors.js";
@@ -20,6 +20,7 @@ import { progressReporter, type EventBus } from "../log/events.js";
 import { READ_CHUNK, fileIdentity, sameIdentity, sha256Hex, type FileIdentity } from "./digest.js";
 import { formatManifest } from "./manifest-mf.js";
 import { END_OF_ARCHIVE, checkMemberName, encodeGnuHeader, paddingFor } from "./tar-header.js";
+import { DestinationExistsError, createTempBeside, publishFile } from "../util/atomic.js";
 
 export interface OvaDisk {
   /** Member name (bare basename, as in the OVF's File ovf:href). */
@@ -46,6 +47,11 @@ export interface WriteOvaOptions {
   signal: AbortSignal;
   /** Member mtime (seconds); defaults to SOURCE_DATE_EPOCH or now. */
   mtime?: number;
+  /**
+   * Replace an existing `out` (and `out.sha256`). Without it an existing file is never replaced:
+   * publishing fails with DestinationExistsError (pack-ova's --force sets it).
+   */
+  replace?: boolean;
 }
 
 export interface WriteOvaResult {
@@ -86,8 +92,8 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
   checkNames(names, ovfName);
   const mtime = opts.mtime ?? (Number(process.env["SOURCE_DATE_EPOCH"]) || Math.floor(Date.now() / 1000));
 
-  const partial = `${out}.partial`;
   const sumFile = `${out}.sha256`;
+  const temps: string[] = [];
   const ovaHash = createHash("sha256");
   let written = 0;
   const total = 3 * 512 + ovf.length + mf.length + disks.reduce((n, d) => n + 512 + d.size + 512, 1024);
@@ -139,16 +145,29 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
       const st = await stat(d.path);
       if (st.size !== d.size) throw new BuildError("DISK_SIZE_CHANGED", `${d.path}: has ${st.size} bytes, expected ${d.size}`);
     }
-    await pipeline(archive(), createWriteStream(partial), { signal });
+    // Temp files are created exclusively under unpredictable names (a planted `x.ova.partial`
+    // symlink is never written through) and only published once complete.
+    const ova = await createTempBeside(out);
+    temps.push(ova.path);
+    await pipeline(archive(), ova.fh.createWriteStream(), { signal });
     const sha256 = ovaHash.digest("hex");
-    await rename(partial, out);
-    await writeFile(`${sumFile}.partial`, `${sha256}  ${basename(out)}\n`);
-    await rename(`${sumFile}.partial`, sumFile);
+    const sum = await createTempBeside(sumFile);
+    temps.push(sum.path);
+    try {
+      await sum.fh.writeFile(`${sha256}  ${basename(out)}\n`);
+    } finally {
+      await sum.fh.close();
+    }
+    // Both names are checked before either is published, so a refusal leaves no OVA without its sum.
+    if (!opts.replace && (await lstat(sumFile).then(() => true, () => false))) throw new DestinationExistsError(sumFile);
+    await publishFile(ova.path, out, { replace: opts.replace ?? false });
+    temps.shift();
+    await publishFile(sum.path, sumFile, { replace: opts.replace ?? false });
+    temps.shift();
     const result = { path: out, size: written, sha256, durationMs: Date.now() - started, members: names };
     return result;
   } catch (err) {
-    await rm(partial, { force: true });
-    await rm(`${sumFile}.partial`, { force: true });
+    for (const p of temps) await rm(p, { force: true });
     if (signal.aborted) throw asAbortError(signal.reason);
     throw err;
   } finally {

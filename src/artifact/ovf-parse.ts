@@ -1,8 +1,10 @@
-// Namespace-aware OVF reader (xml2js with xmlns + ordered children) for verify and pack-ova. Producers
-// bind prefixes differently (ovf:, ovf1:, default namespace), so everything is matched by namespace
-// URI, never by prefix. Reads OVF 0.9, 1.0 and 2.0.
-import { parseStringPromise } from "xml2js";
-import { UserError } from "../errors.js";
+// Namespace-aware OVF reader for verify and pack-ova, on the bounded element tree of xml-tree.ts
+// (the descriptor comes from untrusted OVAs). Producers bind prefixes differently (ovf:, ovf1:,
+// default namespace), so everything is matched by namespace URI, never by prefix. Reads OVF 0.9,
+// 1.0 and 2.0.
+import { parseXmlTree, type XAttr, type XNode } from "./xml-tree.js";
+
+export type { XAttr, XNode };
 
 export const OVF_NAMESPACES: Readonly<Record<string, "0.9" | "1.0" | "2.0">> = {
   "http://www.vmware.com/schema/ovf/1/envelope": "0.9",
@@ -14,21 +16,6 @@ const RASD_NS = /CIM_ResourceAllocationSettingData/;
 const SASD_NS = /CIM_StorageAllocationSettingData/;
 const EPASD_NS = /CIM_EthernetPortAllocationSettingData/;
 const VSSD_NS = /CIM_VirtualSystemSettingData/;
-
-export interface XAttr {
-  uri: string;
-  local: string;
-  qname: string;
-  value: string;
-}
-export interface XNode {
-  uri: string;
-  local: string;
-  qname: string;
-  attrs: XAttr[];
-  text: string;
-  children: XNode[];
-}
 
 export interface OvfFile {
   id: string;
@@ -85,32 +72,9 @@ export interface ParsedOvf {
   root: XNode;
 }
 
-type RawNode = {
-  $?: Record<string, { name: string; value: string; prefix: string; local: string; uri: string }>;
-  $ns?: { uri: string; local: string };
-  $$?: RawNode[];
-  "#name"?: string;
-  _?: string;
-};
-
+/** Throws a UserError (OVF_MALFORMED, OVF_NAMESPACE_UNDECLARED, OVF_TOO_COMPLEX) for a bad descriptor. */
 export async function parseOvf(xml: string): Promise<ParsedOvf> {
-  let doc: Record<string, RawNode>;
-  try {
-    doc = (await parseStringPromise(xml, {
-      xmlns: true,
-      explicitChildren: true,
-      preserveChildrenOrder: true,
-      explicitRoot: true,
-      strict: true,
-    })) as Record<string, RawNode>;
-  } catch (err) {
-    const msg = err instanceof Error ? err.message.split("\n")[0]! : String(err);
-    const code = /Unbound namespace prefix/i.test(msg) ? "OVF_NAMESPACE_UNDECLARED" : "OVF_MALFORMED";
-    throw new UserError(code, `OVF descriptor is not well-formed XML: ${msg}`, { cause: err });
-  }
-  const [rootName, rawRoot] = Object.entries(doc)[0] ?? [];
-  if (!rootName || !rawRoot) throw new UserError("OVF_MALFORMED", "OVF descriptor is empty");
-  const root = toNode(rawRoot, rootName);
+  const root = parseXmlTree(xml);
   const namespaces: Record<string, string> = {};
   for (const a of root.attrs) {
     if (a.qname === "xmlns") namespaces[""] = a.value;
@@ -219,18 +183,6 @@ function toItem(it: XNode, ovfUri: string): OvfItem {
   set("allocationUnits", first("AllocationUnits"));
   set("virtualQuantity", first("VirtualQuantity"));
   return item;
-}
-
-function toNode(raw: RawNode, name: string): XNode {
-  const attrs: XAttr[] = Object.values(raw.$ ?? {}).map((a) => ({ uri: a.uri, local: a.local, qname: a.name, value: a.value }));
-  return {
-    uri: raw.$ns?.uri ?? "",
-    local: raw.$ns?.local ?? name,
-    qname: raw["#name"] ?? name,
-    attrs,
-    text: typeof raw._ === "string" ? raw._ : "",
-    children: (raw.$$ ?? []).map((c) => toNode(c, c["#name"] ?? "")),
-  };
 }
 
 export function kids(node: XNode, local: string): XNode[] {

@@ -12,9 +12,13 @@
 // rest stays byte-for-byte as the exporter wrote it: File ovf:size is added or corrected (gardenlinux
 // PR 2323), and a VirtualSystemType vSphere rejects (VirtualBox's `virtualbox-2.2`) becomes vmx-NN.
 // Any certificate (.cert) is dropped: it signed the old manifest.
+//
+// Reading and writing only what it should: every file it reads is in the OVF's directory (a symlink
+// that leads out of it is refused), the descriptor and manifest are size-capped, and the OVA never
+// replaces one of its own inputs (same path or same inode) nor, without --force, any existing file.
 import { createHash } from "node:crypto";
-import { readFile, readdir, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { lstat, readFile, readdir, realpath, stat } from "node:fs/promises";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import { UserError, throwIfAborted } from "../errors.js";
 import { progressReporter, type EventBus } from "../log/events.js";
 import { digestFile } from "./digest.js";
@@ -24,8 +28,10 @@ import { DEFAULT_VMX_VERSION } from "./ovf.js";
 import { parseOvf, type ParsedOvf } from "./ovf-parse.js";
 import { badHref, checkOvfRules } from "./ovf-rules.js";
 import { DigestMismatchError, writeOva, type OvaDisk } from "./ova.js";
+import { MAX_MF_BYTES, MAX_OVF_BYTES } from "./ovf-limits.js";
 import { checkMemberName } from "./tar-header.js";
 import { findSingleOvf } from "./verify-ova.js";
+import { DestinationExistsError } from "../util/atomic.js";
 
 export interface PackOvaOptions {
   out?: string;
@@ -33,6 +39,8 @@ export interface PackOvaOptions {
   signal: AbortSignal;
   /** Hardware family written when the descriptor's VirtualSystemType is not vmx-NN. */
   vmxVersion?: number;
+  /** Replace an existing output file (`--force`); the inputs themselves are never replaced. */
+  force?: boolean;
 }
 
 export interface PackOvaResult {
@@ -51,17 +59,25 @@ export async function packOva(input: string, opts: PackOvaOptions): Promise<Pack
   const { events, signal } = opts;
   const started = Date.now();
   throwIfAborted(signal);
-  const st = await stat(input).catch((err: Error) => {
-    throw new UserError("PACK_INPUT", `${input}: ${err.message}`, { cause: err });
+  const st = await stat(input).catch((err: NodeJS.ErrnoException) => {
+    throw new UserError("PACK_INPUT", `${input}: ${err.code === "ENOENT" ? "no such file or directory" : err.message}`, { cause: err });
   });
   if (!st.isDirectory() && !/\.ovf$/i.test(input)) {
     throw new UserError("PACK_INPUT", `${input}: expected an .ovf file or a directory holding one`);
   }
   const dir = st.isDirectory() ? input : dirname(input);
+  const dirReal = await realpath(dir);
   const ovfName = st.isDirectory() ? await findSingleOvf(dir) : basename(input);
-  const ovfBytes = await readFile(join(dir, ovfName));
+  const ovfPath = join(dir, ovfName);
+  // Found in a directory, the descriptor obeys the directory rule; named on the command line, it is
+  // the user's choice.
+  const ovfReal = st.isDirectory() ? await inside(dirReal, ovfPath, ovfName) : await realpath(ovfPath);
+  const ovfBytes = await readCapped(ovfReal, ovfPath, MAX_OVF_BYTES, "PACK_INPUT");
+  if (ovfBytes.length === 0) throw new UserError("PACK_INPUT", `${ovfPath}: the OVF descriptor is empty`);
   const ovfText = ovfBytes.toString("utf8");
-  const ovf = await parseOvf(ovfText);
+  const ovf = await parseOvf(ovfText).catch((err: unknown) => {
+    throw err instanceof UserError ? new UserError(err.code, `${ovfPath}: ${err.message}`, { cause: err }) : err;
+  });
 
   // References: every href is a bare name that exists beside the descriptor.
   const problems: string[] = [];
@@ -72,15 +88,29 @@ export async function packOva(input: string, opts: PackOvaOptions): Promise<Pack
       problems.push(`File ${f.id}: href ${JSON.stringify(f.href)} ${bad}`);
       continue;
     }
-    const s = await stat(join(dir, f.href)).catch(() => undefined);
+    const real = await inside(dirReal, join(dir, f.href), f.href).catch((err: unknown) => {
+      if (err instanceof UserError) problems.push(err.message);
+      else throw err;
+      return undefined;
+    });
+    if (real === undefined) continue;
+    const s = await stat(real).catch(() => undefined);
     if (!s?.isFile()) problems.push(`referenced file ${f.href} is missing`);
-    else files.push({ href: f.href, path: join(dir, f.href), size: s.size, ...(f.size !== undefined ? { declared: f.size } : {}) });
+    else files.push({ href: f.href, path: real, size: s.size, ...(f.size !== undefined ? { declared: f.size } : {}) });
   }
-  if (problems.length) throw new UserError("PACK_REFERENCES", `${join(dir, ovfName)}: ${problems.join("; ")}`);
+  if (problems.length) throw new UserError("PACK_REFERENCES", `${ovfPath}: ${problems.join("; ")}`);
+
+  const out = resolve(opts.out ?? join(dir, ovfName.replace(/\.ovf$/i, "") + ".ova"));
+  // The manifest is an input too (read below): -o tiny.mf --force would replace it.
+  const mfInput = join(dir, ovfName.replace(/\.ovf$/i, "") + ".mf");
+  await checkOutput(out, opts.out !== undefined, [ovfReal, mfInput, ...files.map((f) => f.path)], opts.force ?? false);
 
   // The existing manifest, in any spelling.
   const mfName = ovfName.replace(/\.ovf$/i, "") + ".mf";
-  const mfText = await readFile(join(dir, mfName), "utf8").catch(() => undefined);
+  const mfPath = join(dir, mfName);
+  const mfText = (await lstat(mfPath).then(() => true, () => false))
+    ? (await readCapped(await inside(dirReal, mfPath, mfName), mfPath, MAX_MF_BYTES, "MF_SYNTAX")).toString("utf8")
+    : undefined;
   const entries = new Map<string, MfEntry[]>();
   if (mfText !== undefined) {
     const mf = parseManifest(mfText);
@@ -145,15 +175,80 @@ export async function packOva(input: string, opts: PackOvaOptions): Promise<Pack
   const warnings = checkOvfRules(fixed, { fileSizes: new Map(files.map((f) => [f.href, f.size])), member: ovfName });
   for (const w of warnings) events.warn(`pack-ova: ${w.code}: ${w.message}`);
 
-  const out = opts.out ?? join(dir, ovfName.replace(/\.ovf$/i, "") + ".ova");
   try {
-    const r = await writeOva({ out, ovfName, ovfXml: text, disks, events, signal });
+    const r = await writeOva({ out, ovfName, ovfXml: text, disks, events, signal, replace: opts.force ?? false });
     return { path: r.path, size: r.size, sha256: r.sha256, durationMs: Date.now() - started, members: r.members, fixes, warnings };
   } catch (err) {
     if (err instanceof DigestMismatchError) {
       throw new UserError("MF_DIGEST_MISMATCH", `${err.member}: SHA-256 is ${err.actual}, ${mfName} says ${err.expected}`, { cause: err });
     }
+    if (err instanceof DestinationExistsError) {
+      throw new UserError("PACK_OUTPUT_EXISTS", `${outputLabel(opts.out !== undefined)} ${err.dest}: appeared while packing; not replaced`, { cause: err });
+    }
     throw err;
+  }
+}
+
+/**
+ * The real path of `path` (a file the OVF's directory should hold), refusing a symlink that leads
+ * out of `dirReal`: pack-ova must not put /etc/shadow into an OVA because an export dir said so.
+ */
+async function inside(dirReal: string, path: string, name: string): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" && (await lstat(path).then((s) => s.isSymbolicLink(), () => false))) {
+      throw new UserError("PACK_REFERENCES", `${name} is a dangling symbolic link`);
+    }
+    return path; // missing: the caller reports it
+  }
+  const rel = relative(dirReal, real);
+  if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || rel.startsWith(sep)) {
+    throw new UserError("PACK_REFERENCES", `${name} is a symbolic link to ${real}, outside the OVF's directory ${dirReal}; refusing to read it`);
+  }
+  return real;
+}
+
+async function readCapped(real: string, shown: string, max: number, code: string): Promise<Buffer> {
+  const s = await stat(real).catch((err: NodeJS.ErrnoException) => {
+    throw new UserError(code, `${shown}: ${err.code === "ENOENT" ? "no such file" : err.message}`, { cause: err });
+  });
+  if (!s.isFile()) throw new UserError(code, `${shown}: not a regular file`);
+  if (s.size > max) throw new UserError(code, `${shown}: ${s.size} bytes, larger than the ${max}-byte limit for this file`);
+  return readFile(real);
+}
+
+function outputLabel(explicit: boolean): string {
+  return explicit ? "-o" : "output";
+}
+
+/**
+ * The OVA (and its .sha256) may go where asked only if that is not one of the inputs, by path or by
+ * inode (a hard link or a symlink to the disk is still the disk), is not a directory, sits in an
+ * existing directory, and, without --force, does not exist yet.
+ */
+async function checkOutput(out: string, explicit: boolean, inputs: string[], force: boolean): Promise<void> {
+  const label = outputLabel(explicit);
+  const parent = await stat(dirname(out)).catch(() => undefined);
+  if (!parent) throw new UserError("PACK_OUTPUT", `${label} ${out}: directory ${dirname(out)} does not exist`);
+  if (!parent.isDirectory()) throw new UserError("PACK_OUTPUT", `${label} ${out}: ${dirname(out)} is not a directory`);
+  const ids = new Set<string>();
+  for (const p of inputs) {
+    const s = await stat(p).catch(() => undefined);
+    if (s) ids.add(`${s.dev}:${s.ino}`);
+  }
+  const realInputs = new Set(inputs.map((p) => resolve(p)));
+  for (const target of [out, `${out}.sha256`]) {
+    const real = await realpath(target).catch(() => resolve(target));
+    const s = await stat(target).catch(() => undefined);
+    if (realInputs.has(real) || (s && ids.has(`${s.dev}:${s.ino}`))) {
+      throw new UserError("PACK_OUTPUT_IS_INPUT", `${label} ${target} is one of the files being packed; choose another output`);
+    }
+    const l = await lstat(target).catch(() => undefined);
+    if (!l) continue;
+    if (s?.isDirectory()) throw new UserError("PACK_OUTPUT", `${label} ${target} is a directory; give the OVA's file name`);
+    if (!force) throw new UserError("PACK_OUTPUT_EXISTS", `${label} ${target} already exists`, { hint: "pass --force to replace it" });
   }
 }
 

@@ -34,7 +34,11 @@ export function chordsToEvents(chords: Iterable<Chord>): KeyEvent[] {
       continue;
     }
     let mods = [...c.mods];
-    const shift = mods.includes("leftShift") && !held.includes("leftShift") && hasShiftedChar(c.key);
+    // Fold only when Left Shift is the chord's one Shift: with Right Shift down too, the encoders
+    // send `A` as [shift_r, a] (they add no second Shift), so folding [shift_r, shift, a] into
+    // `<rightShiftOn>A` decoded differently the second time round (found by fuzzing).
+    const shift =
+      mods.includes("leftShift") && !held.includes("leftShift") && !mods.includes("rightShift") && !held.includes("rightShift") && hasShiftedChar(c.key);
     if (shift) mods = mods.filter((m) => m !== "leftShift");
     sync([...held.filter((h) => mods.includes(h)), ...mods.filter((m) => !held.includes(m))]);
     out.push(shift ? { kind: "press", key: c.key, shift: true } : { kind: "press", key: c.key });

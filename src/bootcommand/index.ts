@@ -3,7 +3,7 @@ export type { KeyEvent, KeyTransition } from "./events.js";
 export { withKeyInterval } from "./events.js";
 export type { KeyName, ModifierKey } from "./keys.js";
 export { KEY_NAMES, MODIFIER_KEYS, isModifier, isKeyName, keyForChar, charsOfKey, hasShiftedChar } from "./keys.js";
-export { parseBootCommand, type ParseOptions } from "./parse.js";
+export { parseBootCommand, type ParseOptions, type UnknownToken } from "./parse.js";
 export { substituteValues, type BootCommandValues } from "./values.js";
 export { eventsToText } from "./text.js";
 export { parseGoDuration, formatDuration } from "./duration.js";

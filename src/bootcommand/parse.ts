@@ -24,7 +24,22 @@ export interface ParseOptions {
   values?: BootCommandValues;
   /** Reject `<word>` tokens that are not keys or waits instead of typing them (default false). */
   strict?: boolean;
+  /**
+   * Told about each `<word>` that is not a key or a wait and is typed as text (Packer's behaviour,
+   * and almost always a typo such as `<enterr>`): `element` indexes the list, `column` is 1-based.
+   */
+  onUnknownToken?: (unknown: UnknownToken) => void;
 }
+
+export interface UnknownToken {
+  element: number;
+  column: number;
+  /** As written, with its angle brackets. */
+  token: string;
+}
+
+/** The longest wait a timer can hold (Node's setTimeout limit, 2^31-1 ms). */
+const MAX_WAIT_MS = 2 ** 31 - 1;
 
 /** A `<…>` that is meant as a token: what strict mode checks (a word, maybe with digits/dots). */
 const TOKEN_LIKE = /<([A-Za-z][A-Za-z0-9 ._µμ]{0,40})>/y;
@@ -45,7 +60,7 @@ export function parseBootCommand(commands: string | readonly string[], opts: Par
     starts.push(acc);
     acc += p.length;
   }
-  const where = (pos: number): string => {
+  const locate = (pos: number): { element: number; column: number } => {
     let idx = parts.length - 1;
     for (let j = 0; j < parts.length; j++) {
       if (pos >= starts[j]! && pos < starts[j]! + parts[j]!.length) {
@@ -53,7 +68,11 @@ export function parseBootCommand(commands: string | readonly string[], opts: Par
         break;
       }
     }
-    return `boot_command[${idx}], column ${pos - starts[idx]! + 1}`;
+    return { element: idx, column: pos - starts[idx]! + 1 };
+  };
+  const where = (pos: number): string => {
+    const { element, column } = locate(pos);
+    return `boot_command[${element}], column ${column}`;
   };
 
   const out: KeyEvent[] = [];
@@ -64,20 +83,24 @@ export function parseBootCommand(commands: string | readonly string[], opts: Par
       TOKEN.lastIndex = i;
       const m = TOKEN.exec(text);
       const events = m ? tokenEvents(m[1]!) : undefined;
+      const wait = events?.find((e) => e.kind === "wait" && e.ms > MAX_WAIT_MS);
+      if (wait) {
+        // A longer setTimeout fires after 1 ms (Node caps timers at 2^31-1 ms): <wait30d> was no wait.
+        throw new UserError("BOOT_COMMAND_INVALID", `${where(i)}: ${m![0]} is too long: a wait is at most 596h31m23s (about 24.8 days)`);
+      }
       if (m && events) {
         out.push(...events);
         i += m[0].length;
         continue;
       }
-      if (opts.strict) {
-        TOKEN_LIKE.lastIndex = i;
-        const like = TOKEN_LIKE.exec(text);
-        if (like) {
-          throw new UserError("BOOT_COMMAND_INVALID", `${where(i)}: unknown key ${like[0]}`, {
-            hint: "keys are <enter> <esc> <tab> <bs> <del> <spacebar> <f1>…<f12> <up> <leftCtrlOn> … and waits <wait>, <wait5>, <wait1m30s>; without strict mode (Packer's behaviour) an unknown token is typed as text",
-          });
-        }
+      TOKEN_LIKE.lastIndex = i;
+      const like = TOKEN_LIKE.exec(text);
+      if (like && opts.strict) {
+        throw new UserError("BOOT_COMMAND_INVALID", `${where(i)}: unknown key ${like[0]}`, {
+          hint: "keys are <enter> <esc> <tab> <bs> <del> <spacebar> <f1>…<f12> <up> <leftCtrlOn> … and waits <wait>, <wait5>, <wait1m30s>; without strict mode (Packer's behaviour) an unknown token is typed as text",
+        });
       }
+      if (like) opts.onUnknownToken?.({ ...locate(i), token: like[0] });
       // Not a token: the "<" is typed like any character (Packer's behaviour).
     }
     if (ch === "\r") {

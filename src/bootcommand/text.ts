@@ -3,9 +3,10 @@
 //
 // Canonical spelling: characters as themselves (space included), other keys as Packer spells
 // them (`<enter>`, `<bs>`, `<f1>`, `<leftCtrl>`), holds as `<leftCtrlOn>` / `<aOn>`, waits as
-// `<wait5s>` / `<wait1m30s>` / `<wait250ms>`. Parsing the output yields the same events, except
-// that a literal "<" followed by something that reads as a token would be re-read as that token
-// (Packer has no escape for "<").
+// `<wait5s>` / `<wait1m30s>` / `<wait250ms>`, a typed "${" as "$${" (the parser's escape).
+// Parsing the output yields the same events, except that a literal "<" followed by something that
+// reads as a token would be re-read as that token, and a typed "{{ … }}" (only a value can type one)
+// as a value reference: Packer has no escape for either.
 import type { KeyEvent } from "./events.js";
 import { formatDuration } from "./duration.js";
 import { charsOfKey, SPECIAL_KEY_SPELLING, type KeyName } from "./keys.js";
@@ -33,6 +34,8 @@ export function eventsToText(events: readonly KeyEvent[]): string {
       case "press": {
         const chars = charsOfKey(ev.key);
         if (ev.shift) {
+          // A typed "$" then "{" would read back as the start of a value reference (found by fuzzing).
+          if (chars?.shifted === "{" && out.endsWith("$")) out += "$";
           out += chars?.shifted ?? `<leftShiftOn><${tokenName(ev.key)}><leftShiftOff>`;
         } else {
           out += chars ? chars.base : `<${tokenName(ev.key)}>`;

@@ -1,7 +1,7 @@
 import { build } from "../build.js";
 import { loadTemplate, parseVarArgs } from "../template/load.js";
 import { UserError } from "../errors.js";
-import type { DriverName } from "../template/spec.js";
+import { chooseDriver } from "../library.js";
 import { driverRegistry } from "./registry.js";
 import type { CliIO } from "./io.js";
 import { debugStepHook } from "./debug-steps.js";
@@ -16,14 +16,8 @@ export interface BuildCommandOptions {
 }
 
 export async function buildCommand(template: string, o: BuildCommandOptions, io: CliIO): Promise<number> {
-  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [] });
-  const configured = Object.keys(spec.drivers) as DriverName[];
-  const chosen = o.only ?? configured[0];
-  if (!chosen || !configured.includes(chosen as DriverName)) {
-    throw new UserError("DRIVER_NOT_CONFIGURED", `--only ${o.only}: the template configures ${configured.join(", ") || "no driver"}`);
-  }
-  const factory = driverRegistry[chosen as DriverName];
-  if (!factory) throw new UserError("DRIVER_UNAVAILABLE", `driver ${chosen} is not available in this version`);
+  const spec = await loadTemplate(template, { vars: parseVarArgs(o.var ?? []), varFiles: o.varFile ?? [], redactor: io.events.redactor, signal: io.signal });
+  const { factory } = chooseDriver(spec, driverRegistry, o.only, "--only");
   if (o.onError !== undefined && o.onError !== "cleanup" && o.onError !== "abort") {
     throw new UserError("BAD_OPTION", `--on-error: expected cleanup or abort, got ${o.onError}`);
   }

@@ -1,6 +1,7 @@
 // `vmkiln gc`: removes what killed builds left behind, from their journals (docs/architecture.md
-// "Crash safety"). A journal goes only once everything in it is removed: an entry gc could not
-// remove (no credentials, vCenter unreachable, a busy file) stays for the next run, and gc exits 1.
+// "Crash safety: the journal and gc"). A journal goes only once everything in it is removed: an entry
+// gc could not remove (no credentials, vCenter unreachable, a busy file) stays for the next run, and
+// gc exits 1.
 import { readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { deadJournals, describeEntry, markDone, pidAlive, type JournalEntry } from "../pipeline/journal.js";

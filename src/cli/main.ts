@@ -1,18 +1,16 @@
-// The CLI entry: the only place that catches and prints errors (DESIGN.md "Errors and output").
+// The CLI entry: the only place that catches and prints errors (docs/architecture.md "Errors and exit codes").
 import { Command, CommanderError, Option } from "commander";
-import { AbortError, TemplateError, VmkilnError } from "../errors.js";
+import { AbortError, TemplateError, VmkilnError, formatProblem } from "../errors.js";
 import { EventBus } from "../log/events.js";
 import { jsonReporter } from "../log/reporters/json.js";
 import { plainReporter } from "../log/reporters/plain.js";
 import { ttyReporter } from "../log/reporters/tty.js";
 import { VMKILN_VERSION } from "../artifact/manifest.js";
-import { buildCommand } from "./build.js";
-import { gcCommand } from "./gc.js";
-import { importCommand } from "./import.js";
 import type { CliIO } from "./io.js";
-import { packOvaCommand } from "./pack-ova.js";
 import { inspectCommand, schemaCommand, validateCommand } from "./validate.js";
-import { verifyCommand } from "./verify.js";
+import { deliverPendingSignals } from "../util/abort.js";
+// build, gc, pack-ova and verify load the drivers, SSH, HTTP and OVF code (most of the start-up
+// time); they are imported when run, so `validate` on every save in an editor starts quickly.
 
 export interface MainIO {
   stdout: NodeJS.WriteStream;
@@ -24,10 +22,11 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 export async function main(argv: string[], io: MainIO = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const controller = new AbortController();
   let interrupts = 0;
+  let stopping = "stopping"; // a build says what it undoes
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
     if (interrupts === 1) {
-      io.stderr.write(`\n${sig}: stopping; undoing what this build created (press Ctrl-C again to quit without cleanup)\n`);
+      io.stderr.write(`\n${sig}: ${stopping}\n`);
       controller.abort(new AbortError(`interrupted by ${sig}`));
     } else {
       io.stderr.write(`${sig}: quitting without cleanup; run 'vmkiln gc' later\n`);
@@ -38,10 +37,13 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
   process.on("SIGTERM", onSignal);
 
   const events = new EventBus();
+  // Every line the CLI writes is masked with the bus's redactor, which the template loader fills with
+  // the template's secrets (src/log/redact.ts): results, reporters, errors, hints, --debug stacks.
+  const mask = (s: string) => events.redactor.text(s);
   let debug = argv.includes("--debug");
   const cli: CliIO = {
-    out: (l) => io.stdout.write(l + "\n"),
-    err: (l) => io.stderr.write(l + "\n"),
+    out: (l) => io.stdout.write(mask(l) + "\n"),
+    err: (l) => io.stderr.write(mask(l) + "\n"),
     events,
     signal: controller.signal,
   };
@@ -56,7 +58,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .version(VMKILN_VERSION)
     .option("--debug", "show debug output and stack traces; build: print how to SSH into the VM and, on a terminal, pause before each step")
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    .configureOutput({ writeOut: (s) => io.stdout.write(mask(s)), writeErr: (s) => io.stderr.write(mask(s)) });
 
   let code = 0;
   const varOpts = (c: Command) =>
@@ -69,10 +71,12 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .option("--json", "JSON lines instead of human output")
     .action(async (template: string, o: { json?: boolean; var: string[]; varFile: string[]; only?: string; force?: boolean; onError?: string }) => {
       attachReporter(o.json ?? false);
+      stopping = "stopping; undoing what this build created (press Ctrl-C again to quit without cleanup)";
+      const { buildCommand } = await import("./build.js");
       code = await buildCommand(template, { ...o, debug }, cli);
     });
   varOpts(program.command("validate <template>").description("check a template; every problem at once"))
-    .option("--json", "JSON output")
+    .option("--json", "one JSON object: ok, problems and warnings (path, message, code)")
     .action(async (template: string, o: { var: string[]; varFile: string[]; json?: boolean }) => {
       code = await validateCommand(template, o, cli);
     });
@@ -91,6 +95,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .option("--force", "replace existing files")
     .option("--json", "JSON summary on stdout")
     .action(async (template: string, o: { var: string[]; varFile: string[]; output: string; only?: string; strict?: boolean; force?: boolean; json?: boolean }) => {
+      const { importCommand } = await import("./import.js");
       code = await importCommand(template, o, cli);
     });
   program.command("schema").description("print the template JSON Schema").action(() => {
@@ -100,9 +105,11 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .command("pack-ova <input>")
     .description("pack an OVF and its disks into a compliant OVA")
     .option("-o, --output <file>", "the OVA to write")
+    .option("--force", "replace an existing output file (never one of the inputs)")
     .option("--json", "JSON output")
-    .action(async (input: string, o: { output?: string; json?: boolean }) => {
+    .action(async (input: string, o: { output?: string; force?: boolean; json?: boolean }) => {
       attachReporter(o.json ?? false);
+      const { packOvaCommand } = await import("./pack-ova.js");
       code = await packOvaCommand(input, o, cli);
     });
   program
@@ -110,6 +117,7 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .description("check an OVA (or an OVF directory) against the import rules")
     .option("--json", "JSON output")
     .action(async (target: string, o: { json?: boolean }) => {
+      const { verifyCommand } = await import("./verify.js");
       code = await verifyCommand(target, o, cli);
     });
   program
@@ -117,22 +125,28 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
     .description("remove what killed builds left behind (VMs, temp dirs)")
     .option("--dry-run", "only list")
     .action(async (o: { dryRun?: boolean }) => {
+      const { gcCommand } = await import("./gc.js");
       code = await gcCommand(o, cli);
     });
 
   try {
     await program.parseAsync(packerFlags(argv), { from: "user" });
     debug = program.opts<{ debug?: boolean }>().debug ?? debug;
+    // An interrupt that came while the loop was blocked (a huge template) is only now delivered:
+    // it still means exit 130, not the command's result.
+    await deliverPendingSignals();
+    if (controller.signal.aborted) throw controller.signal.reason;
     return code;
   } catch (err) {
-    return report(err, debug, io, controller.signal);
+    await deliverPendingSignals();
+    return report(err, debug, { stderr: { write: (s: string) => io.stderr.write(mask(s)) } }, controller.signal);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
   }
 }
 
-function report(err: unknown, debug: boolean, io: MainIO, signal: AbortSignal): number {
+function report(err: unknown, debug: boolean, io: { stderr: { write(s: string): unknown } }, signal: AbortSignal): number {
   if (err instanceof CommanderError) {
     if (err.code === "commander.helpDisplayed" || err.code === "commander.version" || err.exitCode === 0) return 0;
     return 2; // commander already printed the usage error
@@ -142,9 +156,9 @@ function report(err: unknown, debug: boolean, io: MainIO, signal: AbortSignal): 
     return 130;
   }
   if (err instanceof VmkilnError) {
-    const msg = err instanceof TemplateError ? err.message : err.message;
-    io.stderr.write(`vmkiln: error: ${msg}\n`);
+    io.stderr.write(`vmkiln: error: ${err.message}\n`);
     if (err.hint) io.stderr.write(`vmkiln: hint: ${err.hint}\n`);
+    if (err instanceof TemplateError) for (const w of err.warnings) io.stderr.write(`vmkiln: warning: ${formatProblem(w)}\n`);
     if (debug && err.stack) io.stderr.write(err.stack + "\n");
     return err.exitCode;
   }

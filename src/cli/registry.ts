@@ -1,4 +1,4 @@
-// The one place src/ meets concrete drivers (DESIGN.md "Imports point one way").
+// The one place src/ meets concrete drivers (docs/architecture.md "Layout and import direction").
 import { createQemuDriver } from "../../drivers/qemu/index.js";
 import { createVirtualBoxDriver, gcVirtualBoxEntry } from "../../drivers/virtualbox/index.js";
 import { createVsphereDriver, gcVsphereEntry } from "../../drivers/vsphere/index.js";

@@ -1,5 +1,5 @@
 // `vmkiln verify <file.ova|dir>`: 0 clean, 1 findings; unreadable input throws a UserError (exit 2),
-// printed by the CLI entry like every other error (DESIGN.md "Errors and output").
+// printed by the CLI entry like every other error (docs/architecture.md "Errors and exit codes").
 import { verifyOva } from "../artifact/verify-ova.js";
 import type { CliIO } from "./io.js";
 

@@ -1,4 +1,4 @@
-// The only place that spawns processes (DESIGN.md "External processes"): argv arrays only, always a
+// The only place that spawns processes (docs/architecture.md "The exec wrapper"): argv arrays only, always a
 // cancel signal, a timeout and a forced kill; stderr is teed to debug events; failures are ToolErrors.
 import { execa, type ResultPromise } from "execa";
 import { asAbortError } from "../errors.js";

@@ -10,7 +10,7 @@ import { PathMapper } from "./paths.js";
 import { mapPostProcessor } from "./post-processors.js";
 import { mapProvisioner, type Entry } from "./provisioners.js";
 import { Body, Report } from "./report.js";
-import { sensitiveVariable } from "./sensitive.js";
+import { sensitiveNames, sensitiveVariable } from "./sensitive.js";
 import type { BuilderCtx, BuilderResult, Doc } from "./builders/common.js";
 import { mapQemu } from "./builders/qemu.js";
 import { mapVirtualbox } from "./builders/virtualbox.js";
@@ -139,6 +139,8 @@ function convertSource(tpl: PackerTemplate, build: PackerBuild, source: PackerSo
   const used = new Set(varsIn([mapped.doc as Val, provision as unknown as Val, output as Val, mapped.driverBody as Val]));
   const { variables, comments } = variablesFor(tpl, report, used, paths.rebased);
   if (Object.keys(variables).length > 0) doc.variables = variables;
+  const secret = sensitiveNames(tpl, variables, used);
+  if (secret.length > 0) doc.sensitive_variables = secret;
   for (const key of ["source"]) if (mapped.doc[key] !== undefined) doc[key] = mapped.doc[key];
   doc.drivers = { [mapped.driver]: mapped.driverBody };
   for (const key of ["ssh", "boot", "http", "install_media", "install"]) if (mapped.doc[key] !== undefined && !(isObj(mapped.doc[key]) && Object.keys(mapped.doc[key] as object).length === 0)) doc[key] = mapped.doc[key];

@@ -1,11 +1,10 @@
 // Packer's sensitive variables (JSON `sensitive-variables`, HCL `sensitive = true`) keep their values
-// out of Packer's logs. vmkiln never logs variable values it knows to be credentials (vSphere and SSH
-// passwords), but its template format has no per-variable "sensitive" flag yet (another change adds
-// one to the template loader). Until then this one function decides how a sensitive variable is
-// written, so adopting that option is an edit here only:
+// out of Packer's logs; vmkiln's `sensitive_variables:` list does the same (every log, error and
+// printed spec masks them). This file decides how a sensitive variable is written:
+//  - it is listed under `sensitive_variables:` when the written template declares or uses it;
 //  - a value that came from -var / -var-file at import time is not written into the YAML (the user
 //    passes it again at build time with -var or -var-file);
-//  - the variable is listed in the YAML's header and in the report as sensitive.
+//  - the report and the YAML's header say so.
 
 import type { PackerVariable } from "./model.js";
 
@@ -19,5 +18,10 @@ export interface SensitiveDecision {
 export function sensitiveVariable(v: PackerVariable): SensitiveDecision {
   if (v.overridden)
     return { writeValue: false, comment: `sensitive in Packer: the value given at import is not written; pass -var ${v.name}=… (or -var-file) to vmkiln build` };
-  return { writeValue: true, comment: "sensitive in Packer (the template's own default is kept); vmkiln does not log it where it is a password" };
+  return { writeValue: true, comment: "sensitive in Packer (the template's own default is kept); listed in sensitive_variables, so vmkiln masks it" };
+}
+
+/** Names for the written template's `sensitive_variables:`: the sensitive ones it declares or uses. */
+export function sensitiveNames(tpl: { variables: readonly PackerVariable[] }, written: Record<string, string>, used: ReadonlySet<string>): string[] {
+  return tpl.variables.filter((v) => v.sensitive && (Object.hasOwn(written, v.name) || used.has(v.name))).map((v) => v.name);
 }

@@ -1,5 +1,7 @@
 // The library never writes to stdout: it emits typed events; reporters render them
-// (DESIGN.md "Errors and output"). Secrets are redacted in one place: `EventBus.emit`.
+// (docs/architecture.md "Events and reporters"). Every event is masked on its way out, in one place:
+// `EventBus.emit` through src/log/redact.ts.
+import { Redactor } from "./redact.js";
 
 export type Level = "debug" | "info" | "warn" | "error";
 
@@ -18,7 +20,8 @@ export type EventSink = (event: BuildEvent & { time: string }) => void;
 
 export class EventBus {
   private readonly sinks: EventSink[] = [];
-  private readonly secrets = new Set<string>();
+  /** Masks secrets in every event; the CLI masks what it prints with the same one (src/log/redact.ts). */
+  readonly redactor = new Redactor();
 
   subscribe(sink: EventSink): () => void {
     this.sinks.push(sink);
@@ -30,17 +33,15 @@ export class EventBus {
 
   /** Register a secret (password, private key): every event text containing it is redacted. */
   addSecret(secret: string | undefined): void {
-    if (secret && secret.length >= 4) this.secrets.add(secret);
+    this.redactor.add(secret);
   }
 
   get secretList(): string[] {
-    return [...this.secrets];
+    return this.redactor.list;
   }
 
   redact(text: string): string {
-    let out = text;
-    for (const s of this.secrets) if (out.includes(s)) out = out.split(s).join("***");
-    return out;
+    return this.redactor.text(text);
   }
 
   emit(event: BuildEvent): void {
@@ -62,20 +63,9 @@ export class EventBus {
     this.log("warn", message, source);
   }
 
+  /** Every text field of every event type (names, paths and step names too, not only messages). */
   private redactEvent(event: BuildEvent): BuildEvent {
-    if (this.secrets.size === 0) return event;
-    switch (event.type) {
-      case "log":
-        return { ...event, message: this.redact(event.message) };
-      case "output":
-        return { ...event, line: this.redact(event.line) };
-      case "step-end":
-      case "build-end":
-      case "cleanup":
-        return event.error === undefined ? event : { ...event, error: this.redact(event.error) };
-      default:
-        return event;
-    }
+    return this.redactor.value(event);
   }
 }
 

@@ -1,4 +1,4 @@
-// The driver contract (DESIGN.md "The driver contract"): small, with declared capabilities.
+// The driver contract (docs/architecture.md "The driver contract"): small, with declared capabilities.
 // Concrete drivers live in drivers/ and `satisfies Driver`; src/ reaches them only through the
 // registry the CLI wires up.
 import type { EventBus } from "../log/events.js";
@@ -81,7 +81,7 @@ export interface Driver {
   sendKeys?(vm: VmHandle, keys: KeyEvent[], signal: AbortSignal): Promise<void>;
   sshEndpoint(vm: VmHandle, signal: AbortSignal): Promise<{ host: string; port: number }>;
   /** Resolves when the VM is off. Waits `timeoutMs` for a guest-initiated power-off, then asks
-   *  (ACPI), then forces. */
+   *  (ACPI), then forces: `escalatePowerOff` (power-off.ts) with the driver's own primitives. */
   shutdown(vm: VmHandle, opts: { timeoutMs: number; guestInitiated: boolean }, signal: AbortSignal): Promise<void>;
   /** Rejects when the VM stops unexpectedly (crash, guest power-off) while the build still needs it. */
   exited?(vm: VmHandle): Promise<string>;

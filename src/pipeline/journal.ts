@@ -1,5 +1,6 @@
-// Crash safety (DESIGN.md): before creating anything outside the process, append it to a journal in
-// the build's state dir. `vmkiln gc` reads the journals of dead builds and removes what they left.
+// Crash safety (docs/architecture.md "Crash safety: the journal and gc"): before creating anything
+// outside the process, append it to a journal in the build's state dir. `vmkiln gc` reads the
+// journals of dead builds and removes what they left.
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";

@@ -1,4 +1,4 @@
-// One list of steps, readable top to bottom, chosen by source kind (DESIGN.md "Data flow").
+// One list of steps, readable top to bottom, chosen by source kind (docs/architecture.md "Data flow").
 import { UserError } from "../errors.js";
 import { bootCommandStep } from "../steps/boot-command.js";
 import { createVmStep, startVmStep } from "../steps/create-vm.js";

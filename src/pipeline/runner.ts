@@ -1,4 +1,4 @@
-// Runs steps in order with an undo stack (DESIGN.md "The step contract"). On failure or abort the
+// Runs steps in order with an undo stack (docs/architecture.md "Steps and undo"). On failure or abort the
 // stack is undone in reverse order and cleanup errors are joined, not swallowed.
 import { AbortError, BuildError, VmkilnError, asAbortError, isAbortLike, messageOf } from "../errors.js";
 import type { BuildContext, Undo } from "./context.js";

@@ -1,19 +1,21 @@
 // The source cache: files named by their digest, so a hit needs no network and two templates that
 // point at the same bytes share one copy. Layout under `<root>/sources`:
 //   sha256-<hex> / sha512-<hex>     the image (read-only), appears last, atomically
-//   <entry>.json                    sidecar: url, size, fetched time, sha256 (always)
+//   <entry>.json                    sidecar: url, size, fetched time, sha256 (always), and the
+//                                   file's identity when its bytes were last verified
 //   <entry>.lock                    held while one process downloads it
 //   partial/<sha256(url)>.part      resumable downloads (+ .part.json validators, .lock)
 //   local/<sha256(path)>.json       digest memo for local files
 
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, link, mkdir, open, readFile, rename, rm, rmdir, stat, unlink } from "node:fs/promises";
+import { constants } from "node:fs";
+import { link, lstat, mkdir, open, readFile, rename, rm, rmdir, stat, unlink } from "node:fs/promises";
 import { hostname, homedir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { asAbortError, throwIfAborted } from "../errors.js";
-import type { DigestAlgo, Digests } from "./checksum.js";
+import { hashFileMulti, type DigestAlgo, type Digests } from "./checksum.js";
 import { fsyncDir, writeFileAtomic } from "../util/atomic.js";
 
 export { writeFileAtomic };
@@ -52,6 +54,31 @@ export interface EntryMeta {
   fetchedAt: string;
   sha256: string;
   sha512?: string;
+  /** The file's identity when vmkiln last verified its bytes against the entry's digest. */
+  verified?: StoredIdentity;
+}
+
+/** dev, inode, size and nanosecond mtime/ctime as decimal strings (JSON has no bigint). */
+export interface StoredIdentity {
+  dev: string;
+  ino: string;
+  size: string;
+  mtimeNs: string;
+  ctimeNs: string;
+}
+
+/**
+ * What changes whenever a file's bytes do: a write updates mtime and ctime (ctime cannot be set
+ * back from user space, so `touch -d` restoring the mtime still shows), a replacement changes the
+ * inode. lstat: a symlink put in place of an entry is not the file that was verified.
+ */
+export async function storedIdentity(path: string, opts: { follow?: boolean } = {}): Promise<StoredIdentity & { isFile: boolean }> {
+  const s = opts.follow ? await stat(path, { bigint: true }) : await lstat(path, { bigint: true });
+  return { dev: String(s.dev), ino: String(s.ino), size: String(s.size), mtimeNs: String(s.mtimeNs), ctimeNs: String(s.ctimeNs), isFile: s.isFile() };
+}
+
+function sameStoredIdentity(a: StoredIdentity | undefined, b: StoredIdentity): boolean {
+  return a !== undefined && a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 }
 
 export interface CacheHit {
@@ -59,20 +86,60 @@ export interface CacheHit {
   meta: EntryMeta;
 }
 
+export interface LookupOptions {
+  signal: AbortSignal;
+  /** A re-hash is starting (the entry's identity differs from the verified one): for progress. */
+  onVerify?: (path: string, size: number) => { set(done: number): void; end(): void };
+  /** The entry's bytes no longer match its name: it is treated as a miss (and replaced by the download). */
+  onCorrupt?: (path: string, message: string) => void;
+}
+
 /**
- * A hit needs the file and a sidecar agreeing on its size. A sidecar without a file (crash between
- * the two renames) or a size disagreement is a miss: the download then overwrites both.
+ * A hit needs the file and a sidecar agreeing on its size, and bytes vmkiln has verified: the
+ * entry's identity must be the one recorded when its digest was last checked, or the file is hashed
+ * again (a same-size replacement, an edit, a restored backup). A good re-hash records the new
+ * identity; a bad one is a miss, so the download replaces the entry. A sidecar without a file
+ * (crash between the two renames) or a size disagreement is a miss too.
  */
-export async function lookupEntry(dirs: CacheDirs, algo: DigestAlgo, hex: string): Promise<CacheHit | undefined> {
+export async function lookupEntry(dirs: CacheDirs, algo: DigestAlgo, hex: string, opts: LookupOptions): Promise<CacheHit | undefined> {
   const path = join(dirs.sources, entryName(algo, hex));
+  let meta: EntryMeta;
+  let id: StoredIdentity & { isFile: boolean };
   try {
-    const [st, text] = await Promise.all([stat(path), readFile(`${path}.json`, "utf8")]);
-    const meta = JSON.parse(text) as Partial<EntryMeta>;
-    if (!st.isFile() || meta.size !== st.size || typeof meta.sha256 !== "string") return undefined;
-    return { path, meta: meta as EntryMeta };
+    const [st, text] = await Promise.all([storedIdentity(path), readFile(`${path}.json`, "utf8")]);
+    const m = JSON.parse(text) as Partial<EntryMeta>;
+    if (!st.isFile || m.size !== Number(st.size) || typeof m.sha256 !== "string") return undefined;
+    meta = m as EntryMeta;
+    id = st;
   } catch {
     return undefined;
   }
+  if (sameStoredIdentity(meta.verified, id)) return { path, meta };
+
+  const algos: DigestAlgo[] = algo === "sha256" ? ["sha256"] : ["sha256", algo];
+  const progress = opts.onVerify?.(path, meta.size);
+  let got: Digests & { size: number };
+  try {
+    got = await hashFileMulti(path, algos, { signal: opts.signal, onProgress: (d) => progress?.set(d), nofollow: true });
+  } catch (err) {
+    throwIfAborted(opts.signal);
+    opts.onCorrupt?.(path, `cannot read it: ${(err as Error).message}`);
+    return undefined;
+  } finally {
+    progress?.end();
+  }
+  const after = await storedIdentity(path).catch(() => undefined);
+  if (got[algo] !== hex.toLowerCase() || got.sha256 !== meta.sha256 || got.size !== meta.size) {
+    opts.onCorrupt?.(path, `its bytes no longer match ${entryName(algo, hex)} (changed since vmkiln verified them)`);
+    return undefined;
+  }
+  // Changed while it was read: the digest proves nothing about the bytes now there.
+  if (!after || !sameStoredIdentity(id, after)) return undefined;
+  const verified: StoredIdentity = { dev: id.dev, ino: id.ino, size: id.size, mtimeNs: id.mtimeNs, ctimeNs: id.ctimeNs };
+  const updated: EntryMeta = { ...meta, verified };
+  // Recording the identity only saves the next hash; failing to must not fail the build.
+  await writeFileAtomic(`${path}.json`, JSON.stringify(updated, null, 2) + "\n", dirs.sources).catch(() => undefined);
+  return { path, meta: updated };
 }
 
 
@@ -90,17 +157,23 @@ export async function commitEntry(
   const hex = digests[algo]!;
   const path = join(dirs.sources, entryName(algo, hex));
   const full: EntryMeta = { ...meta, sha256: digests.sha256!, ...(digests.sha512 ? { sha512: digests.sha512 } : {}) };
-  const fh = await open(from, "r");
+  // O_NOFOLLOW, and chmod through the descriptor: never through a link planted at the part's name.
+  const fh = await open(from, constants.O_RDONLY | constants.O_NOFOLLOW);
   try {
     await fh.sync();
+    // Read-only: VMs use the entry as a backing file; nothing should write to it in place.
+    await fh.chmod(0o444);
   } finally {
     await fh.close();
   }
-  // Read-only: VMs use the entry as a backing file; nothing should write to it in place.
-  await chmod(from, 0o444);
   await writeFileAtomic(`${path}.json`, JSON.stringify(full, null, 2) + "\n", dirs.sources);
   await rename(from, path);
   await fsyncDir(dirs.sources);
+  // The identity the verified bytes have now (rename changed the ctime): later lookups trust the
+  // entry without hashing it only while it stays the same.
+  const id = await storedIdentity(path);
+  const verified: StoredIdentity = { dev: id.dev, ino: id.ino, size: id.size, mtimeNs: id.mtimeNs, ctimeNs: id.ctimeNs };
+  await writeFileAtomic(`${path}.json`, JSON.stringify({ ...full, verified }, null, 2) + "\n", dirs.sources);
   return path;
 }
 
@@ -288,21 +361,18 @@ export async function ensureDirs(dirs: CacheDirs): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Local-file digest memo
 
-export interface LocalMemo {
+export interface LocalMemo extends StoredIdentity {
   path: string;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  ino: number;
   digests: Digests;
 }
 
-export interface FileIdentity {
+/** A local source file's path and identity (stat, following links: a local source may be one). */
+export interface FileIdentity extends StoredIdentity {
   path: string;
-  size: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  ino: number;
+}
+
+export async function localIdentity(path: string): Promise<FileIdentity & { isFile: boolean }> {
+  return { path, ...(await storedIdentity(path, { follow: true })) };
 }
 
 function memoPath(dirs: CacheDirs, absPath: string): string {
@@ -310,15 +380,14 @@ function memoPath(dirs: CacheDirs, absPath: string): string {
 }
 
 /**
- * The memo is trusted only when path, size, mtime, ctime and inode all match: an edited or replaced
- * file changes at least one of them (ctime also catches `touch -d` restoring an old mtime).
+ * The memo is trusted only when path, device, inode, size and the nanosecond mtime and ctime all
+ * match: an edited or replaced file changes at least one of them (ctime also catches `touch -d`
+ * restoring an old mtime). Memos of older versions (millisecond times, no device) never match.
  */
 export async function readLocalMemo(dirs: CacheDirs, id: FileIdentity): Promise<Digests | undefined> {
   try {
     const m = JSON.parse(await readFile(memoPath(dirs, id.path), "utf8")) as LocalMemo;
-    const same =
-      m.path === id.path && m.size === id.size && m.mtimeMs === id.mtimeMs && m.ctimeMs === id.ctimeMs && m.ino === id.ino;
-    return same ? m.digests : undefined;
+    return m.path === id.path && sameStoredIdentity(m, id) ? m.digests : undefined;
   } catch {
     return undefined;
   }
@@ -326,6 +395,6 @@ export async function readLocalMemo(dirs: CacheDirs, id: FileIdentity): Promise<
 
 export async function writeLocalMemo(dirs: CacheDirs, id: FileIdentity, digests: Digests): Promise<void> {
   await mkdir(dirs.local, { recursive: true });
-  const memo: LocalMemo = { ...id, digests };
+  const memo: LocalMemo = { path: id.path, dev: id.dev, ino: id.ino, size: id.size, mtimeNs: id.mtimeNs, ctimeNs: id.ctimeNs, digests };
   await writeFileAtomic(memoPath(dirs, id.path), JSON.stringify(memo) + "\n", dirs.local);
 }

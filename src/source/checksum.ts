@@ -2,6 +2,7 @@
 // chunks and computes every wanted digest in the same pass over the bytes.
 
 import { createHash, type Hash } from "node:crypto";
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { basename } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -50,13 +51,15 @@ export interface HashOptions {
   onProgress?: (done: number) => void;
   /** Hash only the first `length` bytes (resume: the part already on disk). */
   length?: number;
+  /** Refuse a symlink (O_NOFOLLOW): for vmkiln's own cache files, never for a user's source path. */
+  nofollow?: boolean;
 }
 
 const CHUNK = 1024 * 1024;
 
 /** Feeds a file (or its first `length` bytes) into `hash`; returns the bytes read. */
 export async function hashInto(path: string, hash: MultiHash, opts: HashOptions = {}): Promise<number> {
-  const fh = await open(path, "r");
+  const fh = await open(path, opts.nofollow ? constants.O_RDONLY | constants.O_NOFOLLOW : "r");
   try {
     const buf = Buffer.allocUnsafe(CHUNK);
     const limit = opts.length ?? Number.POSITIVE_INFINITY;
@@ -105,52 +108,76 @@ export interface SumsEntry {
   hex: string;
 }
 
-// BSD/tag style (`sha256sum --tag`, Fedora CHECKSUM): `SHA256 (name) = hex`.
-const TAG_LINE = /^(SHA256|SHA512|SHA2-256|SHA2-512)\s*\((.+)\)\s*=\s*([0-9a-fA-F]+)$/i;
-// GNU style: `hex  name` (text mode) or `hex *name` (binary mode).
-const GNU_LINE = /^\\?([0-9a-fA-F]+) [ *](.+)$/;
+// BSD/tag style (`sha256sum --tag`, Fedora CHECKSUM): `SHA256 (name) = hex`. GNU style: `hex  name`
+// (text mode) or `hex *name` (binary mode). Either starts with `\` when coreutils escaped the name
+// (it holds a backslash or a newline: `\\`, `\n`, and `\r` since coreutils 9.2); see coreutils
+// src/digest.c, print_filename and filename_unescape.
+const TAG_LINE = /^(\\?)(SHA256|SHA512|SHA2-256|SHA2-512)\s*\((.*)\)\s*=\s*([0-9a-fA-F]+)\s*$/i;
+const GNU_LINE = /^(\\?)([0-9a-fA-F]+) [ *](.*)$/;
 
 /**
  * Parses a SHA256SUMS/SHA512SUMS/CHECKSUM file. Lines it does not recognise (PGP armour, comments,
  * md5/sha1 entries) are skipped rather than rejected: real-world sums files carry all of those.
+ * A name is taken exactly as written (spaces at either end are part of it), unescaped when the line
+ * says so.
  */
 export function parseSums(text: string): SumsEntry[] {
   const out: SumsEntry[] = [];
-  for (const raw of text.split(/\r?\n/)) {
-    const line = raw.trim();
+  for (const raw of text.split("\n")) {
+    const line = (raw.endsWith("\r") ? raw.slice(0, -1) : raw).trimStart();
     if (line === "" || line.startsWith("#")) continue;
     const tag = TAG_LINE.exec(line);
     if (tag) {
-      const algo: DigestAlgo = tag[1]!.toUpperCase().endsWith("512") ? "sha512" : "sha256";
-      const hex = tag[3]!.toLowerCase();
-      if (isValidHex(algo, hex)) out.push({ name: cleanName(tag[2]!), algo, hex });
+      const algo: DigestAlgo = tag[2]!.toUpperCase().endsWith("512") ? "sha512" : "sha256";
+      const hex = tag[4]!.toLowerCase();
+      const name = cleanName(tag[3]!, tag[1] === "\\");
+      if (name !== undefined && isValidHex(algo, hex)) out.push({ name, algo, hex });
       continue;
     }
     const gnu = GNU_LINE.exec(line);
     if (gnu) {
-      const algo = algoForHex(gnu[1]!);
-      if (algo) out.push({ name: cleanName(gnu[2]!), algo, hex: gnu[1]!.toLowerCase() });
+      const algo = algoForHex(gnu[2]!);
+      const name = cleanName(gnu[3]!, gnu[1] === "\\");
+      if (algo && name !== undefined) out.push({ name, algo, hex: gnu[2]!.toLowerCase() });
     }
   }
   return out;
 }
 
-function cleanName(name: string): string {
-  const n = name.trim();
-  return n.startsWith("./") ? n.slice(2) : n;
+/** The name as a file name: unescaped when the line was marked, without a leading `./`; undefined when unusable. */
+function cleanName(written: string, escaped: boolean): string | undefined {
+  let n = written;
+  if (escaped) {
+    let out = "";
+    for (let i = 0; i < n.length; i++) {
+      if (n[i] !== "\\") {
+        out += n[i];
+        continue;
+      }
+      const c = n[++i];
+      if (c === "\\") out += "\\";
+      else if (c === "n") out += "\n";
+      else if (c === "r") out += "\r";
+      else return undefined; // coreutils rejects any other escape
+    }
+    n = out;
+  }
+  if (n.startsWith("./")) n = n.slice(2);
+  return n === "" ? undefined : n;
 }
 
 /**
  * The entry for `fileName`: an exact match first, then a unique entry whose basename matches (sums
- * files listing `images/foo.img`). Prefers sha512 over sha256 when a file lists both.
+ * files listing `images/foo.img`), then a unique one that matches once the spaces around its name
+ * are dropped (a hand-edited file with trailing blanks). Prefers sha512 over sha256 when a file
+ * lists both.
  */
 export function findSum(entries: SumsEntry[], fileName: string): SumsEntry | undefined {
   const pick = (list: SumsEntry[]) => list.find((e) => e.algo === "sha512") ?? list[0];
+  const unique = (list: SumsEntry[]) => (new Set(list.map((e) => e.name)).size === 1 ? pick(list) : undefined);
   const exact = entries.filter((e) => e.name === fileName);
   if (exact.length > 0) return pick(exact);
-  const byBase = entries.filter((e) => basename(e.name) === fileName);
-  const names = new Set(byBase.map((e) => e.name));
-  return names.size === 1 ? pick(byBase) : undefined;
+  return unique(entries.filter((e) => basename(e.name) === fileName)) ?? unique(entries.filter((e) => e.name.trim() === fileName));
 }
 
 /** The file name a sums file lists for a source: last URL path segment (decoded) or path basename. */

@@ -2,7 +2,8 @@
 // and hashing in the same pass as writing, so a multi-GB image is read from the network once and
 // never re-read from disk just to verify it.
 
-import { open, readFile, rm, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { lstat, open, readFile, rm, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { EnvHttpProxyAgent, errors as undiciErrors, request, type Dispatcher } from "undici";
@@ -202,8 +203,8 @@ export async function download(opts: DownloadOptions): Promise<DownloadResult> {
 async function readPartInfo(partPath: string, url: string): Promise<{ info: PartInfo; size: number } | undefined> {
   try {
     const info = JSON.parse(await readFile(`${partPath}.json`, "utf8")) as PartInfo;
-    const st = await stat(partPath);
-    if (info.url !== url || st.size === 0 || (!info.etag && !info.lastModified)) return undefined;
+    const st = await lstat(partPath);
+    if (!st.isFile() || info.url !== url || st.size === 0 || (!info.etag && !info.lastModified)) return undefined;
     if (info.total !== undefined && st.size > info.total) return undefined;
     return { info, size: st.size };
   } catch {
@@ -221,7 +222,7 @@ async function downloadOnce(opts: DownloadOptions): Promise<DownloadResult> {
   // A part that is already complete (crash after the last byte): nothing to ask the server.
   if (resume && resume.info.total === resume.size) {
     const hash = new MultiHash(opts.algos);
-    await hashInto(partPath, hash, { signal, onProgress: (d) => report(d, resume.size) });
+    await hashInto(partPath, hash, { signal, onProgress: (d) => report(d, resume.size), nofollow: true });
     return { size: resume.size, digests: hash.digest(), resumedFrom: resume.size, ...validators(resume.info) };
   }
 
@@ -268,9 +269,18 @@ async function downloadOnce(opts: DownloadOptions): Promise<DownloadResult> {
   const hash = new MultiHash(opts.algos);
   if (offset > 0) {
     // One pass over the bytes: the part on disk first, then the rest as it arrives.
-    await hashInto(partPath, hash, { signal, length: offset, onProgress: (d) => report(d, total) });
+    await hashInto(partPath, hash, { signal, length: offset, onProgress: (d) => report(d, total), nofollow: true });
+  } else {
+    // A fresh part is ours to create: whatever else sits at its name (a symlink planted in the cache
+    // would be written through) is unlinked, never followed; O_NOFOLLOW closes the race.
+    const st = await lstat(partPath).catch(() => undefined);
+    if (st && !st.isFile()) await unlink(partPath);
   }
-  const fh = await open(partPath, offset > 0 ? "r+" : "w");
+  const fh = await open(
+    partPath,
+    offset > 0 ? constants.O_RDWR | constants.O_NOFOLLOW : constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+    0o644,
+  );
   let pos = offset;
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {

@@ -22,6 +22,7 @@ import {
   ensureDirs,
   entryName,
   lookupEntry,
+  localIdentity,
   readLocalMemo,
   removeIfEmpty,
   sha256Text,
@@ -29,6 +30,7 @@ import {
   writeLocalMemo,
   type CacheDirs,
   type LockOptions,
+  type LookupOptions,
 } from "./cache.js";
 import { discardPart, displayUrl, download, fetchText } from "./download.js";
 
@@ -131,23 +133,24 @@ async function resolveLocal(
 ): Promise<ResolvedSourceFile> {
   let st;
   try {
-    st = await stat(path);
+    st = await localIdentity(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UserError("SOURCE_NOT_FOUND", code === "ENOENT" ? `source file not found: ${path}` : `cannot read source file ${path}: ${code}`, {
       cause: err,
     });
   }
-  if (!st.isFile()) throw new UserError("SOURCE_NOT_FILE", `source is not a regular file: ${path}`);
+  if (!st.isFile) throw new UserError("SOURCE_NOT_FILE", `source is not a regular file: ${path}`);
+  const size = Number(st.size);
 
   const expected = await expectedDigest(path, checksum, opts);
   const algos: DigestAlgo[] = expected && expected.algo !== "sha256" ? ["sha256", expected.algo] : ["sha256"];
-  const id = { path, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };
+  const { isFile: _isFile, ...id } = st;
 
   let digests = await readLocalMemo(dirs, id);
   const memoHit = digests !== undefined && algos.every((a) => digests![a] !== undefined);
   if (!memoHit) {
-    const progress = progressReporter(opts.events, `hash ${basename(path)}`, st.size);
+    const progress = progressReporter(opts.events, `hash ${basename(path)}`, size);
     try {
       digests = await hashFileMulti(path, algos, { signal: opts.signal, onProgress: (d) => progress.set(d) });
     } finally {
@@ -158,10 +161,13 @@ async function resolveLocal(
   if (expected && got[expected.algo] !== expected.hex) throw mismatch(path, expected, got);
   if (!expected) opts.events.warn(`source ${path} has no checksum: it is used unverified`);
   if (!memoHit) {
+    // Only bytes that did not change while they were hashed may be vouched for by the memo.
+    const after = await localIdentity(path).catch(() => undefined);
+    const unchanged = after && after.ino === id.ino && after.dev === id.dev && after.size === id.size && after.mtimeNs === id.mtimeNs && after.ctimeNs === id.ctimeNs;
     // The memo only saves time; failing to write it must not fail the build.
-    await writeLocalMemo(dirs, id, got).catch((err) => opts.events.debug(`digest memo not written: ${String(err)}`));
+    if (unchanged) await writeLocalMemo(dirs, id, got).catch((err) => opts.events.debug(`digest memo not written: ${String(err)}`));
   }
-  return { path, sha256: got.sha256!, size: st.size, location: path, fromCache: false };
+  return { path, sha256: got.sha256!, size, location: path, fromCache: false };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -173,7 +179,7 @@ async function resolveUrl(spec: SourceSpec, dirs: CacheDirs, opts: ResolveSource
   const expected = await expectedDigest(url, spec.checksum, opts);
 
   if (expected) {
-    const hit = await lookupEntry(dirs, expected.algo, expected.hex);
+    const hit = await lookupEntry(dirs, expected.algo, expected.hex, lookupOptions(opts));
     if (hit) {
       opts.events.debug(`source ${shown} found in cache: ${hit.path}`);
       return { path: hit.path, sha256: hit.meta.sha256, size: hit.meta.size, location: shown, fromCache: true };
@@ -196,7 +202,7 @@ async function resolveUrl(spec: SourceSpec, dirs: CacheDirs, opts: ResolveSource
     const entryLock = join(dirs.sources, `${expected ? entryName(expected.algo, expected.hex) : `url-${sha256Text(url)}`}.lock`);
     return await withLock(entryLock, lockOpts, async () => {
       if (expected) {
-        const hit = await lookupEntry(dirs, expected.algo, expected.hex);
+        const hit = await lookupEntry(dirs, expected.algo, expected.hex, lookupOptions(opts));
         if (hit) return { path: hit.path, sha256: hit.meta.sha256, size: hit.meta.size, location: shown, fromCache: true };
       }
       return await withLock(`${partPath}.lock`, lockOpts, () => downloadAndCommit(url, partPath, expected, dirs, opts));
@@ -256,6 +262,15 @@ async function downloadAndCommit(
     await rm(`${partPath}.json`, { force: true });
     return { path, sha256: result.digests.sha256!, size: result.size, location: shown, fromCache: false };
   }
+}
+
+/** Cache lookups re-hash an entry whose identity changed since it was verified: show it, say why. */
+function lookupOptions(opts: ResolveSourceOptions): LookupOptions {
+  return {
+    signal: opts.signal,
+    onVerify: (path, size) => progressReporter(opts.events, `verify ${basename(path)}`, size),
+    onCorrupt: (path, message) => opts.events.warn(`cache entry ${path}: ${message}; it is not used`),
+  };
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -1,22 +1,18 @@
-// First step: refuse an existing output dir (unless --force), make the private build dir.
-import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+// First step: refuse an output dir vmkiln may not replace (output-guard.ts), or an existing one
+// without --force; make the private build dir.
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UserError } from "../errors.js";
 import type { Step } from "../pipeline/step.js";
 import { preflightProvisioners } from "../provision/preflight.js";
+import { preflightOutput } from "./output-guard.js";
 
 export const prepareStep: Step = {
   name: "prepare",
   async run(ctx) {
-    const out = ctx.spec.output.directory;
-    if (existsSync(out) && !ctx.options.force) {
-      const entries = await readdir(out).catch(() => []);
-      if (entries.length > 0) {
-        throw new UserError("OUTPUT_EXISTS", `output.directory: ${out} already exists`, { hint: "remove it or pass --force" });
-      }
-    }
+    // Before anything is fetched or created: a file, `..`, the template's or the source's
+    // directory, or any directory vmkiln did not write would be lost when the output is replaced.
+    await preflightOutput(ctx.spec, { force: ctx.options.force });
     // Host tools provisioners need (ansible-playbook): fail now, not after the VM has booted.
     preflightProvisioners(ctx.spec.provision, ctx.driver.name);
   },

@@ -8,10 +8,25 @@ const DURATION_PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy;
 export const DURATION_PATTERN = "^(?:\\d+(?:\\.\\d+)?(?:ms|s|m|h|d))+$|^\\d+(?:\\.\\d+)?$";
 
 /**
+ * The longest wait a timer can hold: Node's setTimeout takes at most 2^31-1 ms (about 24.8 days) and
+ * fires after 1 ms for anything longer (with only a TimeoutOverflowWarning), so `timeout: 30d` would
+ * have meant "now". Every template duration ends up in a timer; longer ones are rejected.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+/** MAX_TIMER_MS as users write durations. */
+export const MAX_TIMER_TEXT = "24d20h31m23s";
+
+/**
  * Parses `"90s"`, `"10m"`, `"1h30m"`, `"500ms"`, a bare number of seconds (number or numeric string)
- * into milliseconds.
+ * into milliseconds, at most MAX_TIMER_MS.
  */
 export function parseDuration(input: string | number): number {
+  const ms = parseDurationUnbounded(input);
+  if (ms > MAX_TIMER_MS) throw new Error(`duration ${typeof input === "number" ? input : JSON.stringify(input)} is too long: at most ${MAX_TIMER_TEXT}`);
+  return ms;
+}
+
+function parseDurationUnbounded(input: string | number): number {
   if (typeof input === "number") {
     if (!Number.isFinite(input) || input < 0) throw new Error(`invalid duration ${input}: must be a non-negative number of seconds`);
     return Math.round(input * 1000);

@@ -1,11 +1,12 @@
 // Cross-field rules for the ISO-install sections (boot, http, install_media, install). Like rules.ts
 // they read the interpolated raw tree defensively: a field of the wrong type is the schema's to report.
 import { readFileSync, statSync } from "node:fs";
-import { parseBootCommand } from "../bootcommand/parse.js";
+import { SPECIAL_KEY_SPELLING } from "../bootcommand/keys.js";
+import { parseBootCommand, type UnknownToken } from "../bootcommand/parse.js";
 import { messageOf, type Problem } from "../errors.js";
 import { renderText } from "../http/render.js";
 import { resolveLocalPath } from "./normalize.js";
-import { formatPath, type PathSegment } from "./paths.js";
+import { didYouMean, formatPath, type PathSegment } from "./paths.js";
 import type { BuildSpec, RenderedText } from "./spec.js";
 
 type Rec = Record<string, unknown>;
@@ -15,7 +16,7 @@ const isRec = (v: unknown): v is Rec => v !== null && typeof v === "object" && !
 /** Placeholders that let a boot command be parsed (syntax, unknown keys and values) before the build runs. */
 const PLACEHOLDER_VALUES = { "http.ip": "10.0.2.2", "http.port": "8000", "http.prefix": "/prefix", name: "name", "ssh.public_key": "ssh-ed25519 AAAA" };
 
-export function checkInstall(raw: Rec, ctx: { baseDir: string }, add: Add): void {
+export function checkInstall(raw: Rec, ctx: { baseDir: string; warn?: ((path: PathSegment[], message: string, code: string) => void) | undefined }, add: Add): void {
   const isIso = isRec(raw.source) && raw.source.iso !== undefined && raw.source.cloud_image === undefined;
   if (!isIso) {
     for (const key of ["boot", "install_media", "install"] as const) {
@@ -28,7 +29,9 @@ export function checkInstall(raw: Rec, ctx: { baseDir: string }, add: Add): void
   if (isRec(raw.boot) && Array.isArray(raw.boot.command) && raw.boot.command.every((c) => typeof c === "string")) {
     // Deferred references (`$${`, `${http.ip}`) survived interpolation; the parser resolves them.
     try {
-      parseBootCommand(raw.boot.command as string[], { values: PLACEHOLDER_VALUES });
+      // Packer types an unknown `<word>` as text; that is almost always a typo, so say so (issue 12).
+      const onUnknownToken = (u: UnknownToken) => ctx.warn?.(["boot", "command", u.element], unknownTokenMessage(u), "BOOT_COMMAND_UNKNOWN_KEY");
+      parseBootCommand(raw.boot.command as string[], { values: PLACEHOLDER_VALUES, onUnknownToken });
     } catch (err) {
       const m = /^boot_command\[(\d+)\](.*)$/s.exec(messageOf(err));
       if (m) add(["boot", "command", Number(m[1])], `invalid boot command${m[2]}`);
@@ -71,6 +74,20 @@ export function checkInstall(raw: Rec, ctx: { baseDir: string }, add: Add): void
     if ((m.floppy_files !== undefined || m.type === "floppy") && typeof m.label === "string" && m.label.length > 11)
       add(["install_media", "label"], "a floppy label has at most 11 characters");
   }
+}
+
+/** Every token spelling the parser knows (keys, their On/Off holds, `wait`), for did-you-mean. */
+const KEY_SPELLINGS = [...Object.values(SPECIAL_KEY_SPELLING).filter((n): n is string => n !== undefined), "return"];
+const TOKEN_NAMES: readonly string[] = [...KEY_SPELLINGS, ...KEY_SPELLINGS.flatMap((n) => [`${n}On`, `${n}Off`]), "wait"];
+
+function unknownTokenMessage(u: UnknownToken): string {
+  const typed = `${u.token} (column ${u.column}) is not a key or a wait: it will be typed as text`;
+  const inner = u.token.slice(1, -1);
+  if (inner.toLowerCase().startsWith("wait")) return `${typed}: a wait is <wait>, <wait5> (seconds) or <wait1m30s> (a Go duration)`;
+  // `<wiat5>`: a misspelt wait with its duration.
+  const wait = /^([A-Za-z]+)(\d.*)$/.exec(inner);
+  const hint = wait && didYouMean(wait[1]!, ["wait"]) ? `wait${wait[2]}` : didYouMean(inner.trim(), TOKEN_NAMES);
+  return hint ? `${typed} (did you mean <${hint}>?)` : typed;
 }
 
 function checkRendered(map: unknown, path: PathSegment[], ctx: { baseDir: string }, add: Add): void {

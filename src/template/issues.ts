@@ -49,7 +49,7 @@ export function issuesToProblems(issues: readonly z.core.$ZodIssue[], base: Prop
   for (const iss of issues) {
     const path = [...base, ...iss.path];
     if (iss.code === "unrecognized_keys") {
-      for (const key of iss.keys) out.push({ path: formatPath([...path, key]), message: unknownKeyMessage(path, key) });
+      for (const key of iss.keys) out.push({ path: formatPath([...path, key]), message: unknownKeyMessage(path, key), code: "UNKNOWN_FIELD" });
     } else if (iss.code === "invalid_union") {
       // Zod reports a union failure as one opaque issue. When only one branch got past the type check
       // (e.g. `generalize` given a mapping), that branch's issues are the ones the user needs.
@@ -59,7 +59,7 @@ export function issuesToProblems(issues: readonly z.core.$ZodIssue[], base: Prop
     } else if (iss.code === "invalid_key" && iss.origin === "record") {
       out.push({ path: formatPath(path), message: "invalid name (use letters, digits and '_', not starting with a digit)" });
     } else {
-      out.push({ path: formatPath(path), message: iss.message });
+      out.push(iss.message === "required" ? { path: formatPath(path), message: iss.message, code: "REQUIRED" } : { path: formatPath(path), message: iss.message });
     }
   }
   return out;

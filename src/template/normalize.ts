@@ -24,6 +24,10 @@ export interface NormalizeContext {
   templatePath: string;
   /** Effective variables (template < var files < -var). */
   variables: Record<string, string>;
+  /** For the drivers' environment fallbacks (VSPHERE_USERNAME…); default process.env. */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** Names of the variables whose values are masked wherever they are printed. */
+  sensitiveVariables?: string[];
 }
 
 export function isUrl(s: string): boolean {
@@ -48,11 +52,12 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
     templatePath: ctx.templatePath,
     templateDir: ctx.baseDir,
     variables: { ...ctx.variables },
+    sensitiveVariables: [...(ctx.sensitiveVariables ?? [])],
     source: normalizeSource(raw.source, local),
     drivers: {
       ...(raw.drivers.qemu !== undefined ? { qemu: normalizeQemu(raw.drivers.qemu ?? {}) } : {}),
       ...(raw.drivers.virtualbox !== undefined ? { virtualbox: normalizeVirtualBox(raw.drivers.virtualbox ?? {}) } : {}),
-      ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local, raw.name) } : {}),
+      ...(raw.drivers.vsphere !== undefined ? { vsphere: normalizeVsphere(raw.drivers.vsphere, local, raw.name, ctx.env ?? process.env) } : {}),
     },
     ssh: {
       username: raw.ssh?.username ?? "vmkiln",

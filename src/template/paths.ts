@@ -16,15 +16,21 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-/** Levenshtein distance; small inputs only (field names). */
+/**
+ * Edit distance where swapping two neighbours counts as one edit (optimal string alignment), so the
+ * commonest typo, `cpsu` for `cpus` or `<wiat5>` for `<wait5>`, is one edit away. Small inputs only.
+ */
 export function editDistance(a: string, b: string): number {
+  let before: number[] = [];
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) cur[j] = Math.min(cur[j]!, before[j - 2]! + 1);
     }
+    before = prev;
     prev = cur;
   }
   return prev[b.length]!;
@@ -58,10 +64,14 @@ export function documentOrder(tree: unknown): (path: string) => number {
   };
   walk(tree, []);
   return (path) => {
-    for (let p = path; ; p = p.replace(/(?:\.[^.[\]]+|\[[^\]]*\])$/, "")) {
+    for (let p = path; ; ) {
       const found = index.get(p);
       if (found !== undefined) return found;
       if (p === "") return -1;
+      // Drop the last segment; a top-level key ("source") has no separator and goes straight to the
+      // root. (Without that step the loop never ended: `vmkiln validate` on `name: x` hung.)
+      const parent = p.replace(/(?:\.[^.[\]]+|\[[^\]]*\])$/, "");
+      p = parent === p ? "" : parent;
     }
   };
 }

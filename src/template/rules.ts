@@ -23,6 +23,10 @@ export const DRIVER_EXPORTS: Record<DriverName, readonly OutputFormat[]> = {
 
 export interface RuleContext {
   baseDir: string;
+  /** For driver settings with an environment fallback (VSPHERE_USERNAME…); default process.env. */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** Told about what is valid but most likely a mistake (an unknown `<key>` in a boot command). */
+  warn?: ((path: PathSegment[], message: string, code: string) => void) | undefined;
 }
 
 type Rec = Record<string, unknown>;

@@ -71,6 +71,23 @@ const bool = (description: string) =>
     .transform((v) => v === true || v === "true")
     .meta({ description });
 
+// Bounds on what no hypervisor accepts, so `disk_size: 0` or `memory: 99999999999` fail at validate
+// time rather than minutes into a build (issue 12). Disks: at least 1 MiB (VirtualBox sizes disks in
+// whole MiB, and nothing smaller holds a boot loader) and at most 64 TiB (vSphere's largest VMDK is
+// 62 TB; a bigger qcow2 exists, but no image built by booting a VM needs one). Memory: at least
+// 4 MiB (nothing vmkiln builds, with SSH and cloud-init, boots in less) and at most 24 TiB (vSphere
+// 8's per-VM maximum, the largest of the three; a QEMU host backs far less).
+const DISK_MIN = MiB;
+const DISK_MAX = 64 * 1024 ** 4;
+const MEMORY_MIN_MIB = 4;
+const MEMORY_MAX_MIB = 24 * 1024 * 1024;
+
+/** "64 TiB" for a byte count that is a whole number of the unit. */
+function sizeText(bytes: number): string {
+  for (const [unit, size] of [["TiB", 1024 ** 4], ["GiB", 1024 ** 3], ["MiB", MiB], ["KiB", 1024]] as const) if (bytes >= size && bytes % size === 0) return `${bytes / size} ${unit}`;
+  return `${bytes} bytes`;
+}
+
 const sizeBytes = (description: string) =>
   z
     .union([z.number().int().nonnegative(), z.string().meta({ pattern: SIZE_PATTERN })], {
@@ -78,7 +95,9 @@ const sizeBytes = (description: string) =>
     })
     .transform((v, ctx) => {
       try {
-        return parseSize(v);
+        const bytes = parseSize(v);
+        if (bytes < DISK_MIN || bytes > DISK_MAX) throw new Error(`must be from ${sizeText(DISK_MIN)} to ${sizeText(DISK_MAX)} (got ${JSON.stringify(v)})`);
+        return bytes;
       } catch (err) {
         ctx.addIssue({ code: "custom", message: (err as Error).message, input: v });
         return z.NEVER;
@@ -93,7 +112,9 @@ const memoryMiB = z
   .transform((v, ctx) => {
     try {
       const bytes = parseSize(v, { defaultUnit: MiB });
-      if (bytes < MiB || bytes % MiB !== 0) throw new Error(`must be a whole number of MiB (at least 1M)`);
+      if (bytes < MEMORY_MIN_MIB * MiB || bytes > MEMORY_MAX_MIB * MiB)
+        throw new Error(`must be from ${sizeText(MEMORY_MIN_MIB * MiB)} to ${sizeText(MEMORY_MAX_MIB * MiB)} (got ${JSON.stringify(v)})`);
+      if (bytes % MiB !== 0) throw new Error(`must be a whole number of MiB`);
       return bytes / MiB;
     } catch (err) {
       ctx.addIssue({ code: "custom", message: (err as Error).message, input: v });
@@ -111,6 +132,22 @@ const stringList = (description: string) =>
 const scalarString = z
   .union([z.string(), z.number(), z.boolean()], { error: expecting("a string, number or boolean") })
   .transform(String);
+
+/** A variable: its default value, or Packer HCL2's block form `{ default, sensitive, description }`. */
+const variable = z.union(
+  [
+    scalarString,
+    z.strictObject(
+      {
+        default: scalarString.optional().meta({ description: "The value unless -var-file or -var sets one; without it, one of them must." }),
+        sensitive: withDefault(bool("Mask the value in every log line, error message and printed spec (inspect, manifest.json)."), false),
+        description: z.string({ error: expecting("a string") }).optional().meta({ description: "What the variable is for." }),
+      },
+      { error: expecting("a mapping") },
+    ),
+  ],
+  { error: expecting("a string, number, boolean, or { default, sensitive, description }") },
+);
 
 const mapping = (description: string) =>
   z.record(z.string(), z.unknown(), { error: expecting("a mapping") }).meta({ description });
@@ -720,10 +757,17 @@ export const templateSchema = z
         .regex(NAME_PATTERN, { message: "must contain only letters, digits, '.', '_' and '-'" })
         .meta({ description: "Build name; also the default artifact base name. Letters, digits, '.', '_', '-'." }),
       variables: z
-        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), scalarString, { error: expecting("a mapping of names to values") })
+        .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_-]*$/), variable, { error: expecting("a mapping of names to values") })
         .nullable()
         .optional()
-        .meta({ description: "Defaults for ${var.NAME}; overridden by -var-file then -var. Values may use ${env.NAME}." }),
+        .meta({
+          description:
+            "Defaults for ${var.NAME}; overridden by -var-file then -var. Values may use ${env.NAME}. A value, or { default, sensitive, description } (sensitive: true masks the value in every log, error and printed spec, as Packer's HCL2 `sensitive = true`).",
+        }),
+      sensitive_variables: z
+        .array(z.string({ error: expecting("a variable name") }), { error: expecting("a list of variable names") })
+        .optional()
+        .meta({ description: "Packer JSON's sensitive-variables: names of variables whose values are masked in every log, error and printed spec." }),
       source,
       drivers,
       ssh: ssh.optional(),

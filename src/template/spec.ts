@@ -1,6 +1,8 @@
-// The typed, defaults-filled build spec every step reads (DESIGN.md "Data flow").
+// The typed, defaults-filled build spec every step reads (docs/architecture.md "Templates").
 // Templates use snake_case (Packer users expect it); normalize.ts maps them onto these types.
 // Durations are milliseconds, sizes are bytes, paths are absolute.
+
+import type { Problem } from "../errors.js";
 
 export type ChecksumSpec =
   | { kind: "sha256" | "sha512"; hex: string }
@@ -342,6 +344,13 @@ export interface BuildSpec {
   templatePath: string;
   templateDir: string;
   variables: Record<string, string>;
+  /**
+   * Variables whose values are secrets (`sensitive: true`, `sensitive_variables`): masked in every
+   * event, error and printed spec (src/log/redact.ts). Optional for specs built by hand.
+   */
+  sensitiveVariables?: string[];
+  /** What the loader found valid but most likely a mistake (field path + message); logged by a build. */
+  warnings?: Problem[];
   source: SourceSpec;
   drivers: DriversSpec;
   ssh: SshSpec;

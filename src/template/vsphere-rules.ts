@@ -8,7 +8,7 @@ type Rec = Record<string, unknown>;
 type Add = (path: PathSegment[], message: string) => void;
 const isRec = (v: unknown): v is Rec => v !== null && typeof v === "object" && !Array.isArray(v);
 
-export function checkVsphere(raw: Rec, ctx: { baseDir: string }, add: Add): void {
+export function checkVsphere(raw: Rec, ctx: { baseDir: string; env?: NodeJS.ProcessEnv | undefined }, add: Add): void {
   const drivers = isRec(raw.drivers) ? raw.drivers : {};
   const source = isRec(raw.source) ? raw.source : {};
   if (source.clone !== undefined) {
@@ -30,6 +30,7 @@ export function checkVsphere(raw: Rec, ctx: { baseDir: string }, add: Add): void
   }
   const v = drivers.vsphere;
   if (!isRec(v)) return;
+  checkConnection(v, ctx.env ?? process.env, add);
   if (v.after === "library" && !isRec(v.library_destination)) add(["drivers", "vsphere", "library_destination"], "required with after: library (the content library to capture into)");
   if (v.library_destination !== undefined && v.after !== "library") add(["drivers", "vsphere", "library_destination"], "only used with after: library");
   // vSphere does not expand a disk that has a parent, and a linked clone's disk is a delta disk on
@@ -59,5 +60,33 @@ export function checkVsphere(raw: Rec, ctx: { baseDir: string }, add: Add): void
   if (after !== "export" && Array.isArray(output.formats) && output.formats.length > 0) {
     const keeps = after === "library" ? "captures the VM into a content library" : "keeps the VM on vSphere";
     add(["drivers", "vsphere", "after"], `after: ${String(after)} ${keeps} and exports nothing; remove output.formats or use after: export`);
+  }
+}
+
+/**
+ * The connection is checked before any work (issue 12): a bad URL or missing credentials used to
+ * surface only when the driver connected, after the source was fetched. Messages never echo the URL
+ * or a credential (a URL may carry `user:password@`).
+ */
+function checkConnection(v: Rec, env: NodeJS.ProcessEnv, add: Add): void {
+  if (typeof v.url === "string" && v.url !== "") {
+    let u: URL | undefined;
+    try {
+      u = new URL(v.url);
+    } catch {
+      add(["drivers", "vsphere", "url"], "not a URL: expected https://<vCenter or ESXi host>");
+    }
+    // The driver speaks to /sdk (SOAP) and /api or /rest on the same origin, always over TLS.
+    if (u && u.protocol !== "https:") add(["drivers", "vsphere", "url"], `must be https:// (got ${u.protocol}//): vSphere serves its API over TLS`);
+    else if (u && (u.username !== "" || u.password !== ""))
+      add(["drivers", "vsphere", "url"], "must not carry credentials (user:password@): use drivers.vsphere.username/password or VSPHERE_USERNAME/VSPHERE_PASSWORD");
+  }
+  // Interpolation already ran: `${env.X}` in the template is a value here; unset falls back to the
+  // variables the driver and `vmkiln gc` read.
+  for (const [field, variable] of [["username", "VSPHERE_USERNAME"], ["password", "VSPHERE_PASSWORD"]] as const) {
+    const given = v[field];
+    if (given === undefined) {
+      if (!env[variable]) add(["drivers", "vsphere", field], `required: set drivers.vsphere.${field} (e.g. "\${env.X}") or ${variable}`);
+    } else if (given === "") add(["drivers", "vsphere", field], `must not be empty (unset it to use ${variable})`);
   }
 }

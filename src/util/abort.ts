@@ -34,3 +34,16 @@ export function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     );
   });
 }
+
+/**
+ * Lets a signal that arrived while the event loop was blocked (a long synchronous parse) reach its
+ * handler before the caller decides what happened. The kernel's signal is queued by libuv and read
+ * in the loop's poll phase; after work that resumed from an I/O callback, the next check phase
+ * (one setImmediate) still comes before the next poll, so it takes two: the second one runs after a
+ * poll phase has read the queue. Without this, `vmkiln validate` on a huge template finished, printed
+ * "ok" and exited 0 after Ctrl-C.
+ */
+export async function deliverPendingSignals(): Promise<void> {
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+}

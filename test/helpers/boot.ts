@@ -28,6 +28,12 @@ export interface BootedVm {
   privateKeyPath: string;
   /** Warnings the driver emitted (accelerator fallback, forced power-off). */
   warnings: string[];
+  /** Every log line the driver emitted, as `level: message`. */
+  logs: string[];
+  /** The driver's shutdown (the shared power-off escalation) on this VM; the session is closed first. */
+  shutdown(opts: { timeoutMs: number; guestInitiated: boolean }, signal?: AbortSignal): Promise<void>;
+  /** The last lines of the serial console (the kernel logs there: console=ttyS0). */
+  consoleTail(lines: number): Promise<string>;
   /** Runs a command, returns stdout; throws on failure. */
   sh(cmd: string): Promise<string>;
   stop(): Promise<void>;
@@ -38,7 +44,9 @@ export async function bootImage(image: string, opts: { username?: string; format
   const dir = await mkdtemp(join(tmpdir(), "vmkiln-boot-"));
   const events = new EventBus();
   const warnings: string[] = [];
+  const logs: string[] = [];
   events.subscribe((e) => e.type === "log" && e.level === "warn" && warnings.push(e.message));
+  events.subscribe((e) => e.type === "log" && logs.push(`${e.level}: ${e.message}`));
   if (opts.log ?? process.env.VMKILN_TEST_VERBOSE) events.subscribe((e) => e.type === "log" && process.stderr.write(`[boot] ${e.message}\n`));
   const journal = new Journal(`test-boot-${Date.now()}`);
   const driver = new QemuDriver(
@@ -83,6 +91,12 @@ export async function bootImage(image: string, opts: { username?: string; format
       port: ep.port,
       privateKeyPath: key.privateKeyPath,
       warnings,
+      logs,
+      shutdown: async (o, s = signal) => {
+        await r.session.close();
+        await driver.shutdown(vm!, o, s);
+      },
+      consoleTail: (n) => driver.consoleTail(vm!, n),
       sh: (cmd) => r.session.capture(cmd, { signal, timeoutMs: 120_000 }),
       stop: async () => {
         await r.session.close();

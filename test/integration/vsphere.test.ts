@@ -20,7 +20,7 @@ import { Datastore } from "../../drivers/vsphere/datastore.js";
 import { VimSession } from "../../drivers/vsphere/session.js";
 import { MoRef, SoapFault, child, children, refOf, textOf, type XNode } from "../../drivers/vsphere/soap.js";
 import { usbKeyEventsToEvents } from "../../drivers/vsphere/usb-hid.js";
-import { extraConfigSpec } from "../../drivers/vsphere/vm-config.js";
+import { cloneReconfigSpec, extraConfigSpec, growFirstDisk } from "../../drivers/vsphere/vm-config.js";
 import { parseBootCommand } from "../../src/bootcommand/parse.js";
 import { eventsToText } from "../../src/bootcommand/text.js";
 import { EventBus } from "../../src/log/events.js";
@@ -390,6 +390,11 @@ describe("vsphere driver against vcsim", () => {
       const pool = refOf(await s.prop((await s.findByInventoryPath("/DC0/host/DC0_C0", signal))!, "resourcePool", signal))!;
       const r = await s.task("CloneVM_Task", src, [["folder", folder], ["name", base], ["spec", { location: { pool }, template: false, config: { numCPUs: 1, memoryMB: 512 }, powerOn: false }]], signal);
       const tpl = refOf(r)!;
+      // vcsim's VMs have a 1 MiB disk, the smallest disk_size a template may give: grow the base to
+      // 8 MiB so that a valid disk_size can still be smaller than it (the shrink test).
+      const devices = (await s.prop(tpl, "config.hardware.device", signal))?.children ?? [];
+      const grown = growFirstDisk(devices, 8 * 2 ** 20, base);
+      await s.task("ReconfigVM_Task", tpl, [["spec", cloneReconfigSpec({ cpus: 1, memoryMiB: 512, grownDisk: grown.device })]], signal);
       await s.task("CreateSnapshot_Task", tpl, [["name", "base"], ["memory", false], ["quiesce", false]], signal);
       await s.call("MarkAsTemplate", tpl, [], signal);
     });
@@ -402,9 +407,9 @@ describe("vsphere driver against vcsim", () => {
       expect(res.code, res.stderr.slice(-3000)).toBe(0);
       expect(vm.numCPU).toBe(2);
       expect(vm.memoryMB).toBe(2048);
-      // vcsim's VMs have a 1 MiB disk (capacityInKB only); the clone's first disk now has 2 GiB in both fields.
+      // the base has an 8 MiB disk (vcsim fills capacityInKB only); the clone's first disk now has 2 GiB in both fields.
       expect(vm.disk).toEqual({ capacityInKB: 2 * 1024 * 1024, capacityInBytes: 2 * GiB });
-      expect(logged(res, /grew the first disk/)).toEqual([`${vm.path.split("/").pop()}: grew the first disk from 1 MiB to 2 GiB`]);
+      expect(logged(res, /grew the first disk/)).toEqual([`${vm.path.split("/").pop()}: grew the first disk from 8 MiB to 2 GiB`]);
       expect(res.events.filter((e) => e.type === "step-end").map((e) => e.step)).toEqual([
         "prepare", "ssh key", "create vm", "power on", "wait for ssh", "provision", "generalize", "shutdown", "export",
       ]);
@@ -432,10 +437,10 @@ describe("vsphere driver against vcsim", () => {
     });
 
     it("a disk_size below the source's disk is refused before anything is cloned (exit 2)", async () => {
-      const file = template("vs-shrink", { source: { clone: { template: base } }, vsphere: { disk_size: "512K" } });
+      const file = template("vs-shrink", { source: { clone: { template: base } }, vsphere: { disk_size: "4M" } });
       const res = await runCli(["build", file, "--json"], env());
       expect(res.code).toBe(2);
-      expect(res.stderr).toContain(`drivers.vsphere.disk_size: 512 KiB is smaller than the first disk of /DC0/vm/${base} (1 MiB); vSphere grows disks, it never shrinks them`);
+      expect(res.stderr).toContain(`drivers.vsphere.disk_size: 4 MiB is smaller than the first disk of /DC0/vm/${base} (8 MiB); vSphere grows disks, it never shrinks them`);
       expect(logged(res, /^created VM /)).toEqual([]);
       expect((await vmRefs()).map((v) => v.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
       expect(readdirSync(join(stateDir, "journal"))).toEqual([]);

@@ -1,6 +1,10 @@
-// TEST DOUBLE of VBoxManage: VirtualBox's error texts, as recorded in test/doubles/recorded/ and the
-// VBoxManage chapter of the manual. Errors go to stderr as `VBoxManage: error: …` lines, then
-// `Details: code …` and `Context: …`; exit code 1 for a failed operation, 2 for a syntax error.
+// TEST DOUBLE of VBoxManage: VirtualBox's error texts, as recorded in test/doubles/recorded/ and as
+// the sources print them. Errors go to stderr as `VBoxManage: error: …` lines (IPRT's RTMsgError
+// prefixes every line); a COM failure with error info is followed by `Details: code …, component …,
+// interface …, callee …` and `Context: "…" at line N of file …` (src/VBox/Main/glue/errorprint.cpp
+// GluePrintErrorInfo, GluePrintErrorContext); without error info the line is `Code <hrc> (<hex>) -
+// <text> (extended info not available)` (GluePrintRCMessage). Exit code 1 for a failed operation,
+// 2 for a syntax error (RTEXITCODE_SYNTAX). Line numbers in `Context:` are plausible, not VirtualBox's.
 
 export class VBoxError extends Error {
   constructor(lines, exitCode = 1) {
@@ -13,23 +17,39 @@ export class VBoxError extends Error {
 const CODES = {
   VBOX_E_OBJECT_NOT_FOUND: "0x80bb0001",
   VBOX_E_INVALID_VM_STATE: "0x80bb0002",
+  VBOX_E_VM_ERROR: "0x80bb0003",
   VBOX_E_FILE_ERROR: "0x80bb0004",
+  VBOX_E_IPRT_ERROR: "0x80bb0005",
   VBOX_E_INVALID_OBJECT_STATE: "0x80bb0007",
+  VBOX_E_NOT_SUPPORTED: "0x80bb0009",
   VBOX_E_OBJECT_IN_USE: "0x80bb000c",
   E_INVALIDARG: "0x80070057",
+  E_FAIL: "0x80004005",
   NS_ERROR_FAILURE: "0x80004005",
 };
 
+const TEXTS = { E_INVALIDARG: "One or more arguments are invalid", E_FAIL: "Unspecified error" };
+
 export function apiError(message, code, component, iface, call, file = "VBoxManageMisc.cpp", line = 1) {
   return new VBoxError([
-    message,
+    ...String(message).split("\n"),
     `Details: code ${code} (${CODES[code]}), component ${component}, interface ${iface}, callee nsISupports`,
     `Context: "${call}" at line ${line} of file ${file}`,
   ]);
 }
 
+/** A COM failure without error info (e.g. NATEngine::RemoveRedirect of an unknown rule). */
+export function apiCodeOnly(code, call, file, line = 1) {
+  return new VBoxError([`Code ${code} (${CODES[code]}) - ${TEXTS[code] ?? code} (extended info not available)`, `Context: "${call}" at line ${line} of file ${file}`]);
+}
+
 export function syntaxError(message) {
-  return new VBoxError([message], 2);
+  return new VBoxError(String(message).split("\n"), 2);
+}
+
+/** errorArgument() prints the message alone; the handler then fails with exit 1 (hrc = E_FAIL). */
+export function argumentError(message, exitCode = 1) {
+  return new VBoxError(String(message).split("\n"), exitCode);
 }
 
 export const notFound = (name, file) =>

@@ -3,6 +3,7 @@
 // the file, refreshes running machines against their QEMU process, and writes it back.
 import { mkdirSync, readFileSync, rmSync, writeFileSync, renameSync, existsSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { nowIso } from "./machine.mjs";
 
 export function statePath() {
   const p = process.env.VBOXMANAGE_DOUBLE_STATE;
@@ -40,7 +41,15 @@ export function pidAlive(pid) {
   }
 }
 
-/** pid is alive and still the QEMU of this machine (pids are reused). */
+function cmdlineHas(pid, text) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text);
+  } catch {
+    return false;
+  }
+}
+
+/** pid is alive and still the VM process of this machine (pids are reused; its argv names the UUID). */
 export function vmProcessAlive(m) {
   if (!pidAlive(m.pid)) return false;
   try {
@@ -77,6 +86,7 @@ export function withState(fn) {
   const release = () => {
     if (!released) rmSync(lock, { recursive: true, force: true });
     released = true;
+    process.removeListener("exit", release);
   };
   process.once("exit", release);
   try {
@@ -102,12 +112,23 @@ function load(file) {
   return s;
 }
 
-/** A machine whose QEMU ended (guest power-off, crash, kill) is "poweroff", locked for a moment. */
+/** States in which a VM process must exist (Global::IsOnline plus the transient ones). */
+export const ONLINE = ["starting", "running", "paused", "stopping", "gurumeditation"];
+
+/**
+ * A machine whose VM process vanished without recording how its VM ended is "aborted", as
+ * VBoxSVC records it when a session's client process dies (SessionMachine::uninit with
+ * Uninit::Abnormal in src/VBox/Main/src-server/MachineImpl.cpp). A VM process that ended normally
+ * recorded the state itself (vmprocess.mjs) before exiting.
+ */
 function refresh(state) {
   let changed = false;
   for (const m of state.machines) {
-    if ((m.state === "running" || m.state === "stopping") && !vmProcessAlive(m)) {
-      m.state = "poweroff";
+    if (ONLINE.includes(m.state) && !vmProcessAlive(m)) {
+      // In VirtualBox the VM runs inside its VM process; here QEMU is that process's child and would
+      // outlive it: end it too.
+      if (m.qemuPid && pidAlive(m.qemuPid) && cmdlineHas(m.qemuPid, m.uuid)) process.kill(m.qemuPid, "SIGKILL");
+      m.state = "aborted";
       m.stateChangeTime = nowIso();
       m.pid = null;
       m.lockedUntil = Date.now() + lockWindowMs();
@@ -117,10 +138,7 @@ function refresh(state) {
   return changed;
 }
 
-export function nowIso() {
-  // VirtualBox prints nanoseconds: 2019-05-29T17:58:48.335000000
-  return new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000000");
-}
+export { nowIso };
 
 export function findMachine(state, nameOrUuid) {
   const key = String(nameOrUuid).replace(/^\{|\}$/g, "").toLowerCase();

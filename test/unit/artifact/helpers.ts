@@ -56,3 +56,16 @@ export async function makeTar(entries: TarEntry[]): Promise<Buffer> {
   await done;
   return Buffer.concat(chunks);
 }
+
+/**
+ * Runs the CLI entry in-process (src/cli/main.ts, as `vmkiln` would run it): the exit code and what
+ * it printed. Unit tests use it to check exit codes and that no stack trace or "internal error" leaks.
+ */
+export async function cli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { main } = await import("../../../src/cli/main.js");
+  let stdout = "";
+  let stderr = "";
+  const sink = (append: (s: string) => void) => ({ write: (s: string | Uint8Array) => (append(String(s)), true), isTTY: false }) as unknown as NodeJS.WriteStream;
+  const code = await main(argv, { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)) });
+  return { code, stdout, stderr };
+}

@@ -1,7 +1,7 @@
 // End to end with real tools: qcow2 → streamOptimized VMDK → OVF → OVA, then GNU tar, sha256sum and
 // qemu-img read it back, and verify accepts it; crafted bad OVAs each yield their finding code.
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildOvf } from "../../../src/artifact/ovf.js";
 import { writeOva } from "../../../src/artifact/ova.js";
@@ -120,7 +120,7 @@ describe("convert + writeOva", () => {
       }),
     ).rejects.toMatchObject({ code: "DIGEST_MISMATCH" });
     expect(existsSync(out)).toBe(false);
-    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(tempFilesBeside(out)).toEqual([]);
   });
 
   it("refuses a disk whose identity changed after it was hashed (no second hash needed to notice)", async () => {
@@ -137,7 +137,7 @@ describe("convert + writeOva", () => {
       writeOva({ out, ovfName: "tiny.ovf", ovfXml, disks: [{ name: "tiny-disk1.vmdk", path: copy, sha256: d.digests["sha256"]!, size: d.size, identity: d.identity }], events: bus().events, signal }),
     ).rejects.toMatchObject({ code: "DISK_CHANGED" });
     expect(existsSync(out)).toBe(false);
-    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(tempFilesBeside(out)).toEqual([]);
   });
 
   it("aborts and cleans up", async () => {
@@ -147,7 +147,7 @@ describe("convert + writeOva", () => {
     await expect(
       writeOva({ out, ovfName: "tiny.ovf", ovfXml, disks: [], events: bus().events, signal: ac.signal }),
     ).rejects.toMatchObject({ code: "ABORTED" });
-    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(tempFilesBeside(out)).toEqual([]);
   });
 });
 
@@ -200,3 +200,8 @@ describe("verify rejects crafted OVAs", () => {
     await expect(verifyOva(join(t.dir, "nope.ova"), { signal })).rejects.toMatchObject({ code: "VERIFY_UNREADABLE", exitCode: 2 });
   });
 });
+
+/** writeOva's temp files (`.<name>.<random>.partial`) left beside `out`. */
+function tempFilesBeside(out: string): string[] {
+  return readdirSync(dirname(out)).filter((f) => f.startsWith(`.${basename(out)}.`) && f.endsWith(".partial"));
+}

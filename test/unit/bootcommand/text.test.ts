@@ -77,3 +77,13 @@ describe("withKeyInterval", () => {
     expect(withKeyInterval(ev, 0)).toEqual(ev);
   });
 });
+
+// Regression (found by fuzzing, issue 12): a typed "${" (written "$${") rendered as "${", which
+// parses back as a value reference ("unknown value ${…}").
+describe("eventsToText escapes a typed ${", () => {
+  it.each(["$${x}", "a$${{ .Name }}", "$$$${y}", "$$", "${{"])("%s round-trips", (command) => {
+    const events = parseBootCommand([command], { values: {} });
+    const text = eventsToText(events);
+    expect(parseBootCommand([text], { values: {} })).toEqual(events);
+  });
+});

@@ -5,13 +5,10 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { UserError } from "../../../src/errors.js";
 import { buildFloppy, FLOPPY_CAPACITY, FLOPPY_SIZE } from "../../../src/media/fat12.js";
+import { requireTools } from "./readers.js";
 
-// mtools and dosfstools are test-only tools (apt-get install -y mtools dosfstools); the
-// read-back checks skip when they are absent, the structural checks always run.
-const has = (tool: string): boolean => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
-const MTOOLS = has("mdir") && has("mtype") && has("mlabel");
-const FSCK = has("fsck.fat");
-const BLKID = has("blkid");
+// mtools, dosfstools and blkid are test tools (.ci/install-deps.sh installs them): the read-back
+// checks fail, loudly, when one is missing (readers.ts).
 
 const dir = mkdtempSync(join(tmpdir(), "vmkiln-fat12-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,7 +64,9 @@ describe("buildFloppy", () => {
     expect(buildFloppy(FILES, { label: "OEMDRV", serial: 1 }).equals(img)).toBe(false);
   });
 
-  it.skipIf(!MTOOLS)("mdir lists the long names", () => {
+  it("has the independent readers (mtools, fsck.fat, blkid)", () => requireTools("mdir", "mtype", "mlabel", "fsck.fat", "blkid"));
+
+  it("mdir lists the long names", () => {
     const out = mtools("mdir", "-i", path, "::");
     expect(out).toContain("Volume in drive : is OEMDRV");
     for (const f of FILES.filter((f) => f.name !== "README.TXT")) expect(out).toContain(` ${f.name}\n`);
@@ -79,42 +78,42 @@ describe("buildFloppy", () => {
     expect(out).toContain("6 files");
   });
 
-  it.skipIf(!MTOOLS)("mtype reads every file back byte for byte", () => {
+  it("mtype reads every file back byte for byte", () => {
     for (const f of FILES) {
       const got = execFileSync("mtype", ["-i", path, `::/${f.name}`], { env: MENV });
       expect(got.equals(typeof f.content === "string" ? Buffer.from(f.content) : f.content)).toBe(true);
     }
   });
 
-  it.skipIf(!MTOOLS)("mlabel shows the label", () => {
+  it("mlabel shows the label", () => {
     expect(mtools("mlabel", "-i", path, "-s", "::").trim()).toBe("Volume label is OEMDRV");
   });
 
-  it.skipIf(!BLKID)("blkid sees vfat with the label", () => {
+  it("blkid sees vfat with the label", () => {
     const out = execFileSync("blkid", ["-p", "-o", "export", path], { encoding: "utf8" });
     expect(out).toMatch(/^TYPE=vfat$/m);
     expect(out).toMatch(/^LABEL=OEMDRV$/m);
     expect(out).toMatch(/^VERSION=FAT12$/m);
   });
 
-  it.skipIf(!FSCK)("fsck.fat finds no errors", () => {
+  it("fsck.fat finds no errors", () => {
     const r = spawnSync("fsck.fat", ["-n", "-v", path], { encoding: "utf8" });
     expect(r.stdout + r.stderr).not.toMatch(/differ|invalid|bad|error|wrong|broken/i);
     expect(r.status).toBe(0);
   });
 
-  it.skipIf(!MTOOLS)("a lower-case label is stored upper-case, like DOS tools do", () => {
+  it("a lower-case label is stored upper-case, like DOS tools do", () => {
     const p = writeImage("cidata.img", buildFloppy([{ name: "user-data", content: "#cloud-config\n" }], { label: "cidata" }));
     expect(mtools("mlabel", "-i", p, "-s", "::").trim()).toBe("Volume label is CIDATA");
   });
 
-  it.skipIf(!MTOOLS || !FSCK)("fills the disk exactly to capacity", () => {
+  it("fills the disk exactly to capacity", () => {
     const p = writeImage("full.img", buildFloppy([{ name: "big.bin", content: Buffer.alloc(FLOPPY_CAPACITY, 7) }], { label: "FULL" }));
     expect(execFileSync("mtype", ["-i", p, "::/big.bin"], { env: MENV, maxBuffer: 4 << 20 }).length).toBe(FLOPPY_CAPACITY);
     expect(spawnSync("fsck.fat", ["-n", p]).status).toBe(0);
   });
 
-  it.skipIf(!MTOOLS || !FSCK)("gives clashing aliases distinct ~N tails", () => {
+  it("gives clashing aliases distinct ~N tails", () => {
     const names = ["meta-data-1", "meta-data-2", "meta-data-3"];
     const p = writeImage("alias.img", buildFloppy(names.map((name) => ({ name, content: name })), { label: "X" }));
     const out = mtools("mdir", "-i", p, "::");

@@ -1,5 +1,7 @@
-// Independent readers for the ISO writer's tests: genisoimage's isoinfo, xorriso (libisofs) and
-// util-linux's blkid. Each is looked up on PATH so a machine without one skips those checks.
+// Independent readers for the ISO and FAT writers' tests: genisoimage's isoinfo, xorriso (libisofs),
+// util-linux's blkid, mtools and dosfstools' fsck.fat. They are test dependencies like any other
+// (.ci/install-deps.sh installs them): a machine without one fails those tests, loudly, rather than
+// skipping the only checks that read our images with someone else's code.
 import { execFileSync } from "node:child_process";
 import { accessSync, constants, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
@@ -21,6 +23,14 @@ function findTool(name: string): string | undefined {
 
 export function hasTool(name: string): boolean {
   return findTool(name) !== undefined;
+}
+
+/** Fails (with the install hint) when any of `names` is missing; call it inside a test. */
+export function requireTools(...names: string[]): void {
+  const missing = names.filter((n) => !hasTool(n));
+  if (missing.length > 0) {
+    throw new Error(`missing test tools: ${missing.join(", ")}; install them with: bash .ci/install-deps.sh (Debian: genisoimage xorriso mtools dosfstools util-linux)`);
+  }
 }
 
 function toolPath(name: string): string {

@@ -49,6 +49,32 @@ describe("parseSums", () => {
   it("rejects a tagged line whose digest has the wrong length", () => {
     expect(parseSums(`SHA256 (x) = ${H512}`)).toEqual([]);
   });
+
+  // Found by test/unit/fuzz/checksum.fuzz.test.ts (counterexample: the name "\t1\n~ZY" in --tag form):
+  // coreutils marks a line whose name it escaped with a leading "\", which the tag pattern did not
+  // allow (the entry vanished), and names were trimmed. The lines below are what sha256sum 9.1
+  // printed here for files named "a\b", "new<LF>line", " lead" and "sp ace ".
+  it("regression (fuzz): reads lines coreutils escaped, in GNU and --tag form, and unescapes the name", () => {
+    const text = [
+      `\\${H256}  a\\\\b`,
+      `\\${H256} *new\\nline`,
+      `\\SHA256 (a\\\\b) = ${H256}`,
+      `\\SHA256 (\t1\\n~ZY) = ${H256}`,
+    ].join("\n");
+    expect(parseSums(text).map((e) => e.name)).toEqual(["a\\b", "new\nline", "a\\b", "\t1\n~ZY"]);
+  });
+
+  it("regression (fuzz): an escaped line with an escape coreutils would not write is skipped", () => {
+    expect(parseSums(`\\${H256}  a\\xb\n\\${H256}  trailing\\`)).toEqual([]);
+  });
+
+  it("regression (fuzz): spaces at either end of a name are part of it; findSum still finds a blank-padded one", () => {
+    const entries = parseSums(`${H256}   lead\nSHA256 (sp ace ) = ${H256}\n${H256}  padded.img  \n`);
+    expect(entries.map((e) => e.name)).toEqual([" lead", "sp ace ", "padded.img  "]);
+    expect(findSum(entries, " lead")?.name).toBe(" lead");
+    expect(findSum(entries, "lead")?.name).toBe(" lead"); // no exact "lead": the unique blank-trimmed match
+    expect(findSum(entries, "padded.img")?.name).toBe("padded.img  ");
+  });
 });
 
 describe("findSum", () => {

@@ -34,6 +34,8 @@ describe("loadTemplate: good templates", () => {
       templatePath: path.join(GOOD, "minimal.yaml"),
       templateDir: GOOD,
       variables: {},
+      sensitiveVariables: [],
+      warnings: [],
       source: { kind: "cloud-image", location: image, checksum: { kind: "none" }, format: undefined },
       drivers: {
         qemu: {
@@ -263,7 +265,7 @@ describe("specFromObject: shapes and rules", () => {
     ["drivers.qemu.machine", { drivers: { qemu: { machine: "" } } }, "must not be empty"],
     ["drivers.qemu.headless", { drivers: { qemu: { headless: "yes" } } }, "expected true or false"],
     ["drivers.qemu.extra_args[1]", { drivers: { qemu: { extra_args: ["-a", 3] } } }, "expected a string"],
-    ["drivers.qemu.memory", { drivers: { qemu: { memory: "1500K" } } }, "whole number of MiB"],
+    ["drivers.qemu.memory", { drivers: { qemu: { memory: "4500K" } } }, "whole number of MiB"],
     ["output.formats", { output: { formats: [] } }, "must have at least 1 item"],
     ["output.basename", { output: { basename: "a/b" } }, "must contain only"],
     ["cloud_init.user_data", { cloud_init: { user_data: "#cloud-config" } }, "expected a mapping"],

@@ -1,18 +1,18 @@
 // The driver against the VBoxManage test double, without booting anything: registration, storage,
 // NAT, the exit-0 error rule, the session-lock retry, the version refusal and cleanup of a
 // half-created machine. (Booting is in test/integration/virtualbox.test.ts.)
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
-import { VirtualBoxDriver } from "../../../../drivers/virtualbox/index.js";
+import { VirtualBoxDriver, createVirtualBoxDriver, natGuestAddress, needsHostLoopback } from "../../../../drivers/virtualbox/index.js";
 import { parseVmInfo, parseVmList } from "../../../../drivers/virtualbox/machinereadable.js";
 import { EventBus } from "../../../../src/log/events.js";
 import { Journal } from "../../../../src/pipeline/journal.js";
 import type { VmSpec } from "../../../../src/pipeline/driver.js";
-import type { VirtualBoxSpec } from "../../../../src/template/spec.js";
+import type { BuildSpec, HttpSpec, VirtualBoxSpec } from "../../../../src/template/spec.js";
 
 const DOUBLE = fileURLToPath(new URL("../../../doubles/VBoxManage", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "vmkiln-vbox-unit-"));
@@ -98,11 +98,12 @@ describe("VirtualBox driver against the VBoxManage double", { timeout: 120_000 }
     const vm = await d.createVm({ ...vmSpec, sourceDisk: undefined, installerIso: iso, installerMedia: { path: oemdrv, kind: "cd" }, diskSize: 256 * 1024 * 1024 }, signal);
     const info = parseVmInfo(vbox("showvminfo", "vmkiln-unit-1", "--machinereadable"));
     const disk = join(vmSpec.buildDir, "virtualbox", "vmkiln-unit-1-disk1.vmdk");
-    expect(info.controllers).toEqual([{ name: "VirtIO", type: "VirtIO" }, { name: "IDE", type: "PIIX4" }]);
+    // VirtualBox prints its own controller type names (VBoxManageInfo.cpp storageControllerTypeToName), not the spelling given.
+    expect(info.controllers).toEqual([{ name: "VirtIO", type: "VirtioSCSI" }, { name: "IDE", type: "PIIX4" }]);
     expect(info.attachments).toEqual({ "VirtIO-0-0": disk, "IDE-0-0": iso, "IDE-0-1": oemdrv, "IDE-1-0": vmSpec.cidataIso, "IDE-1-1": "none" });
     const img = JSON.parse(execFileSync("qemu-img", ["info", "--output=json", disk], { encoding: "utf8" }));
     expect(img["virtual-size"]).toBe(256 * 1024 * 1024);
-    expect(d.guestHostAddress()).toBe("10.0.2.2");
+    expect(d.guestHostAddress("127.0.0.1")).toBe("10.0.2.2");
     await d.destroyVm(vm);
     expect(vbox("list", "vms")).toBe("");
   });
@@ -138,6 +139,101 @@ describe("VirtualBox driver against the VBoxManage double", { timeout: 120_000 }
     const d = new VirtualBoxDriver(spec(), 22, events, new Journal("unit-4"));
     await expect(d.createVm(vmSpec, signal)).rejects.toMatchObject({ code: "VBOX_TOO_OLD", exitCode: 2, message: "VirtualBox 6.0.24 is too old: vmkiln needs VirtualBox 6.1 or newer" });
     expect(existsSync(process.env.VBOXMANAGE_DOUBLE_STATE!) ? vbox("list", "vms") : "").toBe("");
+  });
+
+  // Issue 13: VirtualBox 7.0 NAT drops the guest's packets to 10.0.2.2 unless localhost-reachable is on
+  // (hashicorp/packer#12118, packer-plugin-virtualbox#104); 6.1 has no such option and rejects it.
+  const doubleState = () => JSON.parse(readFileSync(process.env.VBOXMANAGE_DOUBLE_STATE!, "utf8")) as { machines: Array<{ name: string; nics: Array<{ localhostReachable: boolean }> }> };
+  const http = (over: Partial<HttpSpec> = {}): HttpSpec => ({ directory: undefined, content: {}, bindAddress: "127.0.0.1", port: 0, guestAddress: undefined, pathPrefix: true, expect: [], expectTimeoutMs: 60_000, ...over });
+
+  /** The driver as a build makes it: from the template's spec, HTTP server included. */
+  const fromBuild = (journal: string, h: HttpSpec | undefined) =>
+    createVirtualBoxDriver({ spec: { drivers: { virtualbox: spec() }, ssh: { port: 22 }, http: h } as unknown as BuildSpec, events, journal: new Journal(journal) });
+
+  it("VirtualBox 7: lets the guest reach the host's loopback when it must fetch from the HTTP server at 10.0.2.2", async () => {
+    const d = fromBuild("unit-6", http());
+    const vm = await d.createVm(vmSpec, signal);
+    expect(doubleState().machines[0]!.nics[0]!.localhostReachable).toBe(true);
+    expect(logs).toContain("info: NAT: the guest may reach the host's loopback at 10.0.2.2 (--nat-localhostreachable1 on, VirtualBox 7)");
+    await d.destroyVm(vm);
+  });
+
+  it("VirtualBox 7 without an HTTP server on loopback: leaves the new machine's default (no host loopback)", async () => {
+    const d = fromBuild("unit-7", undefined);
+    const vm = await d.createVm(vmSpec, signal);
+    expect(doubleState().machines[0]!.nics[0]!.localhostReachable).toBe(false);
+    await d.destroyVm(vm);
+    // Which HTTP setups need it: the guest reaches loopback and wildcard listeners through 10.0.2.2.
+    expect(needsHostLoopback(http())).toBe(true);
+    expect(needsHostLoopback(http({ bindAddress: "0.0.0.0" }))).toBe(true);
+    expect(needsHostLoopback(http({ guestAddress: "10.0.2.2", bindAddress: "192.0.2.10" }))).toBe(true);
+    expect(needsHostLoopback(http({ bindAddress: "192.0.2.10" }))).toBe(false);
+    expect(needsHostLoopback(http({ guestAddress: "192.0.2.10" }))).toBe(false);
+    expect(natGuestAddress("0.0.0.0")).toBe("10.0.2.2");
+    expect(natGuestAddress("192.0.2.10")).toBe("192.0.2.10");
+  });
+
+  it("VirtualBox 6.1: never passes --nat-localhostreachable (its modifyvm has no such option)", async () => {
+    process.env.VBOXMANAGE_DOUBLE_VERSION = "6.1.50r161033";
+    const d = fromBuild("unit-8", http());
+    const vm = await d.createVm(vmSpec, signal);
+    expect(logs).toContain("info: VirtualBox 6.1.50");
+    expect(logs.some((l) => l.includes("localhostreachable"))).toBe(false);
+    await d.destroyVm(vm);
+    // The option really is refused there, as VBoxManage 6.1 refuses it.
+    const r = spawnSync(DOUBLE, ["createvm", "--name", "x61", "--register"], { encoding: "utf8" });
+    expect(r.status).toBe(0);
+    const m = spawnSync(DOUBLE, ["modifyvm", "x61", "--nat-localhostreachable1", "on"], { encoding: "utf8" });
+    expect(m.status).toBe(1);
+    expect(m.stderr).toBe("VBoxManage: error: Unknown option: --nat-localhostreachable1\n");
+  });
+
+  // Issue 13: a VM that dies (aborted) or hits a Guru Meditation is not a VM that powered off.
+  function setMachine(update: (m: Record<string, unknown>) => void): void {
+    const file = process.env.VBOXMANAGE_DOUBLE_STATE!;
+    const state = JSON.parse(readFileSync(file, "utf8"));
+    update(state.machines[0]);
+    writeFileSync(file, JSON.stringify(state));
+  }
+
+  it("fails the install wait when the VM ended aborted, naming the state and VBox.log", async () => {
+    const d = new VirtualBoxDriver(spec(), 22, events, new Journal("unit-9"));
+    const vm = await d.createVm(vmSpec, signal);
+    setMachine((m) => {
+      m.state = "running";
+      m.pid = 2 ** 22 + 1; // above pid_max: the VM process is gone without recording how the VM ended
+    });
+    const logDir = join(vmSpec.buildDir, "virtualbox", "vmkiln-unit-1", "Logs");
+    await expect(d.waitForGuestStop(vm, { timeoutMs: 10_000 }, signal)).rejects.toMatchObject({
+      code: "VBOX_VM_CRASHED",
+      message: "VM vmkiln-unit-1 ended in state aborted (its VM process died)",
+      hint: `see ${join(logDir, "VBox.log")}`,
+    });
+    await d.destroyVm(vm);
+    expect(vbox("list", "vms")).toBe("");
+  });
+
+  it("fails when the VM is stuck in a Guru Meditation, and still powers it off on cleanup", async () => {
+    const d = new VirtualBoxDriver(spec(), 22, events, new Journal("unit-10"), { lockRetryDelayMs: 500 });
+    const vm = await d.createVm(vmSpec, signal);
+    const uuid = parseVmInfo(vbox("showvminfo", "vmkiln-unit-1", "--machinereadable")).uuid!;
+    // A stand-in VM process (its command line names the machine's UUID, as the double checks).
+    const proc = spawn(process.execPath, ["-e", "setTimeout(() => {}, 600000)", uuid], { stdio: "ignore" });
+    try {
+      setMachine((m) => {
+        m.state = "gurumeditation";
+        m.pid = proc.pid;
+        m.qemuPid = proc.pid;
+      });
+      await expect(d.waitForGuestStop(vm, { timeoutMs: 10_000 }, signal)).rejects.toMatchObject({
+        code: "VBOX_VM_CRASHED",
+        message: "VM vmkiln-unit-1 ended in state gurumeditation (the VM hit a Guru Meditation)",
+      });
+      await d.destroyVm(vm);
+      expect(vbox("list", "vms")).toBe("");
+    } finally {
+      proc.kill("SIGKILL");
+    }
   });
 
   it("reports a missing machine with VirtualBox's error text and exit code 1", () => {

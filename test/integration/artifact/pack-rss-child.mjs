@@ -1,4 +1,4 @@
-// Child process for rss.test.ts: streams a big sparse raw file as an OVA disk member through the
+// Child process for pack-rss.test.ts: streams a big sparse raw file as an OVA disk member through the
 // compiled writeOva and prints its peak RSS (VmHWM). Runs from dist/ (npm test builds it first).
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
