@@ -3,9 +3,8 @@
 // includes in sorted key order, relative to the including file, globs allowed, `skip: true` leaves
 // one out, a pattern matching nothing is an error, and a resource defined again later replaces the
 // earlier one). Everything wrong in a gossfile is a UserError (exit 2) naming the file and key.
-import { readFileSync, statSync } from "node:fs";
-import { readdirSync } from "node:fs";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { UserError } from "../errors.js";
 import { GossSyntaxError } from "./matchers.js";
@@ -31,16 +30,35 @@ export interface Gossfile {
 
 const TOP_KEYS = [...RESOURCE_BY_TYPE.keys(), "gossfile", "matching"];
 const MAX_DEPTH = 50; // store.go mergeJSONData: errMaxDepth
+/**
+ * vmkiln's own bounds (goss has none): a gossfile or vars file larger than this is refused before it
+ * is read (a 10 MB gossfile took half a minute to parse), and so is a tree of more files, or a
+ * rendered template larger than MAX_RENDERED (template.ts), so a mistaken `range` cannot eat memory.
+ */
+export const MAX_GOSSFILE_BYTES = 4 * 1024 * 1024;
+export const MAX_GOSSFILES = 256;
+
+/** Reads a file the user named, refusing what is not a regular file or is larger than MAX_GOSSFILE_BYTES. */
+function readBounded(file: string, where: string, code: string): string {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    throw new UserError(code, `${where}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
+  }
+  if (!st.isFile()) throw new UserError(code, `${where}: not a regular file`);
+  if (st.size > MAX_GOSSFILE_BYTES) throw new UserError(code, `${where}: ${st.size} bytes; vmkiln reads gossfiles and vars files up to ${MAX_GOSSFILE_BYTES} bytes`);
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new UserError(code, `${where}: ${(err as Error).message}`);
+  }
+}
 
 export function readVarsFile(path: string): unknown {
-  let text: string;
+  const text = readBounded(path, `--vars ${path}`, "GOSS_VARS");
   try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new UserError("GOSS_VARS", `--vars ${path}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
-  }
-  try {
-    return parseYaml(text) ?? {};
+    return parseYaml(text, { maxAliasCount: 100, logLevel: "error" }) ?? {};
   } catch (err) {
     throw new UserError("GOSS_VARS", `--vars ${path}: not YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
   }
@@ -49,20 +67,25 @@ export function readVarsFile(path: string): unknown {
 export function loadGossfile(path: string, data: TemplateData): Gossfile {
   const out: Gossfile = { resources: [], matching: [], files: [], warnings: [] };
   const byKey = new Map<string, GossResource | MatchingCheck>();
-  const load = (file: string, depth: number) => {
-    if (depth >= MAX_DEPTH) throw new UserError("GOSS_INCLUDE", `${file}: gossfile includes nest deeper than ${MAX_DEPTH} (a loop?)`);
+  const top = resolve(path);
+  // Includes stay inside the directory of the gossfile given (after symlinks): goss itself follows
+  // any path (store.go mergeJSONData joins it to the including file's directory), but a gossfile
+  // that reaches outside its tree is a mistake or a trick, and a template's test: section may come
+  // from someone else.
+  const root = dirname(realOrSelf(top));
+  /** `stack`: the files being read, outermost first, to name an include loop precisely. */
+  const load = (file: string, depth: number, stack: string[], where: string) => {
+    if (stack.includes(file)) throw new UserError("GOSS_INCLUDE", `${where}: includes ${file} again, which is already being read (${[...stack.slice(stack.indexOf(file)), file].join(" → ")}): an include loop`);
+    if (depth >= MAX_DEPTH) throw new UserError("GOSS_INCLUDE", `${where}: gossfile includes nest deeper than ${MAX_DEPTH}`);
+    if (out.files.length >= MAX_GOSSFILES) throw new UserError("GOSS_INCLUDE", `${where}: more than ${MAX_GOSSFILES} gossfiles in one tree`);
     out.files.push(file);
-    let text: string;
-    try {
-      text = readFileSync(file, "utf8");
-    } catch (err) {
-      throw new UserError("GOSS_FILE", `${file}: ${(err as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (err as Error).message}`);
-    }
+    const text = readBounded(file, where === file ? file : `${where}: ${file}`, "GOSS_FILE");
     const rendered = renderGossTemplate(text, data, file);
     let doc: unknown;
     try {
       // goss docs "Important note about goss file format": a key written twice keeps the last one.
-      doc = parseYaml(rendered, { uniqueKeys: false, maxAliasCount: 100 });
+      // logLevel "error": yaml must not write warnings of its own to stderr (--json is read by tools).
+      doc = parseYaml(rendered, { uniqueKeys: false, maxAliasCount: 100, logLevel: "error" });
     } catch (err) {
       throw new UserError("GOSS_YAML", `${file}: not valid YAML: ${(err as Error).message.split("\n")[0]}`);
     }
@@ -99,10 +122,17 @@ export function loadGossfile(path: string, data: TemplateData): Gossfile {
       const pattern = isAbsolute(target) ? target : join(dirname(file), target);
       const matches = globFiles(pattern);
       if (matches.length === 0) throw new UserError("GOSS_INCLUDE", `${where}: no matched files were found: ${pattern}`);
-      for (const m of matches) load(m, depth + 1);
+      for (const m of matches) {
+        const real = realpathSync(m);
+        const rel = relative(root, real);
+        if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+          throw new UserError("GOSS_INCLUDE", `${where}: ${m} is outside ${root}: vmkiln follows gossfile includes only inside the directory of the gossfile it was given`);
+        }
+        load(real, depth + 1, [...stack, realOrSelf(file)], where);
+      }
     }
   };
-  load(resolve(path), 0);
+  load(top, 0, [], top);
   for (const v of byKey.values()) {
     if ("def" in v) out.resources.push(v);
     else out.matching.push(v);
@@ -118,6 +148,14 @@ function matchingCheck(id: string, raw: unknown, file: string): MatchingCheck {
   if (!("matches" in o)) throw new GossSyntaxError(where, "missing required attribute matches");
   if (o.skip !== undefined && typeof o.skip !== "boolean") throw new GossSyntaxError(`${where}.skip`, "expected true or false");
   return { id, file, title: typeof o.title === "string" ? o.title : undefined, skip: o.skip === true, content: o.content, matches: o.matches };
+}
+
+function realOrSelf(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
 }
 
 /** filepath.Glob for `*`, `?` and `[…]` in the last path components; a plain path is itself. */

@@ -18,6 +18,12 @@ export interface PropertyDef {
   fact?: string;
   /** goss deprecateAtoI: a string here is read as an integer (with a deprecation warning). */
   atoi?: boolean;
+  /**
+   * The type of the system value (goss system/<type>.go: File.Exists() bool, File.Mode() string,
+   * Command.ExitStatus() int…). A literal of another type can never be equal to it: goss reports a
+   * failure at run time, vmkiln refuses the gossfile (exit 2 naming the key) before booting.
+   */
+  literal?: "bool" | "int" | "string";
 }
 
 export interface ResourceDef {
@@ -42,48 +48,51 @@ export interface ResourceDef {
 }
 
 const p = (key: string, o: Partial<PropertyDef> = {}): PropertyDef => ({ key, property: key, kind: "value", ...o });
+const BOOL = { literal: "bool" } as const;
+const INT = { literal: "int" } as const;
+const STR = { literal: "string" } as const;
 const RETRY = { retry_count: "int", retry_delay: "duration" } as const;
 
 export const RESOURCES: ResourceDef[] = [
   {
     type: "file", title: "File", idKey: "path", gate: "exists", required: ["exists"],
     properties: [
-      p("exists"), p("mode"), p("owner"), p("uid", { atoi: true }), p("group"), p("gid", { atoi: true }),
-      p("linked-to", { property: "linkedto" }), p("filetype"), p("contents", { kind: "reader" }),
-      p("size"), p("md5"), p("sha256"), p("sha512"),
+      p("exists", BOOL), p("mode", STR), p("owner", STR), p("uid", { atoi: true, ...INT }), p("group", STR), p("gid", { atoi: true, ...INT }),
+      p("linked-to", { property: "linkedto", ...STR }), p("filetype", STR), p("contents", { kind: "reader" }),
+      p("size", INT), p("md5", STR), p("sha256", STR), p("sha512", STR),
     ],
     options: { path: "string" },
     aliases: { contains: "contents" },
   },
   {
     type: "package", title: "Package", idKey: "name", gate: "installed", required: ["installed"],
-    properties: [p("installed"), p("versions")],
+    properties: [p("installed", BOOL), p("versions")],
     options: { name: "string", ...RETRY },
   },
   {
     type: "service", title: "Service", idKey: "name",
-    properties: [p("enabled"), p("running")],
+    properties: [p("enabled", BOOL), p("running", BOOL)],
     options: { name: "string" },
     unsupported: { runlevels: "goss reads runlevels only on Alpine init, SysV init and upstart; vmkiln checks systemd services" },
   },
   {
     type: "command", title: "Command", idKey: "exec", required: ["exit-status"],
-    properties: [p("exit-status", { atoi: true }), p("stdout", { kind: "reader" }), p("stderr", { kind: "reader" })],
+    properties: [p("exit-status", { atoi: true, ...INT }), p("stdout", { kind: "reader" }), p("stderr", { kind: "reader" })],
     options: { exec: "string", timeout: "int", ...RETRY },
   },
   {
     type: "port", title: "Port", idKey: "port", gate: "listening", required: ["listening"],
-    properties: [p("listening"), p("ip")],
+    properties: [p("listening", BOOL), p("ip")],
     options: { port: "string" },
   },
   {
     type: "user", title: "User", idKey: "username", gate: "exists", required: ["exists"],
-    properties: [p("exists"), p("uid", { atoi: true }), p("gid", { atoi: true }), p("home"), p("groups"), p("shell")],
+    properties: [p("exists", BOOL), p("uid", { atoi: true, ...INT }), p("gid", { atoi: true, ...INT }), p("home", STR), p("groups"), p("shell", STR)],
     options: { username: "string" },
   },
   {
     type: "group", title: "Group", idKey: "groupname", gate: "exists", required: ["exists"],
-    properties: [p("exists"), p("gid", { atoi: true })],
+    properties: [p("exists", BOOL), p("gid", { atoi: true, ...INT })],
     options: { groupname: "string" },
   },
   {
@@ -93,17 +102,17 @@ export const RESOURCES: ResourceDef[] = [
   },
   {
     type: "process", title: "Process", idKey: "comm", required: ["running"],
-    properties: [p("running")],
+    properties: [p("running", BOOL)],
     options: { comm: "string" },
   },
   {
     type: "mount", title: "Mount", idKey: "mountpoint", gate: "exists", required: ["exists"],
-    properties: [p("exists"), p("opts"), p("vfs-opts"), p("source"), p("filesystem"), p("usage")],
+    properties: [p("exists", BOOL), p("opts"), p("vfs-opts"), p("source", STR), p("filesystem", STR), p("usage", INT)],
     options: { mountpoint: "string", timeout: "int" },
   },
   {
     type: "http", title: "HTTP", idKey: "url", gate: "status", required: ["status"],
-    properties: [p("status"), p("headers", { property: "Headers", kind: "reader" }), p("body", { property: "Body", kind: "reader" })],
+    properties: [p("status", INT), p("headers", { property: "Headers", kind: "reader" }), p("body", { property: "Body", kind: "reader" })],
     options: {
       url: "string", method: "string", "allow-insecure": "bool", "no-follow-redirects": "bool", timeout: "int",
       "request-headers": "strings", "request-body": "string", username: "string", password: "string",
@@ -112,19 +121,19 @@ export const RESOURCES: ResourceDef[] = [
   },
   {
     type: "addr", title: "Addr", idKey: "address", required: ["reachable"],
-    properties: [p("reachable")],
+    properties: [p("reachable", BOOL)],
     options: { address: "string", "local-address": "string", timeout: "int" },
   },
   {
     type: "dns", title: "DNS", idKey: "resolve", gate: "resolvable", required: ["resolvable"],
-    properties: [p("resolvable"), p("addrs")],
+    properties: [p("resolvable", BOOL), p("addrs")],
     options: { resolve: "string", timeout: "int", ...RETRY },
     aliases: { resolveable: "resolvable" },
     unsupported: { server: "vmkiln resolves with the guest's own resolver (getaddrinfo); querying a given server needs a DNS client in the guest" },
   },
   {
     type: "interface", title: "Interface", idKey: "name", gate: "exists", required: ["exists"],
-    properties: [p("exists"), p("addrs"), p("mtu")],
+    properties: [p("exists", BOOL), p("addrs"), p("mtu", INT)],
     options: { name: "string" },
   },
 ];
@@ -193,12 +202,22 @@ export function normalizeResource(def: ResourceDef, id: string, raw: unknown, fi
       continue;
     }
     if (value === null) throw new GossSyntaxError(`${where}.${prop.key}`, "Missing required attribute (a matcher, not null)");
+    checkLiteral(prop, value, `${where}.${prop.key}`);
     out.expect.push({ prop, value });
   }
   for (const r of def.required ?? []) {
     if (!(r in attrs)) throw new GossSyntaxError(where, `missing required attribute ${r}`);
   }
   return out;
+}
+
+/** A literal (not a matcher mapping) must have the system value's type, or it could never match. */
+function checkLiteral(prop: PropertyDef, value: unknown, where: string): void {
+  if (!prop.literal || (typeof value === "object" && value !== null && !Array.isArray(value))) return;
+  const ok = prop.literal === "bool" ? typeof value === "boolean" : prop.literal === "int" ? typeof value === "number" && Number.isInteger(value) : typeof value === "string";
+  if (ok) return;
+  const want = prop.literal === "bool" ? "true or false" : prop.literal === "int" ? "a whole number" : prop.key === "mode" ? 'a quoted string such as "0644"' : "a string";
+  throw new GossSyntaxError(where, `expected ${want} (or a matcher), got ${JSON.stringify(value)}`);
 }
 
 function checkOption(type: string, value: unknown, where: string): unknown {

@@ -74,14 +74,19 @@ export function goPrint(v: unknown): string {
   return String(v);
 }
 
+/** vmkiln's bound on a rendered gossfile (goss has none): a nested `range` cannot eat the memory. */
+export const MAX_RENDERED = 16 * 1024 * 1024;
+
 export function renderGossTemplate(text: string, data: TemplateData, file: string): string {
   if (!text.includes("{{")) return text;
   const fail = (m: string): never => {
     throw new GossTemplateError(file, m);
   };
+  const tooLarge = () => fail(`the rendered gossfile is larger than ${MAX_RENDERED} characters (a range over too much?)`);
   const nodes = parse(text, fail);
   let out = "";
-  const scopes: Array<Map<string, unknown>> = [new Map([["$", data]])];
+  // `$` is the data given to the template; the tokenizer names it "".
+  const scopes: Array<Map<string, unknown>> = [new Map([["", data]])];
   const lookupVar = (name: string): unknown => {
     for (let i = scopes.length - 1; i >= 0; i--) if (scopes[i]!.has(name)) return scopes[i]!.get(name);
     return fail(`undefined variable "$${name}"`);
@@ -105,11 +110,13 @@ export function renderGossTemplate(text: string, data: TemplateData, file: strin
       switch (n.t) {
         case "text":
           out += n.v;
+          if (out.length > MAX_RENDERED) tooLarge();
           break;
         case "action": {
           const v = evalPipe(n.pipe, dot);
           if (n.decl) setVar(n.decl, [v]);
           else out += goPrint(v);
+          if (out.length > MAX_RENDERED) tooLarge();
           break;
         }
         case "if": {

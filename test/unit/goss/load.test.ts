@@ -1,12 +1,13 @@
 // Reading gossfiles: templates (goss docs/gossfile.md "Templates"), includes (docs "gossfile";
 // store.go mergeJSONData), every resource type's attributes (docs "Available tests"), and the
 // exit-2 errors for what vmkiln does not evaluate.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { UserError } from "../../../src/errors.js";
-import { loadGossfile, readVarsFile } from "../../../src/goss/load.js";
+import { loadGossfile, MAX_GOSSFILE_BYTES, readVarsFile } from "../../../src/goss/load.js";
+import { compileFor } from "../../../src/goss/matchers.js";
 import { renderGossTemplate } from "../../../src/goss/template.js";
 import { REPO } from "../../helpers/cli.js";
 
@@ -35,6 +36,9 @@ describe("templates (Go text/template subset)", () => {
     const d = { Vars: { a: { b: "x" }, n: 3, list: [], m: { k2: 2, k1: 1 } }, Env: { HOME: "/root" } };
     const r = (t: string) => renderGossTemplate(t, d, "t.yaml");
     expect(r("{{ .Vars.a.b }}-{{.Env.HOME}}")).toBe("x-/root");
+    // `$` is the data given to the template, in any scope (text/template "Variables"); it was
+    // looked up under the wrong name and failed as an undefined variable.
+    expect(r("{{ range .Vars.m }}{{ $.Vars.a.b }}{{ $.Env.HOME }};{{ end }}")).toBe("x/root;x/root;");
     expect(r("{{ .Vars.missing }}")).toBe("<no value>");
     expect(r("a  {{- /* c */ -}}  b")).toBe("ab");
     expect(r("{{if eq .Vars.n 1 2}}one{{else if eq .Vars.n 3}}three{{else}}other{{end}}")).toBe("three");
@@ -78,9 +82,85 @@ describe("gossfile includes (docs gossfile; store.go mergeJSONData)", () => {
     const p = write("inc-missing.yaml", "gossfile:\n  nothing-*.yaml: {}\n");
     expect(() => loadGossfile(p, noData)).toThrow(/gossfile\.nothing-\*\.yaml: no matched files were found/);
   });
-  it("an include loop stops with an error instead of recursing forever", () => {
+  it("an include loop stops with an error naming the file, the include and the loop", () => {
     const p = write("loop.yaml", "gossfile:\n  loop.yaml: {}\n");
-    expect(() => loadGossfile(p, noData)).toThrow(/nest deeper than 50/);
+    expect(() => loadGossfile(p, noData)).toThrow(new RegExp(`^${p}: gossfile\\.loop\\.yaml: includes ${p} again.*an include loop$`));
+    const a = write("loop-a.yaml", "gossfile:\n  loop-b.yaml: {}\n");
+    write("loop-b.yaml", "gossfile:\n  x: {file: loop-a.yaml}\n");
+    expect(() => loadGossfile(a, noData)).toThrow(/loop-b\.yaml: gossfile\.x: includes .*loop-a\.yaml again, which is already being read \(.*loop-a\.yaml → .*loop-b\.yaml → .*loop-a\.yaml\)/);
+  });
+});
+
+describe("bad gossfiles: exit 2 naming the file and the field", () => {
+  const code2 = (f: () => unknown, re: RegExp) => {
+    let err: unknown;
+    try {
+      f();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).exitCode).toBe(2);
+    expect((err as Error).message).toMatch(re);
+  };
+
+  it("an include that leaves the gossfile's directory (.., an absolute path, a symlink) is refused", () => {
+    const dir = mkdtempSync(join(tmpdir(), "vmkiln-goss-esc-"));
+    mkdirSync(join(dir, "checks"));
+    writeFileSync(join(dir, "outside.yaml"), "file:\n  /etc:\n    exists: true\n");
+    const main = join(dir, "checks", "main.yaml");
+    writeFileSync(main, "gossfile:\n  ../outside.yaml: {}\n");
+    code2(() => loadGossfile(main, noData), new RegExp(`^${main}: gossfile\\.\\.\\./outside\\.yaml: .*outside\\.yaml is outside ${join(dir, "checks")}`));
+    writeFileSync(main, "gossfile:\n  x: {file: /etc/passwd}\n");
+    code2(() => loadGossfile(main, noData), /main\.yaml: gossfile\.x: \/etc\/passwd is outside/);
+    symlinkSync(join(dir, "outside.yaml"), join(dir, "checks", "link.yaml"));
+    writeFileSync(main, "gossfile:\n  link.yaml: {}\n");
+    code2(() => loadGossfile(main, noData), /main\.yaml: gossfile\.link\.yaml: .*link\.yaml is outside/);
+    // Inside the directory (a subdirectory too) is fine.
+    mkdirSync(join(dir, "checks", "sub"));
+    writeFileSync(join(dir, "checks", "sub", "in.yaml"), "file:\n  /etc:\n    exists: true\n");
+    writeFileSync(main, "gossfile:\n  sub/*.yaml: {}\n");
+    expect(loadGossfile(main, noData).resources.map((r) => r.id)).toEqual(["/etc"]);
+  });
+
+  it("a gossfile or vars file larger than 4 MiB is refused before it is read", () => {
+    const big = write("big.yaml", "# " + "x".repeat(MAX_GOSSFILE_BYTES) + "\n");
+    code2(() => loadGossfile(big, noData), new RegExp(`^${big}: \\d+ bytes; vmkiln reads gossfiles .* up to ${MAX_GOSSFILE_BYTES} bytes$`));
+    code2(() => readVarsFile(big), /^--vars .*big\.yaml: \d+ bytes/);
+    const inc = write("inc-big.yaml", "gossfile:\n  big.yaml: {}\n");
+    code2(() => loadGossfile(inc, noData), /inc-big\.yaml: gossfile\.big\.yaml: .*big\.yaml: \d+ bytes/);
+  });
+
+  it("a template that renders to more than 16 MiB stops (nested ranges)", () => {
+    const vars = { a: Array.from({ length: 3000 }, (_, i) => i) };
+    const p = write("explode.yaml", "{{ range .Vars.a }}{{ range $.Vars.a }}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx{{ end }}{{ end }}\n");
+    code2(() => loadGossfile(p, { Vars: vars, Env: {} }), /explode\.yaml: template: the rendered gossfile is larger than/);
+  });
+
+  it("a literal of the wrong type for the system value is refused, naming the key", () => {
+    const cases: Array<[string, RegExp]> = [
+      ['file:\n  /etc/x:\n    exists: "yes"\n', /: file\.\/etc\/x\.exists: expected true or false \(or a matcher\), got "yes"$/],
+      ["file:\n  /etc/x:\n    exists: true\n    mode: 0644\n", /: file\.\/etc\/x\.mode: expected a quoted string such as "0644" \(or a matcher\), got 644$/],
+      ["command:\n  true:\n    exit-status: [0]\n", /: command\.true\.exit-status: expected a whole number \(or a matcher\), got \[0\]$/],
+      ["port:\n  tcp:22:\n    listening: 1\n", /: port\.tcp:22\.listening: expected true or false/],
+      ["http:\n  http://x/:\n    status: \"200\"\n", /: http\.http:\/\/x\/\.status: expected a whole number/],
+      ["service:\n  ssh:\n    running: yes please\n", /: service\.ssh\.running: expected true or false/],
+      ["user:\n  u:\n    exists: true\n    shell: 5\n", /: user\.u\.shell: expected a string/],
+      ["file: [1, 2]\n", /: file: expected a mapping of resources$/],
+      ["- a\n", /: expected a mapping of resource types at the top level$/],
+      ["bogus:\n  a: {}\n", /: bogus: unknown resource type/],
+      ["file:\n  /x:\n    exists: true\n    mdoe: x\n", /: file\.\/x\.mdoe: unknown attribute for a file resource/],
+      ["gossfile: [a.yaml]\n", /: gossfile: expected a mapping of files to include$/],
+      ["gossfile:\n  x: {skip: maybe}\n", /: gossfile\.x\.skip: expected true or false$/],
+      ["port:\n  tcp:22:\n    listening: {gt: [1]}\n", /: port\.tcp:22\.listening\.gt: gt: expected a number, got \[1\]$/],
+    ];
+    for (const [text, re] of cases) {
+      const p = write("bad.yaml", text);
+      code2(() => {
+        const g = loadGossfile(p, noData);
+        for (const r of g.resources) for (const e of r.expect) compileFor(e.value, e.prop.kind === "reader", `${r.file}: ${r.def.type}.${r.id}.${e.prop.key}`);
+      }, new RegExp(`^${p}` + re.source.replace(/^\^/, "")));
+    }
   });
 });
 
