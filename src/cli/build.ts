@@ -31,6 +31,7 @@ export async function buildCommand(template: string, o: BuildCommandOptions, io:
       onError: (o.onError as "cleanup" | "abort" | undefined) ?? "cleanup",
       debug: o.debug ?? false,
       ...(o.debug ? { beforeStep: debugStepHook() } : {}),
+      ...(spec.test && driverRegistry.qemu ? { testDriverFactory: driverRegistry.qemu } : {}),
     },
   });
   io.events.emit(

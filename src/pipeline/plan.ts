@@ -14,11 +14,18 @@ import { shutdownStep } from "../steps/shutdown.js";
 import { sshKeyStep } from "../steps/ssh-key.js";
 import { waitInstallStep } from "../steps/wait-install.js";
 import { waitSshStep } from "../steps/wait-ssh.js";
+import { testArtifactsStep } from "../steps/test-artifacts.js";
 import type { BuildSpec } from "../template/spec.js";
 import type { Driver } from "./driver.js";
 import type { Step } from "./step.js";
 
 export function planSteps(spec: BuildSpec, driver: Driver): Step[] {
+  const steps = planBuildSteps(spec, driver);
+  // `test:` (issue 16): boot the exported artifacts as their user would, after export.
+  return spec.test ? [...steps, testArtifactsStep] : steps;
+}
+
+function planBuildSteps(spec: BuildSpec, driver: Driver): Step[] {
   if (!driver.capabilities.sources.includes(spec.source.kind)) {
     throw new UserError("SOURCE_UNSUPPORTED", `source: the ${driver.name} driver cannot build from a ${spec.source.kind}`);
   }
