@@ -23,7 +23,24 @@ const FIRST_BOOT_PASSES = [
   "machine_id: regenerated", "ssh_host_keys: regenerated", "build_user: user", "build_user: home", "build_user: sudoers", "build_user: authorized_keys",
   "cloud_init: first boot", "cloud_init: instances", "cloud_init: status", "logs: journal boots", "logs: journal directories", "logs: log files",
 ].map((p) => `FirstBoot: ${p}`);
-const BROKEN_LINES: string[] = [];
+/** What `vmkiln test` prints for broken.yaml's failures on this image: resource, property, expected, found. */
+const BROKEN_LINES = [
+  "File: /etc/vmkiln/greeting: contents: expected to have patterns [\"not the greeting\"] (missing: [\"not the greeting\"]), found \"hello from vmkiln\\n\"",
+  "Package: no-such-package-vmkiln: installed: expected to equal true, found false",
+  "Service: ssh: enabled: expected to equal false, found true",
+  "Port: tcp:2222: listening: expected to equal true, found false",
+  "User: root: shell: expected to equal \"/bin/false\", found \"/bin/bash\"",
+  "Group: root: gid: expected to be numerically == 42, found 0",
+  "KernelParam: kernel.ostype: value: expected to have prefix \"BSD\", found \"Linux\"",
+  "Process: no-such-daemon: running: expected to equal true, found false",
+  "Mount: /: filesystem: expected to equal \"vfat\", found \"ext4\"",
+  "HTTP: http://127.0.0.1:9/: status: error: http://127.0.0.1:9/: [Errno 111] Connection refused",
+  "Addr: tcp://127.0.0.1:9: reachable: expected to equal true, found false",
+  "DNS: no-such-host.invalid: resolvable: expected to equal true, found false",
+  "Interface: lo: mtu: expected to be numerically < 1000, found 65536",
+  "Command: echo out; echo err >&2; exit 3: exit-status: expected to be numerically == 0, found 3",
+  "Command: echo out; echo err >&2; exit 3: stderr: expected to have patterns [\"!/err/\"] (missing: [\"!/err/\"]), found \"err\\n\"",
+];
 
 describe("qemu: cloud image → provisioned, generalized qcow2", () => {
   let work: string;
@@ -199,7 +216,8 @@ describe("qemu: cloud image → provisioned, generalized qcow2", () => {
     expect(r.events.find((e) => e.type === "test-end")).toMatchObject({ ok: false });
     const xml = readFileSync(junit, "utf8");
     expect(xml).toMatch(new RegExp(`<testsuites name="vmkiln test" tests="${checks.length}" failures="${BROKEN_LINES.length}"`));
-    expect(xml).toContain("<failure message=\"Command: echo out; echo err &gt;&amp;2; exit 3: exit-status: expected 0, found 3\"");
+    const cmdLine = BROKEN_LINES.find((l) => l.startsWith("Command: echo out; echo err >&2; exit 3: exit-status:"))!;
+    expect(xml).toContain(`<failure message="${cmdLine.replace(/&/g, "&amp;").replace(/>/g, "&gt;").replace(/"/g, "&quot;")}"`);
     // The test VM is gone, and so is its work dir.
     const dir = /\(work dir (.+)\)$/.exec(String(r.events.find((e) => e.type === "log" && String(e.message).startsWith("test "))?.message))?.[1];
     expect(dir && existsSync(dir)).toBe(false);
