@@ -1,7 +1,7 @@
 // `vmkiln test` on bad input: exit 2 with one line naming the option, file or field, no stack, and
 // nothing booted (every case fails before a VM could start: the artifact named does not even exist,
 // or the options are checked before it is read).
-import { mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -56,4 +56,25 @@ describe("vmkiln test: bad input is exit 2 before anything boots", () => {
       expect(r.stderr.trim().split("\n").filter((l) => l.startsWith("vmkiln: error:"))).toHaveLength(1);
     });
   }
+});
+
+describe("vmkiln build with a test: section: its gossfiles and formats are checked before the build", () => {
+  const tmpl = (test: string) =>
+    w("t.yaml", `name: x\nsource: {cloud_image: {path: ${notImage}, checksum: none, format: raw}}\ndrivers: {qemu: {}}\nssh: {username: b}\noutput: {directory: ${join(dir, "never")}, formats: [qcow2]}\ntest: ${test}\n`);
+  it("a missing gossfile: exit 2 naming it, nothing made", async () => {
+    const r = await cli(["build", tmpl(`{checks: [${join(dir, "absent.yaml")}]}`)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^vmkiln: error: .*absent\.yaml: no such file$/m);
+  });
+  it("a bad gossfile: exit 2 naming the file and key", async () => {
+    const r = await cli(["build", tmpl(`{checks: [${w("bad-key.yaml", "port:\n  tcp:22:\n    listen: true\n")}]}`)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/bad-key\.yaml: port\.tcp:22\.listen: unknown attribute for a port resource/);
+  });
+  it("a format the build does not export: exit 2", async () => {
+    const r = await cli(["build", tmpl("{formats: [ova]}")]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^vmkiln: error: test\.formats: this build exports no ova \(output\.formats: qcow2\)$/m);
+    expect(existsSync(join(dir, "never"))).toBe(false);
+  });
 });
