@@ -1,10 +1,10 @@
 // `vmkiln test` on bad input: exit 2 with one line naming the option, file or field, no stack, and
 // nothing booted (every case fails before a VM could start: the artifact named does not even exist,
 // or the options are checked before it is read).
-import { existsSync, mkdtempSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { main } from "../../../src/cli/main.js";
 
 function fakeStream() {
@@ -19,6 +19,7 @@ async function cli(argv: string[]) {
 }
 
 const dir = mkdtempSync(join(tmpdir(), "vmkiln-test-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const w = (name: string, text: string) => {
   const p = join(dir, name);
   writeFileSync(p, text);
