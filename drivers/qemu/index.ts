@@ -16,7 +16,7 @@ import { qemuArgs, type QemuCmdline } from "./cmdline.js";
 import { QmpClient } from "./qmp.js";
 import { copyVarsTemplate, explicitOvmf, probeOvmf, type OvmfFirmware } from "./ovmf.js";
 import { toSendKeyCalls } from "./qcodes.js";
-import { convert, createDisk, createOverlay, imageInfo, resize } from "../../src/artifact/qemu-img.js";
+import { convert, createDisk, createOverlay, imageInfo, resize, sliceFilename } from "../../src/artifact/qemu-img.js";
 import { exportQcow2 } from "../../src/artifact/qcow2-export.js";
 
 const QEMU_HINT = "apt-get install qemu-system-x86 qemu-utils";
@@ -62,6 +62,7 @@ export class QemuDriver implements Driver {
     sources: ["cloud-image", "iso"] as Array<"cloud-image" | "iso">,
     keystrokes: true,
     exports: ["qcow2", "raw", "vmdk", "ovf", "ova"] as Array<"qcow2" | "raw" | "vmdk" | "ovf" | "ova">,
+    diskSlices: true,
   };
   private readonly vms = new Map<string, VmState>();
   private ovmf: OvmfFirmware | undefined;
@@ -82,7 +83,12 @@ export class QemuDriver implements Driver {
     const consoleLog = join(dir, "console.log");
 
     if (vmSpec.sourceDisk) {
-      const src = vmSpec.sourceDisk;
+      const given = vmSpec.sourceDisk;
+      // A byte range of a file (the VMDK in an OVA) is read through QEMU's raw driver at that
+      // offset, named as a json: filename: overlay, copy and info all take it as the base.
+      const src = given.slice
+        ? { path: sliceFilename(given.path, given.format ?? "vmdk", given.slice), format: given.format ?? "vmdk" }
+        : { path: given.path, format: given.format };
       const info = await imageInfo(src.path, signal, src.format);
       const format = src.format ?? info.format; // detected once here, then passed explicitly
       if (vmSpec.diskSize !== undefined && vmSpec.diskSize < info.virtualSize) {

@@ -20,6 +20,31 @@ export function findVersion(start: URL): string {
   }
 }
 
+/**
+ * What the build's own boots were, for `vmkiln test`'s first-boot checks (src/check/first-boot.ts):
+ * a booted image must show none of it. Public facts only: fingerprints, never a key.
+ */
+export interface BuildIdentity {
+  /** The cidata instance-id the build booted with. */
+  instance_id: string;
+  /** /etc/machine-id during the build (before generalize emptied it). */
+  machine_id?: string | undefined;
+  /** The host key pinned at the build's first SSH connection (SHA256:…). */
+  host_key_fingerprint?: string | undefined;
+  /** Every SSH host key the build's guest had (SHA256:…). */
+  host_keys: string[];
+  /** The build's SSH user. */
+  user: string;
+  /** The build's SSH key (SHA256:… of its public key). */
+  key_fingerprint?: string | undefined;
+}
+
+/** The outcome of the template's `test:` section (`vmkiln test` after export). */
+export interface TestSummary {
+  ok: boolean;
+  artifacts: Array<{ artifact: string; ok: boolean; total: number; passed: number; failed: number; skipped: number; failures: string[] }>;
+}
+
 export interface Manifest {
   vmkiln_version: string;
   build_id: string;
@@ -38,6 +63,10 @@ export interface Manifest {
   total_ms: number;
   /** Every generalize operation: done, off, skipped (why) or failed, with what it changed. */
   generalize: Array<{ operation: string; status: string; changes: string[] }>;
+  /** Recorded when generalize begins (the build's machine-id, host keys, user, key fingerprint). */
+  build_identity?: BuildIdentity;
+  /** Set by the `test:` section after export. */
+  test?: TestSummary;
 }
 
 /** `mtimesNs`: artifact name → its modification time (see `Manifest.artifacts`), when known. */
@@ -61,5 +90,6 @@ export function buildManifest(ctx: BuildContext, mtimesNs: ReadonlyMap<string, s
     durations_ms: ctx.durations,
     total_ms: Math.round(Date.now() - ctx.startedAt),
     generalize: (ctx.generalized ?? []).map((r) => ({ operation: r.operation, status: r.status, changes: r.changes.map(text) })),
+    ...(ctx.buildIdentity ? { build_identity: ctx.buildIdentity } : {}),
   };
 }

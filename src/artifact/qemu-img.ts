@@ -117,3 +117,13 @@ export async function check(path: string, signal: AbortSignal): Promise<{ exitCo
   const r = await run("qemu-img", ["check", path], { signal, timeoutMs: 120_000, reject: false, installHint: INSTALL_HINT });
   return { exitCode: r.exitCode, output: r.stdout + r.stderr };
 }
+
+/**
+ * QEMU's name for a disk that is a byte range of a file: the format driver over a `raw` driver with
+ * offset and size over the file (QEMU block/raw-format.c raw_open: "offset", "size"), written as a
+ * `json:` pseudo-filename so it can be a qcow2 overlay's backing file. QEMU 7.2 reads a
+ * streamOptimized VMDK (compressed grains) through it.
+ */
+export function sliceFilename(path: string, format: string, slice: { offset: number; size: number }): string {
+  return "json:" + JSON.stringify({ driver: format, file: { driver: "raw", offset: slice.offset, size: slice.size, file: { driver: "file", filename: path } } });
+}

@@ -124,6 +124,8 @@ async function runJob(job: BuildJob, events: EventBus, signal: AbortSignal, o: B
     ...(o.offline ? { offline: true } : {}),
     // Pausing before each step reads the terminal: only one build can own it.
     ...(o.debug && alone ? { beforeStep: debugStepHook() } : {}),
+    // The template's test: section boots the artifacts with QEMU, whatever built them.
+    ...(job.spec.test && driverRegistry.qemu ? { testDriverFactory: driverRegistry.qemu } : {}),
   };
   let r: BuildResult;
   if (job.layered) {

@@ -9,8 +9,9 @@ import { VMKILN_VERSION } from "../artifact/manifest.js";
 import type { CliIO } from "./io.js";
 import type { PushCliOptions } from "./push.js";
 import { inspectCommand, schemaCommand, validateCommand } from "./validate.js";
+import type { TestCommandOptions } from "./test.js";
 import { deliverPendingSignals } from "../util/abort.js";
-// build, gc, pack-ova and verify load the drivers, SSH, HTTP and OVF code (most of the start-up
+// build, gc, pack-ova, verify and test load the drivers, SSH, HTTP and OVF code (most of the start-up
 // time); they are imported when run, so `validate` on every save in an editor starts quickly.
 
 export interface MainIO {
@@ -172,6 +173,27 @@ export async function main(argv: string[], io: MainIO = { stdout: process.stdout
   cache.command("import <bundle.tar>").description("verify a bundle from 'cache export' and add its entries to this cache").action(async (file: string) => {
     code = await (await import("./cache.js")).cacheImport(file, cli);
   });
+  program
+    .command("test <artifact...>")
+    .description("boot an image (qcow2, raw, VMDK, OVA) as its user would and check it: first-boot checks and goss files")
+    .option("--checks <file>", "a goss file to evaluate in the guest (repeatable)", collect, [])
+    .option("--vars <file>", "values for the goss files' {{ .Vars }} (YAML or JSON)")
+    .option("--driver <name>", "the hypervisor to boot with", "qemu")
+    .option("--json", "JSON lines (one event per check)")
+    .option("--junit <file>", "write JUnit XML for CI")
+    .option("--skip <check>", "switch off a built-in first-boot check (repeatable): machine_id, ssh_host_keys, build_user, cloud_init, logs, growpart", collect, [])
+    .option("--no-first-boot", "switch off every built-in first-boot check")
+    .option("--goss-binary <file>", "upload and run this goss binary instead of vmkiln's evaluation")
+    .option("--retry-timeout <duration>", "retry failing goss checks until this much time has passed (goss validate --retry-timeout)")
+    .option("--sleep <duration>", "time between retries (default 1s)")
+    .option("--timeout <duration>", "how long the boot may take to answer SSH and finish cloud-init (default 10m)")
+    .option("--disk-size <size>", "the test disk's size (default: the image's + 1G, so growpart has work)")
+    .option("--manifest <file>", "the build's manifest.json (default: the one beside the artifact)")
+    .action(async (artifacts: string[], o: TestCommandOptions) => {
+      attachReporter(o.json ?? false);
+      const { testCommand } = await import("./test.js");
+      code = await testCommand(artifacts, { ...o, debug }, cli);
+    });
   program
     .command("gc")
     .description("remove what killed builds left behind (VMs, temp dirs)")

@@ -14,7 +14,10 @@ export type BuildEvent =
   | { type: "output"; source: string; stream: "stdout" | "stderr"; line: string }
   | { type: "cleanup"; what: string; ok: boolean; error?: string }
   | { type: "artifact"; name: string; path: string; size: number; sha256: string }
-  | { type: "build-end"; ok: boolean; durationMs: number; error?: string; outputDir?: string };
+  | { type: "build-end"; ok: boolean; durationMs: number; error?: string; outputDir?: string }
+  /** `vmkiln test` (src/check/): one checked property, and the end of an artifact's checks. */
+  | { type: "check"; artifact: string; outcome: "pass" | "fail" | "skip"; line: string; result: Record<string, unknown> }
+  | { type: "test-end"; artifact: string; ok: boolean; line: string; summary: Record<string, number> };
 
 /** `build`: which of several builds run at once emitted it (EventBus.child); absent for a single build. */
 export type EventSink = (event: BuildEvent & { time: string; build?: string }) => void;

@@ -1,10 +1,11 @@
 import type { EventBus } from "../log/events.js";
 import type { BuildSpec } from "../template/spec.js";
 import type { Communicator } from "../ssh/communicator.js";
-import type { Driver, VmHandle, DiskFile } from "./driver.js";
+import type { Driver, DriverFactory, VmHandle, DiskFile } from "./driver.js";
 import type { Journal } from "./journal.js";
 import type { InstallerHttpServer } from "../http/server.js";
 import type { OperationReport } from "../provision/generalize.js";
+import type { BuildIdentity } from "../artifact/manifest.js";
 
 export interface SshKeyPair {
   /** OpenSSH private key text (never logged). */
@@ -17,6 +18,8 @@ export interface SshKeyPair {
 
 export interface ResolvedSource {
   path: string;
+  /** The disk is this byte range of `path` (the VMDK inside an OVA, `vmkiln test`). */
+  slice?: { offset: number; size: number };
   sha256: string;
   format: string;
   /** Where it came from, for the manifest. */
@@ -45,6 +48,8 @@ export interface BuildOptions {
   offline?: boolean;
   /** A stage build (src/layers/build.ts) writing its output into the stage cache's private dir. */
   outputInCache?: boolean;
+  /** The driver the template's `test:` section boots the artifacts with (the CLI wires it from the registry). */
+  testDriverFactory?: DriverFactory;
   /** `--debug` step mode: called before each step (the CLI pauses there on a terminal). */
   beforeStep?: (ctx: BuildContext, step: string, signal: AbortSignal) => Promise<void>;
 }
@@ -107,4 +112,6 @@ export interface BuildContext {
   durations: Record<string, number>;
   /** What each generalize operation did (shutdown step), for the log and manifest.json. */
   generalized?: OperationReport[];
+  /** The build's machine-id, host keys, user and key fingerprint (manifest.json build_identity). */
+  buildIdentity?: BuildIdentity;
 }

@@ -16,8 +16,9 @@ export interface VmSpec {
   buildId: string;
   /** The build's private working directory (removed at the end). */
   buildDir: string;
-  /** Boot disk source (a cloud image): the driver overlays or copies it. */
-  sourceDisk: { path: string; format: string | undefined } | undefined;
+  /** Boot disk source (a cloud image): the driver overlays or copies it. `slice`: the disk is that
+   *  byte range of the file (the VMDK inside an OVA); only drivers with `capabilities.diskSlices`. */
+  sourceDisk: { path: string; format: string | undefined; slice?: { offset: number; size: number } | undefined } | undefined;
   /** Installer ISO (later: ISO installs). */
   installerIso: string | undefined;
   /** NoCloud seed ISO attached read-only. */
@@ -69,6 +70,8 @@ export interface DriverCapabilities {
   sources: Array<"cloud-image" | "iso" | "clone">;
   keystrokes: boolean;
   exports: Array<"qcow2" | "raw" | "vmdk" | "ovf" | "ova">;
+  /** createVm takes a source disk that is a byte range of a file (`vmkiln test` on an OVA). */
+  diskSlices?: boolean;
   /** Sources may name a content-library item (source.*.content_library): vSphere. */
   contentLibrary?: boolean;
   /** The hypervisor is reached over the network (vSphere): `--offline` refuses the driver. */

@@ -16,11 +16,26 @@ import { publishStep } from "../steps/publish.js";
 import { sshKeyStep } from "../steps/ssh-key.js";
 import { waitInstallStep } from "../steps/wait-install.js";
 import { waitSshStep } from "../steps/wait-ssh.js";
+import { testArtifactsStep } from "../steps/test-artifacts.js";
+import { prepareChecks } from "../check/run.js";
 import type { BuildSpec } from "../template/spec.js";
 import type { Driver } from "./driver.js";
 import type { Step } from "./step.js";
 
 export function planSteps(spec: BuildSpec, driver: Driver): Step[] {
+  const steps = planBuildSteps(spec, driver);
+  if (!spec.test) return steps;
+  // `test:` (issue 16): boot the exported artifacts as their user would, after export. What it
+  // needs is checked now (formats exported, gossfiles read and compiled): exit 2 before the build,
+  // not after it.
+  for (const f of spec.test.formats) {
+    if (!spec.output.formats.includes(f)) throw new UserError("TEST_FORMAT", `test.formats: this build exports no ${f} (output.formats: ${spec.output.formats.join(", ")})`);
+  }
+  prepareChecks({ checks: spec.test.checks, varsFile: spec.test.vars, gossBinary: spec.test.gossBinary });
+  return [...steps, testArtifactsStep];
+}
+
+function planBuildSteps(spec: BuildSpec, driver: Driver): Step[] {
   if (!driver.capabilities.sources.includes(spec.source.kind)) {
     throw new UserError("SOURCE_UNSUPPORTED", `source: the ${driver.name} driver cannot build from a ${spec.source.kind}`);
   }

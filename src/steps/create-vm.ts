@@ -12,7 +12,7 @@ export const createVmStep: Step = {
         name: `vmkiln-${ctx.buildId}`,
         buildId: ctx.buildId,
         buildDir: ctx.buildDir,
-        sourceDisk: ctx.source && !isIso ? { path: ctx.source.path, format: ctx.source.format || undefined } : undefined,
+        sourceDisk: ctx.source && !isIso ? { path: ctx.source.path, format: ctx.source.format || undefined, ...(ctx.source.slice ? { slice: ctx.source.slice } : {}) } : undefined,
         // ISO installs: an empty disk of disk_size, the installer ISO, and a reboot that stops the VM.
         installerIso: isIso ? ctx.source?.path : undefined,
         installerMedia: ctx.installerMedia,

@@ -12,6 +12,7 @@ import type { Step } from "../pipeline/step.js";
 import { parseResultJson } from "../provision/cloud-init.js";
 import { CLOUD_INIT_IDLE, cloudInitSettleScript, planOperations } from "../provision/generalize.js";
 import { shq } from "../ssh/session.js";
+import { recordBuildIdentity } from "./build-identity.js";
 
 /** Generous: a boot whose final stage installs packages (runcmd, packages:) can take long under TCG. */
 export const SETTLE_TIMEOUT_MS = 30 * 60_000;
@@ -19,6 +20,8 @@ export const SETTLE_TIMEOUT_MS = 30 * 60_000;
 export const generalizeStep: Step = {
   name: "generalize",
   async run(ctx, signal) {
+    // Before anything is cleaned: what `vmkiln test` must not find in the booted image (manifest.json).
+    await recordBuildIdentity(ctx, signal);
     const plan = planOperations(ctx.spec.generalize);
     const runs = plan.filter((p) => p.state === "run").map((p) => p.name);
     ctx.events.info(runs.length ? `operations: ${runs.join(", ")} (run as root in the power-off command)` : "every operation is switched off", "generalize");

@@ -16,6 +16,7 @@ import type {
   QemuSpec,
   RenderedText,
   SourceSpec,
+  TestSpec,
   VirtualBoxSpec,
 } from "./spec.js";
 
@@ -104,6 +105,7 @@ export function normalize(raw: RawTemplate, ctx: NormalizeContext): BuildSpec {
         insecure: p.insecure ?? false,
       })),
     },
+    ...(raw.test ? { test: normalizeTest(raw.test, output.formats ?? [], local) } : {}),
   };
 }
 
@@ -352,4 +354,28 @@ function normalizeGeneralize(g: RawTemplate["generalize"]): GeneralizeSpec {
 
 function dedupe<T>(list: T[]): T[] {
   return [...new Set(list)];
+}
+
+const TESTABLE = ["qcow2", "raw", "vmdk", "ova"] as const;
+
+function normalizeTest(t: NonNullable<RawTemplate["test"]>, formats: readonly string[], local: (p: string) => string): TestSpec {
+  const fb = t.first_boot;
+  const all = (v: boolean) => ({ machine_id: v, ssh_host_keys: v, build_user: v, cloud_init: v, logs: v, growpart: v });
+  const firstBoot =
+    fb === undefined || fb === true ? all(true) : fb === false ? all(false)
+      : {
+          machine_id: fb.machine_id ?? true, ssh_host_keys: fb.ssh_host_keys ?? true, build_user: fb.build_user ?? true,
+          cloud_init: fb.cloud_init ?? true, logs: fb.logs ?? true, growpart: fb.growpart ?? true,
+        };
+  const first = TESTABLE.find((f) => (formats.length ? formats : ["qcow2"]).includes(f));
+  return {
+    checks: (t.checks ?? []).map(local),
+    vars: t.vars === undefined ? undefined : local(t.vars),
+    formats: t.formats ?? (first ? [first] : []),
+    firstBoot,
+    gossBinary: t.goss_binary === undefined ? undefined : local(t.goss_binary),
+    retryTimeoutMs: t.retry_timeout ?? 0,
+    sleepMs: t.sleep ?? 1000,
+    timeoutMs: t.timeout ?? 10 * 60_000,
+  };
 }

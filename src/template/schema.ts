@@ -791,6 +791,42 @@ const install = z
   .nullable()
   .meta({ description: "Install completion: wait for the installer to stop the VM, remove the installer media, boot the installed disk." });
 
+// `test:` (issue 16): after export, boot the artifacts as their user would and check them
+// (src/check/: the first-boot checks, gossfiles). A failed check fails the build (exit 1); the
+// artifacts stay and manifest.json says what failed.
+const firstBootFlags = {
+  machine_id: withDefault(bool("/etc/machine-id was regenerated and is not the build's."), true),
+  ssh_host_keys: withDefault(bool("SSH host keys were regenerated; none is the build's."), true),
+  build_user: withDefault(bool("The build user, its home and sudoers line are gone; no authorized_keys holds the build key."), true),
+  cloud_init: withDefault(bool("cloud-init ran as a first boot (no earlier instance) and reports no errors."), true),
+  logs: withDefault(bool("The journal and /var/log hold nothing from the build (no earlier boot, no journal directory of the build's machine-id)."), true),
+  growpart: withDefault(bool("The root file system grew to the (larger) disk, where the image uses cloud-init's growpart."), true),
+};
+const testSection = z
+  .strictObject(
+    {
+      checks: z
+        .array(nonEmpty("A gossfile (goss YAML), relative to the template."), { error: expecting("a list of gossfiles") })
+        .optional()
+        .meta({ description: "gossfiles evaluated in the booted guest (goss's YAML format; see README \"Testing images\")." }),
+      vars: nonEmpty("A YAML/JSON file of values for the gossfiles' {{ .Vars }} (goss --vars).").optional(),
+      formats: z
+        .array(z.enum(["qcow2", "raw", "vmdk", "ova"]), { error: expecting("a list of qcow2, raw, vmdk, ova") })
+        .optional()
+        .meta({ description: "Which exported artifacts to boot and check (default: the first of output.formats that is one of these)." }),
+      first_boot: z
+        .union([z.boolean(), z.strictObject(firstBootFlags)], { error: expecting("true, false or a mapping") })
+        .optional()
+        .meta({ description: "The built-in first-boot checks; each defaults to on. `false` turns all off." }),
+      goss_binary: nonEmpty("A goss binary for the guest: uploaded and run instead of vmkiln's own evaluation (goss validate -f json).").optional(),
+      retry_timeout: withDefault(duration("Retry failing gossfile checks until they pass or this much time has passed (goss validate --retry-timeout)."), "0s"),
+      sleep: withDefault(duration("Time between retries (goss validate --sleep)."), "1s"),
+      timeout: withDefault(duration("How long the test boot may take to answer SSH and finish cloud-init."), "10m"),
+    },
+    { error: expecting("a mapping") },
+  )
+  .meta({ description: "Boot the exported image as its user would (fresh seed, user, key, instance-id) and check it: built-in first-boot checks and gossfiles." });
+
 export const templateSchema = z
   .strictObject(
     {
@@ -827,6 +863,7 @@ export const templateSchema = z
       generalize: generalize.optional(),
       shutdown: shutdown.optional(),
       output: output.optional(),
+      test: testSection.optional(),
     },
     { error: expecting("a mapping at the top level") },
   )

@@ -388,4 +388,18 @@ export interface BuildSpec {
   generalize: GeneralizeSpec;
   shutdown: ShutdownSpec;
   output: OutputSpec;
+  /** The `test:` section: check the exported artifacts in a booted guest (src/check/). */
+  test?: TestSpec;
+}
+
+export interface TestSpec {
+  /** Absolute paths of gossfiles. */
+  checks: string[];
+  vars: string | undefined;
+  formats: Array<"qcow2" | "raw" | "vmdk" | "ova">;
+  firstBoot: Record<"machine_id" | "ssh_host_keys" | "build_user" | "cloud_init" | "logs" | "growpart", boolean>;
+  gossBinary: string | undefined;
+  retryTimeoutMs: number;
+  sleepMs: number;
+  timeoutMs: number;
 }

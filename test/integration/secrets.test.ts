@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCli, REPO, type CliResult, type CliRun } from "../helpers/cli.js";
+import { runCli, startCli, REPO, type CliResult, type CliRun } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuProcesses } from "../helpers/processes.js";
 
@@ -56,5 +56,25 @@ describe("a sensitive variable through a real build", () => {
     expect(existsSync(manifest)).toBe(true);
     expect(readFileSync(manifest, "utf8")).not.toContain(TOKEN);
     expect(JSON.parse(readFileSync(manifest, "utf8")).vmkiln_version).toBe(JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version);
+  });
+
+  it("vmkiln test: this image, built with generalize: false, fails the first-boot checks, each naming what it found (issue 16)", async () => {
+    const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
+    const id = m.build_identity;
+    expect(id).toMatchObject({ user: "builder", instance_id: `vmkiln-${m.build_id}` });
+    const r = await runCli(["test", join(out, "secrets-it.qcow2"), "--json"]);
+    expect(r.code, r.stderr.slice(-3000)).toBe(1);
+    const fails = r.events.filter((e) => e.type === "check" && e.outcome === "fail").map((e) => String(e.line));
+    const line = (prefix: string) => fails.find((l) => l.startsWith(prefix));
+    expect(line("FirstBoot: machine_id: regenerated:")).toBe(`FirstBoot: machine_id: regenerated: expected not to equal "${id.machine_id}", found "${id.machine_id}"`);
+    expect(line("FirstBoot: build_user: user:")).toMatch(/^FirstBoot: build_user: user: expected "no user builder", found "\/etc\/passwd: builder:x:\d+:\d+:[^"]*"$/);
+    expect(line("FirstBoot: build_user: home:")).toBe('FirstBoot: build_user: home: expected "no /home/builder", found "/home/builder"');
+    expect(line("FirstBoot: build_user: sudoers:")).toMatch(/^FirstBoot: build_user: sudoers: expected "no sudoers line for builder", found \["a line for builder in \/etc\/sudoers\.d\/[^"]+"\]$/);
+    expect(line("FirstBoot: build_user: authorized_keys:")).toBe(`FirstBoot: build_user: authorized_keys: expected "no authorized_keys holding the build key ${id.key_fingerprint}", found ["/home/builder/.ssh/authorized_keys"]`);
+    expect(line("FirstBoot: cloud_init: instances:")).toMatch(new RegExp(`^FirstBoot: cloud_init: instances: expected .*, found \\[.*"${id.instance_id}".*\\]$`));
+    expect(line("FirstBoot: logs: journal boots:")).toMatch(/^FirstBoot: logs: journal boots: expected "only this boot in the journal", found "\d+ boots, with entries of the build's machine-id"$/);
+    expect(line("FirstBoot: logs: journal directories:")).toMatch(new RegExp(`^FirstBoot: logs: journal directories: expected .*, found \\[.*"${id.machine_id}".*\\]$`));
+    expect(r.events.find((e) => e.type === "test-end")).toMatchObject({ ok: false });
+    expect(r.stdout + r.stderr).not.toContain(TOKEN);
   });
 });

@@ -48,6 +48,10 @@ function formatEvent(e: BuildEvent, debug: boolean, lastPct: Map<string, number>
       return `    artifact ${e.name} (${bytes(e.size)}, sha256 ${e.sha256.slice(0, 16)}…)`;
     case "build-end":
       return e.ok ? `==> build finished in ${secs(e.durationMs)}: ${e.outputDir}` : `==> build failed after ${secs(e.durationMs)}`;
+    case "check":
+      return `    ${e.outcome === "pass" ? "PASS" : e.outcome === "fail" ? "FAIL" : "SKIP"} ${e.line}`;
+    case "test-end":
+      return `==> ${e.artifact}: ${e.ok ? "passed" : "FAILED"}: ${e.line}`;
   }
 }
 

@@ -50,6 +50,8 @@ export function ttyReporter(o: { stream: NodeJS.WriteStream; debug: boolean }): 
     else if (e.type === "log" && e.level === "warn") line = color(33, line);
     else if (e.type === "log" && e.level === "error") line = color(31, line);
     else if (e.type === "step-end" && !e.ok) line = color(31, line);
+    else if (e.type === "check") line = color(e.outcome === "pass" ? 32 : e.outcome === "fail" ? 31 : 33, line);
+    else if (e.type === "test-end") line = color(e.ok ? 32 : 31, line);
     if (bars.size > 0) multi.log(line + "\n");
     else o.stream.write(line + "\n");
   };

@@ -11,7 +11,9 @@ import type { BuildContext } from "../../../src/pipeline/context.js";
 import type { Driver, VmHandle } from "../../../src/pipeline/driver.js";
 import { CLOUD_INIT_IDLE, REPORT_MARK } from "../../../src/provision/generalize.js";
 import type { Communicator } from "../../../src/ssh/communicator.js";
+import { IDENTITY_SCRIPT } from "../../../src/steps/build-identity.js";
 import { generalizeStep } from "../../../src/steps/generalize.js";
+import { shq } from "../../../src/ssh/session.js";
 import { shutdownStep } from "../../../src/steps/shutdown.js";
 import { specFromObject } from "../../../src/template/load.js";
 
@@ -19,11 +21,19 @@ const GOOD = path.resolve(import.meta.dirname, "../../fixtures/templates/good");
 const vm: VmHandle = { id: "vm1", driver: "qemu" };
 const signal = new AbortController().signal;
 
-/** An SSH connection that answers each exec with scripted stdout lines and an exit status. */
+/**
+ * An SSH connection that answers each exec with scripted stdout lines and an exit status. The
+ * generalize step's first exec reads the build's identity (steps/build-identity.ts): it gets a
+ * fixed answer of its own and is not counted in `commands`.
+ */
 function scripted(answers: Array<{ lines: string[]; exitCode: number | null; disconnected?: boolean }>) {
   const commands: string[] = [];
   const ssh = {
     exec(command: string, opts: { onLine?: (s: "stdout" | "stderr", l: string) => void }) {
+      if (command.includes(shq(IDENTITY_SCRIPT))) {
+        for (const l of [`machine-id ${"ab".repeat(16)}`, "256 SHA256:hostkey1 root@x (ED25519)", "host-key SHA256:hostkey1"]) opts.onLine?.("stdout", l);
+        return Promise.resolve({ exitCode: 0, signal: undefined, disconnected: false });
+      }
       commands.push(command);
       const a = answers.shift() ?? { lines: [], exitCode: 0 };
       for (const l of a.lines) opts.onLine?.("stdout", l);
@@ -108,6 +118,14 @@ describe("shutdown step", () => {
 });
 
 describe("generalize step", () => {
+  it("first records the build's identity for vmkiln test (manifest.json build_identity)", async () => {
+    const { ssh } = scripted([{ lines: ['{"v1": {"datasource": "NoCloud", "errors": []}}'], exitCode: 0 }]);
+    const { ctx } = context({}, ssh);
+    await generalizeStep.run(ctx, signal);
+    expect(ctx.buildIdentity).toMatchObject({ instance_id: "vmkiln-b1", machine_id: "ab".repeat(16), host_keys: ["SHA256:hostkey1"], user: ctx.spec.ssh.username });
+    expect(ctx.buildIdentity!.key_fingerprint).toMatch(/^SHA256:/);
+  });
+
   it("waits for cloud-init, and says so", async () => {
     const { ssh, commands } = scripted([{ lines: ['{"v1": {"datasource": "NoCloud", "errors": []}}'], exitCode: 0 }]);
     const { ctx, logs } = context({}, ssh);
