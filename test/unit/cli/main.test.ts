@@ -6,21 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../../../src/cli/main.js";
+import { cli } from "../../helpers/main-cli.js";
 
 const BAD = fileURLToPath(new URL("../../fixtures/templates/bad/", import.meta.url));
 
-function fakeStream() {
-  let text = "";
-  return { stream: { write: (s: string) => ((text += s), true), isTTY: false } as unknown as NodeJS.WriteStream, text: () => text };
-}
-
-async function cli(argv: string[]) {
-  const out = fakeStream();
-  const err = fakeStream();
-  const code = await main(argv, { stdout: out.stream, stderr: err.stream });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
 
 describe("vmkiln validate on bad templates", async () => {
   const files = (await readdir(BAD)).filter((f) => f.endsWith(".yaml") || f.endsWith(".json"));

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { buildManifest } from "../../../src/artifact/manifest.js";
-import { main } from "../../../src/cli/main.js";
+import { cli } from "../../helpers/main-cli.js";
 import { EventBus } from "../../../src/log/events.js";
 import { Redactor, specSecrets } from "../../../src/log/redact.js";
 import { jsonReporter } from "../../../src/log/reporters/json.js";
@@ -28,17 +28,6 @@ function file(name: string, text: string): string {
   return p;
 }
 
-function fakeStream() {
-  let text = "";
-  return { stream: { write: (s: string) => ((text += s), true), isTTY: false } as unknown as NodeJS.WriteStream, text: () => text };
-}
-
-async function cli(argv: string[]) {
-  const out = fakeStream();
-  const err = fakeStream();
-  const code = await main(argv, { stdout: out.stream, stderr: err.stream });
-  return { code, stdout: out.text(), stderr: err.text(), all: out.text() + err.text() };
-}
 
 const savedEnv = { ...process.env };
 afterEach(() => {

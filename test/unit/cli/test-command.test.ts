@@ -5,18 +5,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { main } from "../../../src/cli/main.js";
+import { cli } from "../../helpers/main-cli.js";
 
-function fakeStream() {
-  let text = "";
-  return { stream: { write: (s: string) => ((text += s), true), isTTY: false } as unknown as NodeJS.WriteStream, text: () => text };
-}
-async function cli(argv: string[]) {
-  const out = fakeStream();
-  const err = fakeStream();
-  const code = await main(argv, { stdout: out.stream, stderr: err.stream });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
 
 const dir = mkdtempSync(join(tmpdir(), "vmkiln-test-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

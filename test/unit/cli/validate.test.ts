@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { build } from "../../../src/build.js";
-import { main } from "../../../src/cli/main.js";
+import { cli } from "../../helpers/main-cli.js";
 import { EventBus, type BuildEvent } from "../../../src/log/events.js";
 import type { Driver } from "../../../src/pipeline/driver.js";
 import { parseBootCommand } from "../../../src/bootcommand/parse.js";
@@ -23,17 +23,6 @@ function file(name: string, text: string): string {
   return p;
 }
 
-function fakeStream() {
-  let text = "";
-  return { stream: { write: (s: string) => ((text += s), true), isTTY: false } as unknown as NodeJS.WriteStream, text: () => text };
-}
-
-async function cli(argv: string[]) {
-  const out = fakeStream();
-  const err = fakeStream();
-  const code = await main(argv, { stdout: out.stream, stderr: err.stream });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
 
 const isoTemplate = (command: string[]) =>
   `name: i\nsource: { iso: { path: ${ISO}, checksum: none } }\ndrivers: { qemu: { disk_size: 4G } }\nboot:\n  command: ${JSON.stringify(command)}\n`;

@@ -7,21 +7,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { main } from "../../../src/cli/main.js";
+import { cli } from "../../helpers/main-cli.js";
 
 const ROUNDTRIP = fileURLToPath(new URL("../../fixtures/packer/roundtrip/qemu-cloud.pkr.hcl", import.meta.url));
 const SHA = "sha256:" + "ab".repeat(32);
 
-function fakeStream() {
-  let text = "";
-  return { stream: { write: (s: string) => ((text += s), true), isTTY: false } as unknown as NodeJS.WriteStream, text: () => text };
-}
-async function cli(argv: string[]) {
-  const out = fakeStream();
-  const err = fakeStream();
-  const code = await main(argv, { stdout: out.stream, stderr: err.stream });
-  return { code, stdout: out.text(), stderr: err.text() };
-}
 
 let dir: string;
 beforeAll(async () => {
