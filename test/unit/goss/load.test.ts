@@ -1,7 +1,7 @@
 // Reading gossfiles: templates (goss docs/gossfile.md "Templates"), includes (docs "gossfile";
 // store.go mergeJSONData), every resource type's attributes (docs "Available tests"), and the
 // exit-2 errors for what vmkiln does not evaluate.
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,9 +10,10 @@ import { loadGossfile, MAX_GOSSFILE_BYTES, readVarsFile } from "../../../src/gos
 import { compileFor } from "../../../src/goss/matchers.js";
 import { renderGossTemplate } from "../../../src/goss/template.js";
 import { REPO } from "../../helpers/cli.js";
+import { tempDir } from "../../helpers/tmp.js";
 
 const FIX = join(REPO, "test/fixtures/goss");
-const tmp = mkdtempSync(join(tmpdir(), "vmkiln-goss-load-"));
+const tmp = tempDir("vmkiln-goss-load-");
 const write = (name: string, text: string) => {
   const p = join(tmp, name);
   writeFileSync(p, text);
@@ -105,7 +106,7 @@ describe("bad gossfiles: exit 2 naming the file and the field", () => {
   };
 
   it("an include that leaves the gossfile's directory (.., an absolute path, a symlink) is refused", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vmkiln-goss-esc-"));
+    const dir = tempDir("vmkiln-goss-esc-");
     mkdirSync(join(dir, "checks"));
     writeFileSync(join(dir, "outside.yaml"), "file:\n  /etc:\n    exists: true\n");
     const main = join(dir, "checks", "main.yaml");

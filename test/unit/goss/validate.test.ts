@@ -1,7 +1,7 @@
 // Evaluating gossfiles against probe facts (no guest: a fake probe runner answers with facts), and
 // the goss-binary path with a fake `goss` that prints goss's documented JSON output (goss cannot be
 // installed here; outputs/json.go gives the shape). Messages are the ones `vmkiln test` prints.
-import { chmodSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, writeFileSync } from "node:fs";
 import { readFile, copyFile } from "node:fs/promises";
 import { execFileSync, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
@@ -14,8 +14,9 @@ import { PROBE_SCRIPT } from "../../../src/goss/probe-script.js";
 import { validateGossfile, type Facts, type ProbeRequest } from "../../../src/goss/validate.js";
 import { EventBus } from "../../../src/log/events.js";
 import type { Communicator } from "../../../src/ssh/communicator.js";
+import { tempDir } from "../../helpers/tmp.js";
 
-const tmp = mkdtempSync(join(tmpdir(), "vmkiln-goss-validate-"));
+const tmp = tempDir("vmkiln-goss-validate-");
 const gossfile = (text: string) => {
   const p = join(tmp, `g-${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(p, text);
@@ -103,7 +104,7 @@ matching:
 
 describe("the Python probe, run locally on this Debian host (python3 as in the guest)", () => {
   it("reads files, commands, kernel params, users and mounts as goss's system package does", () => {
-    const dir = mkdtempSync(join(tmpdir(), "vmkiln-probe-"));
+    const dir = tempDir("vmkiln-probe-");
     writeFileSync(join(dir, "f"), "a\nb\n");
     chmodSync(join(dir, "f"), 0o640);
     const reqs = [
@@ -156,7 +157,7 @@ describe("test.goss_binary: upload, run, read goss's JSON", () => {
   });
 
   it("uploads the binary and files, runs goss validate --format json as root, removes its directory (a fake goss; a local Communicator)", async () => {
-    const guest = mkdtempSync(join(tmpdir(), "vmkiln-fake-guest-"));
+    const guest = tempDir("vmkiln-fake-guest-");
     const fakeGoss = join(tmp, "fake-goss");
     // Prints goss's JSON and its own argv (so the test sees the flags vmkiln passed); exits 1 like
     // goss validate with a failure.

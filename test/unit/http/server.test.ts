@@ -1,6 +1,6 @@
 // The installer HTTP server: rendered content, the verbatim directory, request logging, 404s,
 // path traversal, and the "never fetched" deadline.
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -8,6 +8,7 @@ import { BuildError, UserError } from "../../../src/errors.js";
 import { renderEntry, renderText } from "../../../src/http/render.js";
 import { InstallerHttpServer } from "../../../src/http/server.js";
 import { EventBus } from "../../../src/log/events.js";
+import { tempDir } from "../../helpers/tmp.js";
 
 const scope = {
   variables: { mirror: "deb.example.invalid" },
@@ -36,7 +37,7 @@ describe("renderText", () => {
   });
 
   it("reads { file } entries and names the file when it is missing", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "vmkiln-render-"));
+    const dir = tempDir("vmkiln-render-");
     writeFileSync(join(dir, "ks.cfg"), "url --url=http://${var.mirror}/\n");
     await expect(renderEntry({ file: join(dir, "ks.cfg") }, scope, "c")).resolves.toBe("url --url=http://deb.example.invalid/\n");
     await expect(renderEntry({ file: join(dir, "nope.cfg") }, scope, "c")).rejects.toThrow(/^c: cannot read .*nope\.cfg: ENOENT$/);
@@ -61,7 +62,7 @@ describe("InstallerHttpServer", () => {
   }
 
   it("serves content, then the directory, and logs every request", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "vmkiln-www-"));
+    const dir = tempDir("vmkiln-www-");
     mkdirSync(join(dir, "sub"));
     writeFileSync(join(dir, "sub", "late.sh"), "echo late\n");
     const { server, logs, base } = await start(dir);
@@ -96,7 +97,7 @@ describe("InstallerHttpServer", () => {
   });
 
   it("never serves outside the directory (.., encoded .., symlinks)", async () => {
-    const root = mkdtempSync(join(tmpdir(), "vmkiln-www-"));
+    const root = tempDir("vmkiln-www-");
     const dir = join(root, "www");
     mkdirSync(dir);
     writeFileSync(join(root, "secret.txt"), "secret\n");

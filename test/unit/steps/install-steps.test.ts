@@ -1,7 +1,7 @@
 // The install steps against a recording driver: boot command (values, boot_wait, key interval,
 // keystroke capability), installer media (label, rendered content), serve-http (guest address,
 // rendering), and wait-install (stop → restart without media; the never-fetched deadline).
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -17,6 +17,7 @@ import { waitInstallStep } from "../../../src/steps/wait-install.js";
 import { specFromObject } from "../../../src/template/load.js";
 import { blkid, hasTool, tool } from "../media/readers.js";
 import path from "node:path";
+import { tempDir } from "../../helpers/tmp.js";
 
 const GOOD = path.resolve(import.meta.dirname, "../../fixtures/templates/good");
 const vm: VmHandle = { id: "vm1", driver: "qemu" };
@@ -64,7 +65,7 @@ function context(template: Record<string, unknown>, driver: Driver): BuildContex
     driver,
     events,
     buildId: "b1",
-    buildDir: mkdtempSync(join(tmpdir(), "vmkiln-steps-")),
+    buildDir: tempDir("vmkiln-steps-"),
     vm,
     sshKey: { privateKey: "k", publicKey: "ssh-ed25519 AAAAbuild vmkiln", privateKeyPath: "/k" },
     artifacts: [],
@@ -103,7 +104,7 @@ describe("boot command step", () => {
 
 describe("installer media step", () => {
   it.runIf(hasTool("blkid") && hasTool("mtype"))("writes an OEMDRV floppy with the rendered kickstart", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "vmkiln-ks-"));
+    const dir = tempDir("vmkiln-ks-");
     writeFileSync(join(dir, "ks.cfg"), "sshkey --username=b \"${ssh.public_key}\"\n");
     const ctx = context({ install_media: { type: "floppy", label: "OEMDRV", content: { "ks.cfg": { file: join(dir, "ks.cfg") } } } }, recorder().driver);
     await installerMediaStep.run(ctx, new AbortController().signal);

@@ -1,10 +1,11 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { TemplateError, UserError } from "../../../src/errors.js";
 import { loadTemplate, parseVarArgs, specFromObject } from "../../../src/template/load.js";
 import { problemsOf } from "../../helpers/template.js";
+import { tempDir } from "../../helpers/tmp.js";
 
 const GOOD = path.resolve(import.meta.dirname, "../../fixtures/templates/good");
 const image = path.join(GOOD, "images/fixture.qcow2");
@@ -21,7 +22,7 @@ function base(extra: Record<string, unknown> = {}): Record<string, unknown> {
 
 
 function tmp(files: Record<string, string>): string {
-  const dir = mkdtempSync(path.join(tmpdir(), "vmkiln-template-"));
+  const dir = tempDir("vmkiln-template-");
   for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
   return dir;
 }

@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { specFromObject } from "../../../src/template/load.js";
 import { problemsOf } from "../../helpers/template.js";
+import { tempDir } from "../../helpers/tmp.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "vmkiln-vs-tpl-"));
+const dir = tempDir("vmkiln-vs-tpl-");
 writeFileSync(path.join(dir, "installer.iso"), "iso");
 writeFileSync(path.join(dir, "ca.pem"), "pem");
 

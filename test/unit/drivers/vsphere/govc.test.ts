@@ -1,9 +1,10 @@
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parseBootCommand } from "../../../../src/bootcommand/parse.js";
 import { govcKeystrokeCalls, govcUsable } from "../../../../drivers/vsphere/govc.js";
+import { tempDir } from "../../../helpers/tmp.js";
 
 const VM = "/DC0/vm/vmkiln-1";
 
@@ -30,7 +31,7 @@ describe("govc vm.keystrokes argv", () => {
 });
 
 describe("govc is used only when installed and configured", () => {
-  const dir = mkdtempSync(join(tmpdir(), "vmkiln-govc-"));
+  const dir = tempDir("vmkiln-govc-");
   writeFileSync(join(dir, "govc"), "#!/bin/sh\n");
   chmodSync(join(dir, "govc"), 0o755);
 

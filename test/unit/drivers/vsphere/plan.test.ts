@@ -1,6 +1,6 @@
 // Which steps a vSphere build runs: the shared install steps (HTTP, media, create vm, boot
 // command) with the vSphere power-on, the http.expect wait, and the after: step.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -9,8 +9,9 @@ import { vspherePlan } from "../../../../drivers/vsphere/plan.js";
 import type { Driver } from "../../../../src/pipeline/driver.js";
 import { planSteps } from "../../../../src/pipeline/plan.js";
 import { specFromObject } from "../../../../src/template/load.js";
+import { tempDir } from "../../../helpers/tmp.js";
 
-const dir = mkdtempSync(path.join(tmpdir(), "vmkiln-vs-plan-"));
+const dir = tempDir("vmkiln-vs-plan-");
 writeFileSync(path.join(dir, "installer.iso"), "iso");
 const vsphere = (extra: Record<string, unknown> = {}) => ({ url: "https://vc.example", username: "u", password: "p", disk_size: "4G", ...extra });
 const spec = (raw: Record<string, unknown>) => specFromObject({ name: "t", ...raw }, { baseDir: dir, env: {} });
