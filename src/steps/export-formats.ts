@@ -144,6 +144,7 @@ const exportOva: FormatExporter = async (ctx, dir, signal) => {
           disks: [{ name: vmdkName(ctx), stream: m.stream, sha256: m.sha256, size: m.size }],
           events: ctx.events,
           signal,
+          sign: await ovaSigner(ctx),
         });
         ctx.durations["convert_vmdk_ms"] = m.measureMs;
         ctx.durations["pack_ova_ms"] = r.durationMs;

@@ -66,8 +66,10 @@ export async function writeStreamOptimizedVmdk(dst: string, o: VmdkExportOptions
       );
     }, o.signal);
     await pipeline(chunks, createWriteStream(partial, { mode: 0o644 }), { signal: o.signal });
-    const identity = await fileIdentity(partial);
     await rename(partial, dst);
+    // After the rename: it changes the inode's ctime, which the identity includes (taken before, the
+    // OVA writer refused the file as changed since hashing: formats [ova, vmdk]).
+    const identity = await fileIdentity(dst);
     return {
       kind: "written",
       path: dst,
