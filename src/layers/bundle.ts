@@ -223,7 +223,13 @@ export async function importBundle(file: string, opts: { cacheDir?: string; sign
     const sourceNames = [...new Set(index.members.map((m) => SOURCE_PATH.exec(m.path)?.[1]).filter((x): x is string => !!x))];
     for (const n of sourceNames) {
       if (!sha.has(`sources/${n}`) || !sha.has(`sources/${n}.json`)) throw bad(`source ${n} comes without its file or sidecar`);
-      const meta = JSON.parse(await readFile(join(work, "sources", `${n}.json`), "utf8")) as { sha256?: string; size?: number };
+      let meta: { sha256?: unknown; size?: unknown };
+      try {
+        meta = JSON.parse(await readFile(join(work, "sources", `${n}.json`), "utf8")) as typeof meta;
+      } catch {
+        throw bad(`source ${n}: its sidecar is not JSON`);
+      }
+      if (meta === null || typeof meta !== "object" || Array.isArray(meta)) throw bad(`source ${n}: its sidecar is not a JSON object`);
       const size = (await stat(join(work, "sources", n))).size;
       if (meta.sha256 !== sha.get(`sources/${n}`) || meta.size !== size) throw bad(`source ${n}: its sidecar does not match its bytes`);
       if (n.startsWith("sha256-") && n.slice(7) !== meta.sha256) throw bad(`source ${n}: its bytes have sha256 ${meta.sha256}`);

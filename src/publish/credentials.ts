@@ -8,6 +8,7 @@
 //      base64("user:password"); a `credsStore` default helper is used the same way.
 // A file that exists but is not JSON is an error naming the file (a silent anonymous push would fail
 // later with a less useful 401).
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -66,7 +67,7 @@ const MAX_AUTH_FILE_BYTES = 4 * 1024 * 1024;
 async function readAuthFile(file: string): Promise<string | undefined> {
   let fh;
   try {
-    fh = await open(file, "r");
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK); // a FIFO must not block (see util/small-file.ts)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOENT" || code === "ENOTDIR") return undefined;

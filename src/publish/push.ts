@@ -3,6 +3,7 @@
 // resumable uploads in upload.ts. Nothing local is changed except manifest.json, which gets the pushed
 // digest (atomically, and only after the registry has stored the manifest): a failed push leaves
 // every file as it was.
+import { constants } from "node:fs";
 import { lstat, open, readFile, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join } from "node:path";
 import { UserError } from "../errors.js";
@@ -221,7 +222,7 @@ export async function recordPublished(path: string, entry: PublishedEntry): Prom
 }
 
 async function isQcow2(path: string): Promise<boolean> {
-  const fh = await open(path, "r");
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK); // a FIFO must not block (see util/small-file.ts)
   try {
     const b = Buffer.alloc(4);
     await fh.read(b, 0, 4, 0);
@@ -232,7 +233,7 @@ async function isQcow2(path: string): Promise<boolean> {
 }
 
 async function qcow2VirtualSize(path: string): Promise<number | undefined> {
-  const fh = await open(path, "r");
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const b = Buffer.alloc(8);
     const { bytesRead } = await fh.read(b, 0, 8, 24);

@@ -2,6 +2,7 @@
 // file, only up to a size no such file reaches, and asynchronously. `--ca-file /dev/zero` read with
 // readFileSync took 11 GB and could not be interrupted (the event loop never ran the SIGINT handler);
 // readFile filled a 512 MB string before failing.
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { UserError } from "../errors.js";
 
@@ -15,7 +16,9 @@ export const MAX_SMALL_FILE_BYTES = 1024 * 1024;
 export async function readSmallFile(path: string, field: string, code: string, max = MAX_SMALL_FILE_BYTES): Promise<string> {
   let fh;
   try {
-    fh = await open(path, "r");
+    // O_NONBLOCK: opening a FIFO for reading would wait for a writer forever; this way it opens at
+    // once and the regular-file check below refuses it. No effect on regular files.
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     throw new UserError(code, `${field}: cannot read ${path}: ${e.code === "ENOENT" ? "no such file" : (e.code ?? e.message)}`);

@@ -94,6 +94,25 @@ describe("cache bundle", () => {
     }
   });
 
+  it("a source sidecar that is not JSON, or not an object, is refused as a bad bundle (it crashed with SyntaxError/TypeError)", async () => {
+    const img = Buffer.from("disk bytes");
+    const name = `sha256-${sha(img)}`;
+    for (const side of ["{not json", "null", "[1]"]) {
+      const sidecar = Buffer.from(side);
+      const index = Buffer.from(
+        JSON.stringify({
+          format: "vmkiln-cache-bundle",
+          version: 1,
+          members: [
+            { member: "m000001", path: `sources/${name}`, size: img.length, sha256: sha(img) },
+            { member: "m000002", path: `sources/${name}.json`, size: sidecar.length, sha256: sha(sidecar) },
+          ],
+        }),
+      );
+      await refused(tar([{ name: "index.json", data: index }, { name: "m000001", data: img }, { name: "m000002", data: sidecar }]), /sidecar is not (JSON|a JSON object)/);
+    }
+  });
+
   it("refuses links, directories and path member names in the tar", async () => {
     const data = Buffer.from("x");
     const index = Buffer.from(JSON.stringify({ format: "vmkiln-cache-bundle", version: 1, members: [{ member: "m000001", path: `stages/${"e".repeat(64)}/entry.json`, size: 1, sha256: sha(data) }] }));

@@ -76,6 +76,12 @@ describe("push: local inputs", () => {
     await expect(readSmallFile(f, "x", "C", 4)).rejects.toThrow(/is 14 bytes, more than the 4/);
   });
 
+  it("a FIFO as --ca-file, key or auth file is refused at once (opening it waited for a writer forever)", async () => {
+    const fifo = join(dir, "fifo");
+    execFileSync("mkfifo", [fifo]);
+    await expect(readSmallFile(fifo, "--ca-file", "CA_FILE")).rejects.toThrow(`--ca-file: ${fifo} is not a regular file`);
+  }, 5_000);
+
   it("--retries takes 0-99 only, named in a one-line error", async () => {
     for (const v of ["-1", "abc", "1e3", "100", "", " 3"]) {
       let text = "";
