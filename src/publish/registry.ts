@@ -287,7 +287,9 @@ export function registryErrors(body: Buffer): string {
       .slice(0, 3)
       .map((e) => [e.code, e.message].filter((x) => typeof x === "string").join(": "))
       .join("; ")
-      .slice(0, 300);
+      .slice(0, 300)
+      // The registry's own words reach a terminal: no escape sequences (C0, DEL, C1).
+      .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
   } catch {
     return "";
   }
