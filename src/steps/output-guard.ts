@@ -8,7 +8,7 @@
 // sizes and SHA-256s), a SHA256SUMS whose bytes are exactly what vmkiln writes for those artifacts,
 // and nothing else in the directory but the listed artifacts and the `.ova.sha256` beside each OVA,
 // each artifact unchanged since: the size the manifest records, the modification time it records
-// (`mtime_ns`, exact; manifests written before vmkiln recorded it have none), and a modification
+// (`mtime_ns`, to within 1 µs: a cache hit restores it through utimes(); manifests written before vmkiln recorded it have none), and a modification
 // time not newer than manifest.json's own (the export writes manifest.json after every artifact).
 // Contents are not hashed again (a multi-GB disk on every build); a change that keeps the size and
 // restores the old modification time, or lands within the same timestamp tick as manifest.json on
