@@ -56,7 +56,31 @@ export async function loadBuild(file: string, opts: LoadOptions = {}): Promise<L
   const doc = parsed.value;
   const stages: StagePlan[] = [];
   await addTemplate(abs, file, doc, opts, stages, [], true);
-  return { kind: "layered", plan: { stages, final: stages.length - 1 } };
+  const plan = { stages, final: stages.length - 1 };
+  warnUnbuilt(plan);
+  return { kind: "layered", plan };
+}
+
+/**
+ * Only the last stage and what it is built on are built (src/layers/build.ts walks that chain): a
+ * stage off that chain would be skipped without a word. Said as a warning on the last stage's spec.
+ */
+function warnUnbuilt(plan: LayeredPlan): void {
+  const used = new Set<number>();
+  for (let i: number | undefined = plan.final; i !== undefined && !used.has(i); i = plan.stages[i]!.parent) used.add(i);
+  const unbuilt = plan.stages.filter((_, i) => !used.has(i));
+  if (unbuilt.length === 0) return;
+  const final = plan.stages[plan.final]!.spec;
+  final.warnings = [
+    ...(final.warnings ?? []),
+    ...unbuilt.map(
+      (s): Problem => ({
+        path: "stages",
+        message: `stage ${s.label} is never built: the last stage is not built on it (a later stage needs from: ${s.stage})`,
+        code: "STAGE_UNBUILT",
+      }),
+    ),
+  ];
 }
 
 export function isLayeredDoc(doc: unknown): boolean {

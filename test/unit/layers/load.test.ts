@@ -65,6 +65,10 @@ describe("stages", () => {
     const p = await plan(await write("t.yaml", `${head}stages:\n  - name: a\n    generalize: { machine_id: true }\n  - name: b\n  - name: c\n    from: a\n`));
     expect(p.stages[0]!.spec.generalize.machineId).toBe(true);
     expect(p.stages[2]!.parent).toBe(0);
+    // b is off the chain the last stage is built on: it was skipped without a word.
+    expect(p.stages[2]!.spec.warnings).toEqual([
+      { path: "stages", message: "stage b is never built: the last stage is not built on it (a later stage needs from: b)", code: "STAGE_UNBUILT" },
+    ]);
   });
 
   it("a plain template is not layered", async () => {
