@@ -414,7 +414,7 @@ describe("vsphere driver against vcsim", () => {
         "prepare", "ssh key", "create vm", "power on", "wait for ssh", "provision", "sbom", "generalize", "shutdown", "export",
       ]);
       expect((await guest.sh("cat /tmp/vmkiln-vs-clone")).trim()).toBe("vs-clone");
-      expect(readdirSync(join(work, "out", "vs-clone")).sort()).toEqual(["SHA256SUMS", "manifest.json", "vs-clone.ova", "vs-clone.ova.sha256"]);
+      expect(readdirSync(join(work, "out", "vs-clone")).sort()).toEqual(["SHA256SUMS", "manifest.json", "vs-clone.ova", "vs-clone.ova.sha256", "vs-clone.spdx.json"]);
       // The descriptor is vSphere's, so it describes the template's hardware as it is: vcsim's VMs
       // have their disk on a pvscsi controller, the one thing vmkiln verify flags (not portable).
       const v = await runCli(["verify", join(work, "out", "vs-clone", "vs-clone.ova"), "--json"]);
