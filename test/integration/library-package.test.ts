@@ -225,7 +225,7 @@ describe("the npm package, installed into another project", () => {
     expect(build.ok).toBe(true);
     expect(build.buildEnd).toEqual([true]);
     expect(build.steps.at(-1)).toBe("export:true");
-    expect(build.artifacts.map((a: { name: string }) => a.name)).toEqual(["debian-12-node.qcow2", "debian-12-node.ova"]);
+    expect(build.artifacts.map((a: { name: string }) => a.name)).toEqual(["debian-12-node.qcow2", "debian-12-node.ova", "debian-12-node.spdx.json"]); // + the SBOM (output.sbom defaults to true)
     for (const a of build.artifacts) expect(createHash("sha256").update(readFileSync(join(build.outputDir, a.name))).digest("hex")).toBe(a.sha256);
     expect(build.ovaVerified).toEqual({ ok: true, findings: [] });
     // The build went through the registered driver, shutdown included.
