@@ -71,6 +71,17 @@ export function startCli(args: string[], env: Record<string, string> = {}): CliR
   };
 }
 
+/**
+ * A build still running when a test file ends (its hook timed out, an assertion threw): Ctrl-C it, so
+ * vmkiln undoes its VM, and wait for it. A SIGKILL would leave QEMU running.
+ */
+export async function stopCli(run: CliRun | undefined): Promise<void> {
+  if (run && run.child.exitCode === null && run.child.signalCode === null) {
+    run.child.kill("SIGINT");
+    await run.done;
+  }
+}
+
 export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   return startCli(args, env).done;
 }

@@ -7,7 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startCli, REPO, type CliResult, type CliRun } from "../helpers/cli.js";
+import { startCli, stopCli, REPO, type CliResult, type CliRun } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { GENERALIZE_DIRS, leftovers } from "../helpers/generalized.js";
 import { readImageTrees } from "../helpers/guestfs.js";
@@ -37,10 +37,7 @@ describe("generalize: reboot mid-provisioning, no wait after it (one build, read
   }, 45 * 60_000);
 
   afterAll(async () => {
-    if (cli && cli.child.exitCode === null && cli.child.signalCode === null) {
-      cli.child.kill("SIGINT");
-      await cli.done;
-    }
+    await stopCli(cli);
     if (work) await rm(work, { recursive: true, force: true });
     expect(qemuProcesses()).toEqual([]);
   });

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bootImage, type BootedVm } from "../helpers/boot.js";
-import { runCli, startCli, REPO, type CliResult, type CliRun } from "../helpers/cli.js";
+import { runCli, startCli, stopCli, REPO, type CliResult, type CliRun } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuProcesses } from "../helpers/processes.js";
 
@@ -43,11 +43,7 @@ describe("provisioning: ansible, reboot, retries, download (one build)", () => {
   }, 45 * 60_000);
 
   afterAll(async () => {
-    // A hook timeout must not orphan the build: Ctrl-C it (it undoes its VM) and wait.
-    if (cli && cli.child.exitCode === null && cli.child.signalCode === null) {
-      cli.child.kill("SIGINT");
-      await cli.done;
-    }
+    await stopCli(cli);
     await booted?.stop();
     if (work) await rm(work, { recursive: true, force: true });
     expect(qemuProcesses()).toEqual([]);

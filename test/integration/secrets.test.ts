@@ -6,7 +6,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, startCli, REPO, type CliResult, type CliRun } from "../helpers/cli.js";
+import { runCli, startCli, stopCli, REPO, type CliResult, type CliRun } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuProcesses } from "../helpers/processes.js";
 
@@ -31,10 +31,7 @@ describe("a sensitive variable through a real build", () => {
   }, 30 * 60_000);
 
   afterAll(async () => {
-    if (cli && cli.child.exitCode === null && cli.child.signalCode === null) {
-      cli.child.kill("SIGINT");
-      await cli.done;
-    }
+    await stopCli(cli);
     if (work) await rm(work, { recursive: true, force: true });
     expect(qemuProcesses()).toEqual([]);
   });
