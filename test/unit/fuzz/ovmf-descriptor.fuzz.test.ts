@@ -27,6 +27,17 @@ const descriptorLike = fc.oneof(
   ),
 );
 
+/** A root with a CODE/VARS pair under fw/ and an empty descriptor directory for the fuzzed file. */
+function firmwareTree(): { root: string; dir: string } {
+  const root = mkdtempSync(join(tmpdir(), "vmkiln-ovmf-fuzz-"));
+  mkdirSync(join(root, "fw"));
+  writeFileSync(join(root, "fw/CODE.fd"), Buffer.alloc(1966080));
+  writeFileSync(join(root, "fw/VARS.fd"), Buffer.alloc(131072));
+  const dir = join(root, "usr/share/qemu/firmware");
+  mkdirSync(dir, { recursive: true });
+  return { root, dir };
+}
+
 describe("fuzz: OVMF descriptors", () => {
   it("descriptorMismatch returns a reason or undefined for any JSON value", () => {
     fc.assert(
@@ -49,13 +60,8 @@ describe("fuzz: OVMF descriptors", () => {
   }, fuzzTimeoutMs(3000, 1));
 
   it("probeOvmf over a tree holding one arbitrary descriptor: a pair or a UserError", () => {
-    const root = mkdtempSync(join(tmpdir(), "vmkiln-ovmf-fuzz-"));
+    const { root, dir } = firmwareTree();
     try {
-      mkdirSync(join(root, "fw"));
-      writeFileSync(join(root, "fw/CODE.fd"), Buffer.alloc(1966080));
-      writeFileSync(join(root, "fw/VARS.fd"), Buffer.alloc(131072));
-      const dir = join(root, "usr/share/qemu/firmware");
-      mkdirSync(dir, { recursive: true });
       fc.assert(
         fc.property(fc.oneof(descriptorLike.map((d) => JSON.stringify(d) ?? ""), fc.string()), fc.boolean(), (text, secureBoot) => {
           writeFileSync(join(dir, "50-fuzz.json"), text);
@@ -76,13 +82,8 @@ describe("fuzz: OVMF descriptors", () => {
   // A named pair is checked against the descriptor naming its file (explicitOvmf's describe()):
   // whatever that descriptor holds, the pair is taken or refused with a UserError, never a crash.
   it("explicitOvmf with an arbitrary descriptor in the tree: the pair or a UserError", () => {
-    const root = mkdtempSync(join(tmpdir(), "vmkiln-ovmf-fuzz-"));
+    const { root, dir } = firmwareTree();
     try {
-      mkdirSync(join(root, "fw"));
-      writeFileSync(join(root, "fw/CODE.fd"), Buffer.alloc(1966080));
-      writeFileSync(join(root, "fw/VARS.fd"), Buffer.alloc(131072));
-      const dir = join(root, "usr/share/qemu/firmware");
-      mkdirSync(dir, { recursive: true });
       fc.assert(
         fc.property(fc.oneof(descriptorLike.map((d) => JSON.stringify(d) ?? ""), fc.string()), fc.boolean(), (text, secureBoot) => {
           writeFileSync(join(dir, "50-fuzz.json"), text);
