@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import type { EventBus } from "./log/events.js";
 import { specSecrets } from "./log/redact.js";
 import type { Artifact, BuildContext, BuildOptions, Undo } from "./pipeline/context.js";
-import type { DriverFactory } from "./pipeline/driver.js";
+import type { DriverFactory, KeptResult } from "./pipeline/driver.js";
 import { Journal, describeEntry } from "./pipeline/journal.js";
 import { planSteps } from "./pipeline/plan.js";
 import { runSteps } from "./pipeline/runner.js";
@@ -26,6 +26,8 @@ export interface BuildResult {
   outputDir: string;
   durationMs: number;
   buildId: string;
+  /** The VM the hypervisor keeps (vSphere after: template): a layered build's next stage clones it. */
+  kept?: KeptResult;
 }
 
 export function newBuildId(): string {
@@ -87,5 +89,6 @@ export async function build(req: BuildRequest): Promise<BuildResult> {
   const durationMs = Date.now() - startedAt;
   const result: BuildResult = { ok: r.ok, artifacts: ctx.artifacts, outputDir: req.spec.output.directory, durationMs, buildId };
   if (r.error) result.error = r.error;
+  if (ctx.kept) result.kept = ctx.kept;
   return result;
 }

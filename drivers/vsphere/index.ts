@@ -9,7 +9,7 @@ import { formatManifest } from "../../src/artifact/manifest-mf.js";
 import { sha256File } from "../../src/artifact/sums.js";
 import { BuildError, UserError } from "../../src/errors.js";
 import type { EventBus } from "../../src/log/events.js";
-import type { ApplianceFiles, DiskFile, Driver, DriverFactoryContext, ExportRequest, KeyEvent, VmHandle, VmSpec } from "../../src/pipeline/driver.js";
+import type { ApplianceFiles, DiskFile, Driver, DriverFactoryContext, ExportRequest, KeptResult, KeyEvent, VmHandle, VmSpec } from "../../src/pipeline/driver.js";
 import type { Journal, JournalEntry } from "../../src/pipeline/journal.js";
 import { escalatePowerOff, type PowerOffPrimitives } from "../../src/pipeline/power-off.js";
 import type { BuildSpec, VsphereSpec } from "../../src/template/spec.js";
@@ -23,6 +23,7 @@ import { pickGuestIp, type GuestIpInfo } from "./ip.js";
 import { exportVm } from "./nfc-export.js";
 import { destroyVmAt } from "./gc.js";
 import { vspherePlan } from "./plan.js";
+import { vsphereStageHandoff } from "./stages.js";
 import { ContentLibrary, pickIsoFile } from "./library.js";
 import { RestSession, storageUriToDsPath } from "./rest.js";
 import { VimSession, type Connection } from "./session.js";
@@ -50,6 +51,9 @@ export function createVsphereDriver(ctx: DriverFactoryContext): VsphereDriver {
   ctx.events.addSecret(v.password);
   return new VsphereDriver(ctx.spec, v, { url: v.url, username: v.username, password: v.password, caFile: v.caFile, insecure: v.insecure }, ctx.events, ctx.journal);
 }
+
+/** Layered templates: a stage's VM is kept as a template and the next stage clones it (stages.ts). */
+createVsphereDriver.stageHandoff = vsphereStageHandoff;
 
 export class VsphereDriver implements Driver {
   readonly name = "vsphere" as const;
@@ -283,6 +287,7 @@ export class VsphereDriver implements Driver {
     // A disk_size vSphere would refuse (smaller than the source's disk) fails before anything is cloned.
     if (this.v.diskSize !== undefined) growFirstDisk(await this.devices(s, src, signal), this.v.diskSize, srcPath);
     const spec = cloneSpec({ pool: p.pool, datastore: p.datastore, host: p.host, cpus: this.v.cpus, memoryMiB: this.v.memory, linkedSnapshot: snapshot });
+    this.events.info(`cloning ${srcPath} (${src.value})${snapshot ? " as a linked clone" : ""}`, "vsphere");
     const vm = refOf(await s.task("CloneVM_Task", src, [["folder", p.folder], ["name", name], ["spec", spec]], signal))!;
     await this.reconfigureClone(s, vm, name, srcPath, signal);
     return vm;
@@ -411,18 +416,29 @@ export class VsphereDriver implements Driver {
 
   // ---------- after ----------
 
-  /** after: template / snapshot / none — the VM stays on vSphere (installer media detached first). */
-  async finish(vm: VmHandle, after: "template" | "snapshot" | "none", buildId: string, signal: AbortSignal): Promise<string> {
+  /**
+   * after: template / snapshot / none — the VM stays on vSphere (installer media detached first).
+   * A template also answers what identifies it (moref, instanceUuid): a layered build records that
+   * in its stage cache and checks it on a hit (stages.ts). With stage_clone: linked a template gets a
+   * snapshot first, which a linked clone of it needs (CloneVM_Task's snapshot, diskMoveType
+   * createNewChildDiskBacking).
+   */
+  async finish(vm: VmHandle, after: "template" | "snapshot" | "none", buildId: string, signal: AbortSignal): Promise<{ path: string; kept?: KeptResult }> {
     const { s } = await this.connect(signal);
     const st = this.state(vm);
     await this.detachInstallerMedia(s, st.ref, signal);
-    if (after === "template") await s.call("MarkAsTemplate", st.ref, [], signal);
-    if (after === "snapshot") {
+    if (after === "snapshot" || (after === "template" && this.v.stageClone === "linked")) {
       await s.task("CreateSnapshot_Task", st.ref, [["name", `vmkiln-${buildId}`], ["description", "vmkiln build"], ["memory", false], ["quiesce", false]], signal);
+    }
+    let kept: KeptResult | undefined;
+    if (after === "template") {
+      await s.call("MarkAsTemplate", st.ref, [], signal);
+      const instanceUuid = (await s.prop(st.ref, "config.instanceUuid", signal))?.text ?? "";
+      kept = { driver: "vsphere", location: st.path, identity: { url: this.v.url, moref: st.ref.value, instanceUuid } };
     }
     st.kept = true;
     this.journal.done(this.remoteEntry(st.path, "vm"));
-    return st.path;
+    return { path: st.path, ...(kept ? { kept } : {}) };
   }
 
   /** The after: library destination: its library's id, and the item name checked to be free. */

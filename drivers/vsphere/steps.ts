@@ -29,7 +29,8 @@ export function finishStep(driver: VsphereDriver, after: "template" | "snapshot"
   return {
     name: `keep vm (${after})`,
     async run(ctx, signal) {
-      const path = await driver.finish(ctx.vm!, after, ctx.buildId, signal);
+      const { path, kept } = await driver.finish(ctx.vm!, after, ctx.buildId, signal);
+      if (kept) ctx.kept = kept;
       ctx.events.info(after === "template" ? `converted ${path} to a template` : after === "snapshot" ? `took snapshot vmkiln-${ctx.buildId} of ${path}` : `left ${path} on vSphere`, "vsphere");
     },
   };

@@ -6,22 +6,23 @@
 // SHA256SUMS, manifest.json), and the output directory is always a byte copy of it: a rebuild that
 // hits writes exactly the bytes the first build wrote, manifest.json included (its build_id, created
 // and step timings are those of the build that made the entry).
+import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { chmod, copyFile, mkdir, readFile, rm, utimes } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { build, newBuildId, type BuildRequest, type BuildResult } from "../build.js";
 import { VMKILN_VERSION } from "../artifact/manifest.js";
-import { UserError, VmkilnError, asAbortError, throwIfAborted } from "../errors.js";
+import { BuildError, UserError, VmkilnError, asAbortError, throwIfAborted } from "../errors.js";
 import { EventBus } from "../log/events.js";
 import type { Artifact, BuildOptions } from "../pipeline/context.js";
-import type { DriverFactory } from "../pipeline/driver.js";
+import type { DriverFactory, StageHandoff } from "../pipeline/driver.js";
 import { withLock } from "../source/cache.js";
 import { resolveSource } from "../source/fetch.js";
 import { stagingDirFor } from "../steps/export.js";
 import { MANIFEST_JSON, preflightOutput, replaceOutput } from "../steps/output-guard.js";
 import type { BuildSpec, DriverName } from "../template/spec.js";
 import { parseSize } from "../template/duration.js";
-import { stageKey } from "./key.js";
+import { stableJson, stageKey } from "./key.js";
 import type { LayeredPlan, StagePlan } from "./load.js";
 import { commitStage, lockPath, lookupStage, makeTmp, pruneStages, removeStaleTmp, stageDirs, type Hit, type StageDirs } from "./store.js";
 
@@ -91,55 +92,72 @@ export async function buildLayered(req: LayeredBuildRequest): Promise<LayeredBui
 /** One stage: its key, then a hit, or a build under the key's lock (a concurrent build waits, then hits). */
 async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, parent: Hit | undefined, isFinal: boolean, outcomes: StageOutcome[]): Promise<Hit> {
   const { events, signal } = req;
-  const parentDisk = parent ? diskOf(parent, st) : undefined;
-  const spec: BuildSpec = parentDisk
-    ? { ...st.spec, source: { kind: "cloud-image", location: parentDisk.path, checksum: { kind: "sha256", hex: parentDisk.sha256 }, format: parentDisk.format } }
-    : st.spec;
-  const digest = parentDisk ? `sha256:${parentDisk.sha256}` : await sourceDigest(spec, req);
+  const handoff = req.driverFactory.stageHandoff;
+  const from = parent ? parentSource(parent, st, handoff) : undefined;
+  const spec: BuildSpec = from ? from.spec : st.spec;
+  const digest = from ? from.digest : await sourceDigest(spec, req);
   const { key, shownSpec, inputs } = await stageKey(spec, req.driverName, digest, signal);
   const note = (hit: boolean) => {
     outcomes.push({ label: st.label, key, hit });
     events.info(`stage ${st.label}: ${hit ? "cache hit" : "built"} (key ${key.slice(0, 16)}…)`, "cache");
   };
-  if (!req.noCache) {
-    const hit = await lookupStage(dirs, key, signal, (why) => events.warn(`stage ${st.label}: cache entry ${key.slice(0, 16)}… not used: ${why}`, "cache"));
+  // A hit is trusted when its files verify (lookupStage) and, for a result the hypervisor keeps, when
+  // the driver finds it there still, the one recorded; anything else is built again and replaces it.
+  let stale = false;
+  const usable = async (warn: boolean): Promise<Hit | undefined> => {
+    if (req.noCache) return undefined;
+    const hit = await lookupStage(dirs, key, signal, warn ? (why) => events.warn(`stage ${st.label}: cache entry ${key.slice(0, 16)}… not used: ${why}`, "cache") : undefined);
+    if (!hit?.entry.kept) return hit;
+    const why = handoff ? await handoff.verifyKept(spec, hit.entry.kept, events, signal) : `the ${req.driverName} driver cannot use a kept ${hit.entry.kept.driver} result`;
+    if (why === undefined) return hit;
+    if (warn) events.warn(`stage ${st.label}: cache entry ${key.slice(0, 16)}… not used: ${why}`, "cache");
+    stale = true;
+    return undefined;
+  };
+  const first = await usable(true);
+  if (first) {
+    note(true);
+    return first;
+  }
+  await mkdir(dirs.stages, { recursive: true });
+  return withLock(lockPath(dirs, key), { signal, onWait: (h) => events.info(`stage ${st.label}: waiting for pid ${h.pid}, which is building it`, "cache") }, async () => {
+    const hit = await usable(false);
     if (hit) {
       note(true);
       return hit;
     }
-  }
-  await mkdir(dirs.stages, { recursive: true });
-  return withLock(lockPath(dirs, key), { signal, onWait: (h) => events.info(`stage ${st.label}: waiting for pid ${h.pid}, which is building it`, "cache") }, async () => {
-    if (!req.noCache) {
-      const hit = await lookupStage(dirs, key, signal);
-      if (hit) {
-        note(true);
-        return hit;
-      }
-    }
     events.info(`stage ${st.label}: building (key ${key.slice(0, 16)}…)`, "cache");
     const tmp = await makeTmp(dirs, key);
+    let r: BuildResult | undefined;
     try {
-      // A stage hands its disk to the next as qcow2, or as a VMDK when the driver cannot export qcow2
-      // (VirtualBox); the driver's own plan says which it can (FORMAT_UNSUPPORTED before anything starts).
-      let r: BuildResult | undefined;
-      for (const format of isFinal ? [undefined] : STAGE_DISK_FORMATS) {
-        const stageSpec: BuildSpec = format
-          ? { ...spec, output: { ...spec.output, directory: join(tmp, "files"), formats: [format], compression: "none", basename: "disk" } }
-          : { ...spec, output: { ...spec.output, directory: join(tmp, "files") } };
-        try {
-          r = await (req.runBuild ?? build)({ spec: stageSpec, driverFactory: req.driverFactory, events, signal, options: { ...req.options, force: false, outputInCache: true } });
-          break;
-        } catch (err) {
-          if (!(format && err instanceof UserError && err.code === "FORMAT_UNSUPPORTED")) throw err;
-          if (format === STAGE_DISK_FORMATS.at(-1)) {
-            throw new UserError("STAGES_UNSUPPORTED", `stages: the ${req.driverName} driver cannot export a stage's disk (${STAGE_DISK_FORMATS.join(" or ")}), which the next stage is built from`);
+      const files = join(tmp, "files");
+      if (!isFinal && handoff) {
+        // The driver keeps the stage's VM (vSphere: as a template) for the next stage to clone.
+        const keepSpec = handoff.keepSpec({ ...spec, output: { ...spec.output, directory: files, basename: "disk" } });
+        r = await (req.runBuild ?? build)({ spec: keepSpec, driverFactory: req.driverFactory, events, signal, options: { ...req.options, force: false, outputInCache: true } });
+        if (r.ok && !r.kept) throw new BuildError("STAGE_NOT_KEPT", `stage ${st.label}: the ${req.driverName} driver did not keep the stage's VM, which the next stage is built from`);
+      } else {
+        // A stage hands its disk to the next as qcow2, or as a VMDK when the driver cannot export
+        // qcow2 (VirtualBox); the driver's own plan says which it can (FORMAT_UNSUPPORTED before
+        // anything starts).
+        for (const format of isFinal ? [undefined] : STAGE_DISK_FORMATS) {
+          const stageSpec: BuildSpec = format
+            ? { ...spec, output: { ...spec.output, directory: files, formats: [format], compression: "none", basename: "disk" } }
+            : { ...spec, output: { ...spec.output, directory: files } };
+          try {
+            r = await (req.runBuild ?? build)({ spec: stageSpec, driverFactory: req.driverFactory, events, signal, options: { ...req.options, force: false, outputInCache: true } });
+            break;
+          } catch (err) {
+            if (!(format && err instanceof UserError && err.code === "FORMAT_UNSUPPORTED")) throw err;
+            if (format === STAGE_DISK_FORMATS.at(-1)) {
+              throw new UserError("STAGES_UNSUPPORTED", `stages: the ${req.driverName} driver cannot export a stage's disk (${STAGE_DISK_FORMATS.join(" or ")}), which the next stage is built from`);
+            }
           }
         }
       }
       if (!r!.ok) throw r!.error ?? new UserError("STAGE_FAILED", `stage ${st.label} failed`);
-      const diskArtifact = r!.artifacts.find((a) => a.format === "qcow2" || a.format === "vmdk");
-      const hit = await commitStage(
+      const diskArtifact = r!.kept ? undefined : r!.artifacts.find((a) => a.format === "qcow2" || a.format === "vmdk");
+      const committed = await commitStage(
         dirs,
         tmp,
         {
@@ -151,20 +169,44 @@ async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, p
           vmkiln_version: VMKILN_VERSION,
           created: new Date().toISOString(),
           ...(parent ? { parent: parent.entry.key } : {}),
-          source: { digest, location: events.redactor.text(parentDisk ? `stage ${parent!.entry.stage}` : spec.source.location) },
+          source: { digest, location: events.redactor.text(parent ? `stage ${parent.entry.stage}` : spec.source.location) },
           inputs,
           spec: shownSpec,
           ...(diskArtifact ? { disk: diskArtifact.name } : {}),
+          ...(!isFinal && r!.kept ? { kept: r!.kept } : {}),
         },
         signal,
+        // Built because the entry there must not be used: ours replaces it.
+        { replace: req.noCache === true || stale },
       );
+      if (r!.kept && !isFinal) events.info(`stage ${st.label}: kept ${r!.kept.location} for the next stage`, "cache");
       note(false);
-      return hit;
+      return committed;
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
+      // The VM was kept but no entry records it (Ctrl-C or a failure after the build): never
+      // deleted behind the user's back, but said, since no later build will use it.
+      if (r?.kept && !isFinal) events.warn(`stage ${st.label}: ${r.kept.location} was kept but is not in the stage cache; remove it if you do not need it`, "cache");
       throw err;
     }
   });
+}
+
+/**
+ * What the parent stage hands this one: its kept result through the driver (the next stage's source
+ * is a clone of it, and what identifies it is the source digest), or its disk file.
+ */
+function parentSource(parent: Hit, st: StagePlan, handoff: StageHandoff | undefined): { spec: BuildSpec; digest: string } {
+  const kept = parent.entry.kept;
+  if (kept) {
+    if (!handoff) throw new UserError("STAGE_NO_DISK", `stage ${st.label}: the stage it is built from (${parent.entry.stage}) is a kept ${kept.driver} result, which this driver cannot build from`);
+    return { spec: handoff.fromKept(st.spec, kept), digest: `kept:${createHash("sha256").update(stableJson(kept)).digest("hex")}` };
+  }
+  const disk = diskOf(parent, st);
+  return {
+    spec: { ...st.spec, source: { kind: "cloud-image", location: disk.path, checksum: { kind: "sha256", hex: disk.sha256 }, format: disk.format } },
+    digest: `sha256:${disk.sha256}`,
+  };
 }
 
 function diskOf(parent: Hit, st: StagePlan): { path: string; sha256: string; format: "qcow2" | "vmdk" } {

@@ -10,7 +10,7 @@
 // that gets the spec with them masked (src/log/redact.ts).
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, readdir, readlink } from "node:fs/promises";
+import { lstat, readFile, readdir, readlink } from "node:fs/promises";
 import path from "node:path";
 import { VMKILN_VERSION } from "../artifact/manifest.js";
 import { UserError, throwIfAborted } from "../errors.js";
@@ -19,7 +19,7 @@ import { localInputs } from "../steps/output-guard.js";
 import type { BuildSpec, DriverName } from "../template/spec.js";
 
 /** Bumped when the key's recipe changes: old entries then simply stop matching. */
-export const KEY_RECIPE = 1;
+export const KEY_RECIPE = 2;
 /** A directory input larger than this is not a provisioning input but a mistake (a home dir). */
 const MAX_TREE_ENTRIES = 100_000;
 
@@ -47,7 +47,7 @@ export async function stageKey(spec: BuildSpec, driver: DriverName, sourceDigest
     throwIfAborted(signal);
     inputs.push({ what: i.what, path: rel(i.path), sha256: await hashTree(i.path, i.what, signal, i.optional) });
   }
-  const canonical = canonicalSpec(spec, driver);
+  const canonical = canonicalSpec(spec, driver, await renderedLater(spec, signal));
   const material = stableJson({ recipe: KEY_RECIPE, vmkiln: VMKILN_VERSION, driver, source: sourceDigest, spec: canonical, inputs });
   const key = createHash("sha256").update(material).digest("hex");
   const redactor = new Redactor();
@@ -67,17 +67,39 @@ export function stageInputs(spec: BuildSpec): Array<{ what: string; path: string
   return out;
 }
 
-/** The spec as it decides the stage's result: no locations of the template or the output. */
-export function canonicalSpec(spec: BuildSpec, driver: DriverName): unknown {
+/**
+ * The text rendered at build time with the variables again (the boot command, http and install-media
+ * content, inline or from a file), or undefined when there is none. Files that cannot be read count
+ * as empty here: the stage's own render reports them.
+ */
+export async function renderedLater(spec: BuildSpec, signal: AbortSignal): Promise<string | undefined> {
+  if (spec.http === undefined && spec.install === undefined) return undefined;
+  const entries = [...Object.values(spec.http?.content ?? {}), ...Object.values(spec.install?.media?.content ?? {})];
+  const parts = [...(spec.install?.boot?.command ?? [])];
+  for (const e of entries) {
+    throwIfAborted(signal);
+    if ("text" in e) parts.push(e.text);
+    else parts.push(await readFile(e.file, { encoding: "utf8", signal }).catch(() => ""));
+  }
+  return parts.join("\n");
+}
+
+/**
+ * The spec as it decides the stage's result: no locations of the template or the output. Variables
+ * are resolved into the fields already; only text rendered at build time reads them again, so a
+ * variable is in the key when `later` (that text) names it, and never otherwise: `-var
+ * output_dir=…` is not a rebuild. Named is a plain substring test, which can only err towards a
+ * rebuild. `later` undefined (not known): every variable counts when the spec renders anything.
+ */
+export function canonicalSpec(spec: BuildSpec, driver: DriverName, later?: string): unknown {
   const { templatePath: _t, templateDir, warnings: _w, source, drivers, output, variables, ...rest } = spec;
   const { directory: _d, ...out } = output;
   // The source is identified by its digest; only a clone or a content-library item has none.
   const src: Record<string, unknown> = { kind: source.kind, format: source.format, linked: source.linked, library: source.library };
   if (source.kind === "clone" || source.library) src.location = source.location;
-  // Variables are resolved into the fields already; only text rendered at build time (answer files,
-  // the boot command) reads them again. Left out otherwise, so `-var output_dir=…` is not a rebuild.
   const rendersLater = spec.http !== undefined || spec.install !== undefined;
-  const shaped = { ...rest, ...(rendersLater ? { variables } : {}), source: src, driver: drivers[driver], output: out };
+  const read = rendersLater ? (later === undefined ? variables : Object.fromEntries(Object.entries(variables).filter(([k]) => later.includes(k)))) : undefined;
+  const shaped = { ...rest, ...(read ? { variables: read } : {}), source: src, driver: drivers[driver], output: out };
   return relativize(shaped, templateDir);
 }
 

@@ -198,17 +198,13 @@ async function addTemplate(abs: string, display: string, doc: unknown, opts: Loa
     const generalizes = s.hasGeneralize ? s.generalize !== false : last && outermost;
     if (s.hasGeneralize) raw.generalize = s.generalize;
     else if (!(last && outermost)) raw.generalize = false;
-    if (derived) {
-      // Replaced by the parent stage's disk at build time; a file that exists keeps the rules quiet.
-      raw.source = { cloud_image: { path: abs, checksum: "none", format: "qcow2" } };
-      for (const k of INSTALL_SECTIONS) delete raw[k];
-    }
+    if (derived) for (const k of INSTALL_SECTIONS) delete raw[k];
     const remap = (p: Problem): Problem => {
       const inStage = /^provision(\[|\.|$)/.test(p.path) || (s.hasGeneralize && /^generalize(\[|\.|$)/.test(p.path));
       return hasStages && inStage ? { ...p, path: `stages[${i}].${p.path}` } : p;
     };
     try {
-      const spec = specFromObject(raw, { ...opts, baseDir: dir, file: abs });
+      const spec = derived ? derivedSpec(raw, { ...opts, baseDir: dir, file: abs }) : specFromObject(raw, { ...opts, baseDir: dir, file: abs });
       const ws = (spec.warnings ?? []).filter((w) => !(derived && w.path.startsWith("source"))).map(remap);
       spec.warnings = ws;
       warnings.push(...ws);
@@ -225,6 +221,38 @@ async function addTemplate(abs: string, display: string, doc: unknown, opts: Loa
   // Logged once, by the template's last stage, not once per stage.
   for (const s of out.slice(first, -1)) s.spec.warnings = [];
   out[out.length - 1]!.spec.warnings = dedupe(warnings);
+}
+
+/**
+ * A derived stage's source is replaced at build time by what its parent hands over: a disk file (QEMU,
+ * VirtualBox) or a clone of a kept VM (vSphere, src/pipeline/driver.ts StageHandoff). Until then it
+ * gets a placeholder the configured drivers accept, tried in that order; a problem about the
+ * placeholder itself is never the user's, so only the other problems are reported.
+ */
+const PLACEHOLDERS = (file: string): Array<Record<string, unknown>> => [{ cloud_image: { path: file, checksum: "none", format: "qcow2" } }, { clone: { template: "vmkiln-stage" } }];
+
+function derivedSpec(raw: Record<string, unknown>, opts: LoadOptions & { baseDir: string; file: string }): BuildSpec {
+  // A placeholder's problem: on source itself, or a driver refusing that kind of source.
+  const aboutPlaceholder = (p: Problem) => /^source(\.|\[|$)/.test(p.path) || (/^drivers\./.test(p.path) && /source\.(clone|cloud_image)/.test(p.message));
+  let own: Problem[] | undefined;
+  let warnings: Problem[] = [];
+  for (const source of PLACEHOLDERS(opts.file)) {
+    try {
+      return specFromObject({ ...raw, source }, opts);
+    } catch (err) {
+      if (!(err instanceof TemplateError)) throw err;
+      const mine = err.problems.filter((p) => !aboutPlaceholder(p));
+      if (mine.length > 0 && own === undefined) {
+        own = mine;
+        warnings = err.warnings;
+      }
+    }
+  }
+  throw new TemplateError(
+    opts.file,
+    own ?? [{ path: "drivers", message: "a stage built on another takes the source its drivers hand over (a disk file, or a kept VM to clone), and these drivers take different kinds; give a layered template drivers of one kind" }],
+    warnings,
+  );
 }
 
 function dedupe(list: Problem[]): Problem[] {

@@ -16,6 +16,7 @@ import { dirname, join } from "node:path";
 import { throwIfAborted } from "../errors.js";
 import { cacheDirs, storedIdentity, type StoredIdentity } from "../source/cache.js";
 import { fsyncDir, writeFileAtomic } from "../util/atomic.js";
+import type { KeptResult } from "../pipeline/driver.js";
 
 export interface StageDirs {
   root: string;
@@ -53,6 +54,11 @@ export interface StageEntry {
   spec: unknown;
   /** The disk a next stage boots from (qcow2), relative to files/. */
   disk?: string;
+  /**
+   * Instead of a disk: the stage's VM as the hypervisor keeps it (vSphere: a template by inventory
+   * path, moref, instanceUuid); the next stage clones it. Checked to still exist on every hit.
+   */
+  kept?: KeptResult;
   files: EntryFile[];
 }
 
@@ -79,6 +85,7 @@ export async function readEntry(dirs: StageDirs, key: string): Promise<StageEntr
     const e = JSON.parse(await readFile(join(entryDir(dirs, key), "entry.json"), "utf8")) as StageEntry;
     if (e.schema !== 1 || e.key !== key || !Array.isArray(e.files)) return undefined;
     for (const f of e.files) if (!isSafeRel(f.name) || typeof f.size !== "number" || !KEY_PATTERN.test(f.sha256)) return undefined;
+    if (e.kept !== undefined && !isKept(e.kept)) return undefined;
     return e;
   } catch {
     return undefined;
@@ -129,9 +136,11 @@ export async function makeTmp(dirs: StageDirs, key: string): Promise<string> {
 /**
  * Hashes and seals `tmp/files`, writes entry.json last, and renames the directory into place. The
  * rename is the single step that makes the entry visible; an entry already there (a build that did
- * not take the lock) wins and ours is dropped.
+ * not take the lock) wins and ours is dropped, unless `replace` (the caller holds the key's lock and
+ * built the stage because that entry must not be used: --no-cache, a kept template that is gone).
  */
-export async function commitStage(dirs: StageDirs, tmp: string, entry: Omit<StageEntry, "files">, signal: AbortSignal): Promise<Hit> {
+export async function commitStage(dirs: StageDirs, tmp: string, entry: Omit<StageEntry, "files">, signal: AbortSignal, opts: { replace?: boolean } = {}): Promise<Hit> {
+  await mkdir(join(tmp, "files"), { recursive: true }); // a kept stage (vSphere template) writes no file
   const files: EntryFile[] = [];
   const walk = async (rel: string): Promise<void> => {
     for (const d of (await readdir(join(tmp, "files", rel), { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
@@ -151,10 +160,12 @@ export async function commitStage(dirs: StageDirs, tmp: string, entry: Omit<Stag
   await writeFileAtomic(join(tmp, "entry.json"), JSON.stringify(full, null, 2) + "\n", tmp);
   const dir = entryDir(dirs, entry.key);
   await mkdir(dirs.stages, { recursive: true });
-  if (await readEntry(dirs, entry.key)) {
+  if (!opts.replace && (await readEntry(dirs, entry.key))) {
     await rm(tmp, { recursive: true, force: true });
   } else {
-    await rm(dir, { recursive: true, force: true }); // a damaged entry lookupStage refused
+    // A damaged entry lookupStage refused, or one being replaced: moved aside in one rename (a
+    // concurrent lookup sees it whole or not at all), then deleted.
+    await removeStage(dirs, entry.key);
     await rename(tmp, dir);
     await fsyncDir(dirs.stages);
   }
@@ -266,6 +277,21 @@ export async function sha256Of(p: string, signal: AbortSignal): Promise<string> 
 export function isSafeRel(name: unknown): name is string {
   if (typeof name !== "string" || name === "" || name.length > 1024 || name.startsWith("/") || name.includes("\\") || name.includes("\0")) return false;
   return name.split("/").every((part) => part !== "" && part !== "." && part !== "..");
+}
+
+function isKept(k: unknown): k is KeptResult {
+  if (k === null || typeof k !== "object") return false;
+  const r = k as Record<string, unknown>;
+  const id = r.identity;
+  return (
+    typeof r.driver === "string" &&
+    typeof r.location === "string" &&
+    r.location !== "" &&
+    id !== null &&
+    typeof id === "object" &&
+    !Array.isArray(id) &&
+    Object.values(id as object).every((v) => typeof v === "string")
+  );
 }
 
 function sameId(a: StoredIdentity, b: StoredIdentity): boolean {

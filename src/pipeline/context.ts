@@ -1,7 +1,7 @@
 import type { EventBus } from "../log/events.js";
 import type { BuildSpec } from "../template/spec.js";
 import type { Communicator } from "../ssh/communicator.js";
-import type { Driver, DriverFactory, VmHandle, DiskFile } from "./driver.js";
+import type { Driver, DriverFactory, VmHandle, DiskFile, KeptResult } from "./driver.js";
 import type { Journal } from "./journal.js";
 import type { InstallerHttpServer } from "../http/server.js";
 import type { OperationReport } from "../provision/generalize.js";
@@ -107,6 +107,8 @@ export interface BuildContext {
   /** The VM's disk after shutdown, ready to export. */
   disk?: DiskFile;
   artifacts: Artifact[];
+  /** The VM as the hypervisor keeps it (vSphere after: template), for a layered build's next stage. */
+  kept?: KeptResult;
   timings: StepTiming[];
   /** Extra durations (convert, pack) for the manifest. */
   durations: Record<string, number>;

@@ -122,7 +122,40 @@ export interface DriverFactoryContext {
   journal: Journal;
 }
 
-export type DriverFactory = (ctx: DriverFactoryContext) => Driver;
+/**
+ * A stage's result the hypervisor keeps (issue 17, docs/architecture.md "Layered builds"): what the
+ * stage cache records instead of a disk file, and what the next stage is built from. vSphere: the VM
+ * kept as a template, by inventory path, with its moref and instanceUuid.
+ */
+export interface KeptResult {
+  driver: DriverName;
+  /** Where it is, as the driver finds it again (vSphere: the inventory path). */
+  location: string;
+  /** What makes it the one this stage made (vSphere: moref, instanceUuid); part of the next stage's key. */
+  identity: Record<string, string>;
+}
+
+/**
+ * How a layered build hands one stage's result to the next, for a driver whose result is not a
+ * disk file. Without it (QEMU, VirtualBox) a stage exports its disk (qcow2, else VMDK) into the
+ * stage cache and the next stage's source is that file.
+ */
+export interface StageHandoff {
+  /** The spec of a stage another is built on: it ends with its VM kept (vSphere: after: template). */
+  keepSpec(spec: BuildSpec): BuildSpec;
+  /** The next stage's spec, its source the kept result (vSphere: source.clone of the template). */
+  fromKept(spec: BuildSpec, kept: KeptResult): BuildSpec;
+  /**
+   * A cache hit's check: undefined when the kept result still exists and is the one recorded, else
+   * why not (the stage is then built again). Connects with the stage spec's own settings.
+   */
+  verifyKept(spec: BuildSpec, kept: KeptResult, events: EventBus, signal: AbortSignal): Promise<string | undefined>;
+}
+
+export type DriverFactory = ((ctx: DriverFactoryContext) => Driver) & {
+  /** Layered builds: set by a driver whose stage results stay on the hypervisor (see StageHandoff). */
+  stageHandoff?: StageHandoff;
+};
 
 /** Removes one `remote` journal entry a killed build left (`vmkiln gc`); idempotent. */
 export type DriverGc = (entry: Extract<JournalEntry, { kind: "remote" }>, signal: AbortSignal) => Promise<void>;

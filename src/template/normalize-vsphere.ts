@@ -27,6 +27,7 @@ export function normalizeVsphere(v: RawVsphere, local: (p: string) => string, na
     guestOsType: v.guest_os_type ?? "otherLinux64Guest",
     firmware: v.firmware ?? "bios",
     after: v.after ?? "export",
+    stageClone: v.stage_clone ?? "full",
     libraryDestination: dest ? { library: dest.library, name: dest.name ?? name, description: dest.description ?? "" } : undefined,
     isoCacheFolder: v.iso_cache_folder ?? "vmkiln-cache",
     sshHost: v.ssh_host,

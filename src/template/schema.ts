@@ -347,6 +347,14 @@ const vsphere = z
             "After shutdown: export (then delete the VM), convert to a template, take a snapshot, capture it as an OVF template into a content library (library_destination; then delete the VM), or leave the VM.",
           default: "export",
         }),
+      stage_clone: z
+        .enum(["full", "linked"])
+        .optional()
+        .meta({
+          description:
+            "Layered templates (stages:, from:): each stage another is built on is kept as a VM template, and the next stage is a full or a linked clone of it (linked: the template gets a snapshot; disk_size must then equal the base's).",
+          default: "full",
+        }),
       library_destination: z
         .strictObject(
           {

@@ -105,6 +105,8 @@ export interface VsphereSpec {
   firmware: Firmware;
   /** What happens to the VM after shutdown. */
   after: "export" | "template" | "snapshot" | "library" | "none";
+  /** Layered templates: a stage built on a kept stage is a full clone of its template, or a linked clone (the template then gets a snapshot). */
+  stageClone: "full" | "linked";
   /** after: library — the content library and the OVF template item to create in it. */
   libraryDestination: { library: string; name: string; description: string } | undefined;
   /** Datastore folder holding uploaded ISOs under their SHA-256. */
