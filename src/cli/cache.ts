@@ -11,10 +11,10 @@ const human = (n: number) => (n >= 1024 ** 3 ? `${(n / 1024 ** 3).toFixed(1)} Gi
 export async function cacheLs(o: { json?: boolean }, io: CliIO): Promise<number> {
   const list = await listStages(stageDirs());
   if (o.json) {
-    io.out(JSON.stringify(list.map((e) => ({ key: e.key, stage: e.entry.stage, template: e.entry.template, driver: e.entry.driver, parent: e.entry.parent ?? null, size: e.size, created: e.entry.created, last_used: e.lastUsed.toISOString() }))));
+    io.out(JSON.stringify(list.map((e) => ({ key: e.key, stage: e.entry.stage, template: e.entry.template, driver: e.entry.driver, parent: e.entry.parent ?? null, size: e.size, created: e.entry.created, last_used: e.lastUsed.toISOString(), kept: e.entry.kept?.location ?? null }))));
     return 0;
   }
-  for (const e of list) io.out(`${e.key.slice(0, 16)}  ${human(e.size).padStart(10)}  ${e.lastUsed.toISOString()}  ${e.entry.stage}  (${e.entry.template})`);
+  for (const e of list) io.out(`${e.key.slice(0, 16)}  ${human(e.size).padStart(10)}  ${e.lastUsed.toISOString()}  ${e.entry.stage}  (${e.entry.template})${e.entry.kept ? `  kept: ${e.entry.kept.location}` : ""}`);
   if (list.length === 0) io.err("vmkiln: the stage cache is empty");
   return 0;
 }
@@ -22,16 +22,20 @@ export async function cacheLs(o: { json?: boolean }, io: CliIO): Promise<number>
 /** Full keys or unambiguous prefixes (at least 8 hex digits), as `cache ls` shows them. */
 export async function cacheRm(keys: string[], io: CliIO): Promise<number> {
   const dirs = stageDirs();
-  const all = (await listStages(dirs)).map((e) => e.key);
+  const all = await listStages(dirs);
   for (const k of keys) {
     if (!/^[0-9a-f]{8,64}$/.test(k)) throw new UserError("BAD_KEY", `cache rm ${k}: expected a stage key (8 to 64 hex digits, as 'vmkiln cache ls' shows)`);
-    const match = all.filter((x) => x.startsWith(k));
+    const match = all.filter((x) => x.key.startsWith(k));
     if (match.length === 0) throw new UserError("NO_SUCH_ENTRY", `cache rm ${k}: no stage cache entry has that key`);
     if (match.length > 1) throw new UserError("AMBIGUOUS_KEY", `cache rm ${k}: ${match.length} entries start with it; give more digits`);
   }
   for (const k of keys) {
-    const key = all.find((x) => x.startsWith(k))!;
-    if (KEY_PATTERN.test(key) && (await removeStage(dirs, key))) io.out(`removed ${key}`);
+    const e = all.find((x) => x.key.startsWith(k))!;
+    if (KEY_PATTERN.test(e.key) && (await removeStage(dirs, e.key))) {
+      io.out(`removed ${e.key}`);
+      // A kept VM (vSphere template) is the hypervisor's: vmkiln never deletes it behind the user's back.
+      if (e.entry.kept) io.err(`vmkiln: ${e.entry.kept.location} stays on ${e.entry.kept.driver}; remove it there if no longer needed`);
+    }
   }
   return 0;
 }
@@ -47,9 +51,16 @@ export async function cachePrune(o: { keep?: string; olderThan?: string; maxSize
   }
   const olderThanMs = o.olderThan === undefined ? undefined : parseOr(() => parseDuration(o.olderThan!), `--older-than: expected a duration like 7d or 12h, got ${JSON.stringify(o.olderThan)}`);
   const maxBytes = o.maxSize === undefined ? undefined : parseOr(() => parseSize(o.maxSize!), `--max-size: expected a size like 50G, got ${JSON.stringify(o.maxSize)}`);
-  const removed = await pruneStages(stageDirs(), { ...(keep !== undefined ? { keep } : {}), ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxBytes !== undefined ? { maxBytes } : {}), dryRun: o.dryRun ?? false });
+  const r = await pruneStages(stageDirs(), { ...(keep !== undefined ? { keep } : {}), ...(olderThanMs !== undefined ? { olderThanMs } : {}), ...(maxBytes !== undefined ? { maxBytes } : {}), dryRun: o.dryRun ?? false });
+  const removed = r.removed;
   for (const e of removed) io.out(`${o.dryRun ? "would remove" : "removed"} ${e.key.slice(0, 16)}  ${human(e.size)}  ${e.entry.stage}`);
-  io.err(`vmkiln: ${removed.length} entr${removed.length === 1 ? "y" : "ies"} ${o.dryRun ? "would be " : ""}removed, ${human(removed.reduce((a, e) => a + e.size, 0))}`);
+  for (const k of r.damaged) io.out(`${o.dryRun ? "would remove" : "removed"} ${k.slice(0, 16)}  (damaged: no readable entry.json)`);
+  io.err(`vmkiln: ${removed.length} entr${removed.length === 1 ? "y" : "ies"} ${o.dryRun ? "would be " : ""}removed, ${human(removed.reduce((a, e) => a + e.size, 0))}; ${human(r.leftBytes)} left`);
+  // Kept entries of a driver that keeps VMs (vSphere templates) stay on the hypervisor.
+  const kept = removed.filter((e) => e.entry.kept);
+  if (kept.length > 0) io.err(`vmkiln: ${kept.map((e) => e.entry.kept!.location).join(", ")} ${o.dryRun ? "would stay" : "stay"} on ${kept[0]!.entry.kept!.driver} (vmkiln does not delete templates); remove them there if no longer needed`);
+  // Said, not failed: the prune did what it may; a build holding an entry is no error.
+  if (r.short) io.err(`vmkiln: warning: --max-size ${o.maxSize} not reached: ${r.short}`);
   return 0;
 }
 

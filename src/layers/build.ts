@@ -303,6 +303,7 @@ async function capSize(dirs: StageDirs, protect: Set<string>, events: EventBus):
     events.warn(`VMKILN_CACHE_MAX_SIZE=${cap}: not a size (e.g. 50G); the stage cache is not capped`, "cache");
     return;
   }
-  const removed = await pruneStages(dirs, { maxBytes, protect });
-  for (const e of removed) events.info(`stage cache over ${cap}: removed ${e.entry.stage} (${e.key.slice(0, 16)}…)`, "cache");
+  const r = await pruneStages(dirs, { maxBytes, protect });
+  for (const e of r.removed) events.info(`stage cache over ${cap}: removed ${e.entry.stage} (${e.key.slice(0, 16)}…)`, "cache");
+  if (r.short) events.warn(`VMKILN_CACHE_MAX_SIZE=${cap}: ${r.short}`, "cache");
 }

@@ -11,7 +11,7 @@
 //       provision: [...]
 //
 // A stage's problems are reported at their place in the file (`stages[1].provision[0].shell.script`).
-import { lstat } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { TemplateError, UserError, type Problem } from "../errors.js";
 import { loadTemplateText, specFromObject, type LoadOptions } from "../template/load.js";
@@ -123,16 +123,23 @@ async function addTemplate(abs: string, display: string, doc: unknown, opts: Loa
     if (typeof f !== "string" || f.trim() === "") problems.push({ path: "from", message: "expected the path of another template (a string)" });
     else {
       fromPath = path.resolve(dir, f);
-      const st = await lstat(fromPath).catch(() => undefined);
-      const seen = [...chain, abs];
-      if (seen.includes(fromPath)) {
-        problems.push({ path: "from", message: `cycle: ${[...seen.slice(seen.indexOf(fromPath)), fromPath].map((p) => path.relative(dir, p) || path.basename(p)).join(" → ")}` });
+      // Followed through symlinks, and compared by real path: a link to a template in the chain is
+      // that template (a cycle), not a new one.
+      const st = await stat(fromPath).catch(() => undefined);
+      const real = await realpath(fromPath).catch(() => fromPath!);
+      const seen = [...chain, await realpath(abs).catch(() => abs)];
+      if (seen.includes(real)) {
+        problems.push({ path: "from", message: `cycle: ${[...seen.slice(seen.indexOf(real)), real].map((p) => path.relative(dir, p) || path.basename(p)).join(" → ")}` });
         fromPath = undefined;
       } else if (!st) {
         problems.push({ path: "from", message: `no such file: ${fromPath}` });
         fromPath = undefined;
       } else if (st.isDirectory()) {
         problems.push({ path: "from", message: `${fromPath} is a directory; name the template file` });
+        fromPath = undefined;
+      } else if (!st.isFile()) {
+        // A FIFO or device would block or never end; a template is a file.
+        problems.push({ path: "from", message: `${fromPath} is not a regular file` });
         fromPath = undefined;
       } else if (seen.length >= MAX_DEPTH) {
         problems.push({ path: "from", message: `more than ${MAX_DEPTH} templates in the from: chain` });
@@ -179,8 +186,15 @@ async function addTemplate(abs: string, display: string, doc: unknown, opts: Loa
 
   if (fromPath) {
     const baseDisplay = path.relative(process.cwd(), fromPath) || fromPath;
-    const baseDoc = await readDoc(fromPath, baseDisplay, opts);
-    await addTemplate(fromPath, baseDisplay, baseDoc, opts, out, [...chain, abs], false);
+    let baseDoc: unknown;
+    try {
+      baseDoc = await readDoc(fromPath, baseDisplay, opts);
+    } catch (err) {
+      // Unreadable or too large: the child's from: names it. The base's own problems name the base.
+      if (err instanceof UserError && !(err instanceof TemplateError)) throw new TemplateError(display, [{ path: "from", message: err.message }]);
+      throw err;
+    }
+    await addTemplate(fromPath, baseDisplay, baseDoc, opts, out, [...chain, await realpath(abs).catch(() => abs)], false);
   }
   const baseLast = fromPath ? out.length - 1 : undefined;
   const first = out.length;

@@ -242,29 +242,81 @@ export interface PruneOptions {
   dryRun?: boolean;
 }
 
-export async function pruneStages(dirs: StageDirs, o: PruneOptions): Promise<ListedEntry[]> {
+export interface PruneResult {
+  removed: ListedEntry[];
+  /** Entry directories whose entry.json cannot be read (never trusted): removed, whatever the options. */
+  damaged: string[];
+  /** Bytes of the entries left. */
+  leftBytes: number;
+  /** Set when --max-size could not be reached: why (the entries that had to stay). */
+  short?: string;
+}
+
+/**
+ * Removes what the options select. A size cap evicts least recently used entries until the entries
+ * left fit, whatever else was selected; entries it may not remove (the running build's, and those a
+ * live build holds the lock of: it is replacing them) stay, and `short` says so when they alone
+ * exceed the cap. A damaged entry (no readable entry.json) takes space but is never trusted: it goes.
+ */
+export async function pruneStages(dirs: StageDirs, o: PruneOptions): Promise<PruneResult> {
   const list = await listStages(dirs); // most recent first
+  const blocked = new Map<string, string>();
+  for (const e of list) {
+    if (o.protect?.has(e.key)) blocked.set(e.key, "used by this build");
+    else {
+      const pid = await lockOwner(dirs, e.key);
+      if (pid !== undefined) blocked.set(e.key, `locked by pid ${pid}, which is building it`);
+    }
+  }
   const doomed = new Set<string>();
   const now = Date.now();
   list.forEach((e, i) => {
+    if (blocked.has(e.key)) return;
     if (o.keep !== undefined && i >= o.keep) doomed.add(e.key);
     if (o.olderThanMs !== undefined && now - e.lastUsed.getTime() > o.olderThanMs) doomed.add(e.key);
   });
+  let left = list.filter((e) => !doomed.has(e.key)).reduce((a, e) => a + e.size, 0);
   if (o.maxBytes !== undefined) {
-    let total = list.filter((e) => !doomed.has(e.key)).reduce((a, e) => a + e.size, 0);
     for (const e of [...list].reverse()) {
-      if (total <= o.maxBytes) break;
-      if (doomed.has(e.key) || o.protect?.has(e.key)) continue;
+      if (left <= o.maxBytes) break;
+      if (doomed.has(e.key) || blocked.has(e.key)) continue;
       doomed.add(e.key);
-      total -= e.size;
+      left -= e.size;
     }
   }
-  const removed = list.filter((e) => doomed.has(e.key) && !o.protect?.has(e.key));
+  const removed = list.filter((e) => doomed.has(e.key));
+  const listed = new Set(list.map((e) => e.key));
+  const damaged: string[] = [];
+  for (const n of await readdir(dirs.stages).catch(() => [] as string[])) {
+    if (KEY_PATTERN.test(n) && !listed.has(n) && (await lockOwner(dirs, n)) === undefined) damaged.push(n);
+  }
   if (!o.dryRun) {
     for (const e of removed) await removeStage(dirs, e.key);
+    for (const k of damaged) await removeStage(dirs, k);
     await removeStaleTmp(dirs);
   }
-  return removed;
+  const result: PruneResult = { removed, damaged, leftBytes: left };
+  if (o.maxBytes !== undefined && left > o.maxBytes) {
+    const stay = list.filter((e) => blocked.has(e.key));
+    result.short = `${left} bytes stay, over the cap of ${o.maxBytes}: ${stay.map((e) => `${e.entry.stage} (${e.key.slice(0, 16)}…, ${e.size} bytes) is ${blocked.get(e.key)}`).join("; ")}`;
+  }
+  return result;
+}
+
+/** The live pid holding `<key>.lock` (building or replacing the entry), if any. */
+async function lockOwner(dirs: StageDirs, key: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await readFile(lockPath(dirs, key), "utf8");
+  } catch {
+    return undefined;
+  }
+  try {
+    const pid = (JSON.parse(text) as { pid?: unknown }).pid;
+    return typeof pid === "number" && Number.isSafeInteger(pid) && pid > 0 && pidAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined; // half-written by a build that died: nobody holds it
+  }
 }
 
 export async function sha256Of(p: string, signal: AbortSignal): Promise<string> {

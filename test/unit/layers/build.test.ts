@@ -12,6 +12,7 @@ import { loadBuild } from "../../../src/layers/load.js";
 import { EventBus } from "../../../src/log/events.js";
 import { sha256sums } from "../../../src/artifact/sums.js";
 import { UserError } from "../../../src/errors.js";
+import type { DriverFactory, StageHandoff } from "../../../src/pipeline/driver.js";
 
 let dir: string;
 let builds: Array<{ name: string; source: string; stage: string }>;
@@ -125,5 +126,126 @@ describe("layered build", () => {
     await writeFile(join(dir, "base.sh"), "v3");
     await expect(run("o1")).rejects.toThrow(/already exists/);
     expect(builds).toEqual([]);
+  });
+});
+
+describe("layered build: --no-cache", () => {
+  it("replaces the entries it rebuilt: the output is the new build's bytes, and the next build hits them", async () => {
+    await run("o1");
+    await run("o2", { noCache: true });
+    // The fake's disk carries a random token: a new build differs from the first one.
+    expect((await tree(join(dir, "o2")))["t.qcow2"]).not.toBe((await tree(join(dir, "o1")))["t.qcow2"]);
+    builds = [];
+    const { logs } = await run("o3");
+    expect(logs).toEqual(["stage base: cache hit", "stage node: cache hit"]);
+    expect(await tree(join(dir, "o3"))).toEqual(await tree(join(dir, "o2")));
+  });
+});
+
+describe("layered build: a driver that keeps a stage's VM (StageHandoff)", () => {
+  /** The hypervisor's inventory, as far as the fake driver goes: location → identity. */
+  let inventory: Map<string, string>;
+  let verified: string[];
+  let made = 0;
+  beforeEach(() => {
+    inventory = new Map();
+    verified = [];
+    made = 0;
+  });
+
+  const handoff: StageHandoff = {
+    keepSpec: (spec) => ({ ...spec, output: { ...spec.output, formats: [] }, name: `${spec.name}-kept` }),
+    fromKept: (spec, kept) => ({ ...spec, source: { kind: "clone", location: kept.location, checksum: { kind: "none" }, format: undefined } }),
+    verifyKept: async (_spec, kept) => {
+      verified.push(kept.location);
+      if (!inventory.has(kept.location)) return `the template ${kept.location} is gone`;
+      return inventory.get(kept.location) === kept.identity.uuid ? undefined : `${kept.location} is not the template this stage made`;
+    },
+  };
+  const factory = Object.assign(
+    () => {
+      throw new Error("no driver in this test");
+    },
+    { stageHandoff: handoff },
+  ) as DriverFactory;
+
+  /** Keeps a "template" for a stage asked to keep, exports like fakeBuild otherwise. */
+  const keepingBuild = async (req: BuildRequest): Promise<BuildResult> => {
+    const script = req.spec.provision[0]!;
+    const stage = script.type === "shell" && script.script ? await readFile(script.script, "utf8") : "";
+    builds.push({ name: req.spec.name, source: req.spec.source.location, stage });
+    if (req.spec.name.endsWith("-kept")) {
+      const location = `/DC0/vm/tpl-${++made}`;
+      const uuid = `uuid-${made}`;
+      inventory.set(location, uuid);
+      return { ok: true, artifacts: [], outputDir: req.spec.output.directory, durationMs: 1, buildId: "x", kept: { driver: "vsphere", location, identity: { uuid } } };
+    }
+    const out = req.spec.output.directory;
+    await mkdir(out, { recursive: true });
+    const disk = Buffer.from(`${req.spec.source.location}+${stage}@${Math.random()}`);
+    await writeFile(join(out, "t.ova"), disk);
+    const artifacts = [{ name: "t.ova", path: join(out, "t.ova"), size: disk.length, sha256: sha(disk), format: "ova" }];
+    await writeFile(join(out, "manifest.json"), JSON.stringify({ artifacts: artifacts.map(({ path: _p, ...a }) => a) }));
+    return { ok: true, artifacts, outputDir: out, durationMs: 1, buildId: "x" };
+  };
+
+  async function runKept(out: string) {
+    const l = await loadBuild(join(dir, "t.yaml"), { vars: { out: join(dir, out) } });
+    if (l.kind !== "layered") throw new Error("layered expected");
+    const events = new EventBus();
+    const logs: string[] = [];
+    events.subscribe((e) => e.type === "log" && e.source === "cache" && logs.push(`${e.level} ${e.message.replace(/ \(key.*$/, "").replace(/[0-9a-f]{16}…/, "KEY")}`));
+    const r = await buildLayered({ plan: l.plan, driverName: "qemu", driverFactory: factory, events, signal: new AbortController().signal, options: { force: false, onError: "cleanup", debug: false }, cacheDir: join(dir, "cache"), runBuild: keepingBuild });
+    if (!r.ok) throw r.error;
+    return logs.filter((m) => /cache hit|built$|not used/.test(m));
+  }
+  const keptEntries = async () => {
+    const root = join(dir, "cache", "stages");
+    const keys = (await readdir(root)).filter((n) => /^[0-9a-f]{64}$/.test(n));
+    return (await Promise.all(keys.map(async (k) => JSON.parse(await readFile(join(root, k, "entry.json"), "utf8")) as { stage: string; kept?: { location: string }; disk?: string; files: unknown[] }))).filter((e) => e.kept);
+  };
+
+  it("keeps the base, records it instead of a disk, and builds the next stage as a clone of it", async () => {
+    expect(await runKept("o1")).toEqual(["info stage base: built", "info stage node: built"]);
+    expect(builds.map((b) => [b.name, b.source])).toEqual([
+      ["t-kept", join(dir, "disk.qcow2")],
+      ["t", "/DC0/vm/tpl-1"],
+    ]);
+    const [e] = await keptEntries();
+    expect(e).toMatchObject({ stage: "base", kept: { location: "/DC0/vm/tpl-1" }, files: [] });
+    expect(e!.disk).toBeUndefined();
+  });
+
+  it("a hit is checked with the driver first; an unchanged rebuild builds nothing", async () => {
+    await runKept("o1");
+    builds = [];
+    expect(await runKept("o2")).toEqual(["info stage base: cache hit", "info stage node: cache hit"]);
+    expect(verified).toEqual(["/DC0/vm/tpl-1"]);
+    expect(builds).toEqual([]);
+  });
+
+  it("a kept template that is gone, or replaced by another of the same name, is built again and its entry replaced", async () => {
+    await runKept("o1");
+    inventory.delete("/DC0/vm/tpl-1");
+    builds = [];
+    expect(await runKept("o2")).toEqual(["warn stage base: cache entry KEY not used: the template /DC0/vm/tpl-1 is gone", "info stage base: built", "info stage node: built"]);
+    expect(builds.map((b) => b.source)).toEqual([join(dir, "disk.qcow2"), "/DC0/vm/tpl-2"]);
+    expect((await keptEntries()).map((e) => e.kept!.location)).toEqual(["/DC0/vm/tpl-2"]);
+    // Someone put another VM at that path: not ours, not used (and left alone).
+    inventory.set("/DC0/vm/tpl-2", "someone-else");
+    builds = [];
+    expect(await runKept("o3")).toEqual(["warn stage base: cache entry KEY not used: /DC0/vm/tpl-2 is not the template this stage made", "info stage base: built", "info stage node: built"]);
+    expect(inventory.get("/DC0/vm/tpl-2")).toBe("someone-else");
+  });
+
+  it("a kept stage whose build keeps nothing fails with STAGE_NOT_KEPT, and no entry appears", async () => {
+    const noKeep = async (req: BuildRequest): Promise<BuildResult> => ({ ok: true, artifacts: [], outputDir: req.spec.output.directory, durationMs: 1, buildId: "x" });
+    const l = await loadBuild(join(dir, "t.yaml"), { vars: { out: join(dir, "o1") } });
+    if (l.kind !== "layered") throw new Error("layered expected");
+    const r = await buildLayered({ plan: l.plan, driverName: "qemu", driverFactory: factory, events: new EventBus(), signal: new AbortController().signal, options: { force: false, onError: "cleanup", debug: false }, cacheDir: join(dir, "cache"), runBuild: noKeep });
+    expect(r.ok).toBe(false);
+    expect(r.error?.code).toBe("STAGE_NOT_KEPT");
+    expect(await readdir(join(dir, "cache", "stages", ".tmp"))).toEqual([]);
+    expect((await readdir(join(dir, "cache", "stages"))).filter((n) => /^[0-9a-f]{64}$/.test(n))).toEqual([]);
   });
 });

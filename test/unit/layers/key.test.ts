@@ -87,6 +87,23 @@ describe("stage key", () => {
     expect(await hashTree(join(dir, "nope"), "x", signal, true)).toBe("absent");
   });
 
+  it("with text rendered at build time (an answer file, the boot command), only the variables it names are in the key", async () => {
+    await writeFile(join(dir, "t", "ks.cfg"), "url --url=${var.mirror}\n");
+    const text = (await import("node:fs")).readFileSync(join(dir, "t", "t.yaml"), "utf8");
+    await writeFile(
+      join(dir, "t", "t.yaml"),
+      text.replace("variables:\n", "variables:\n  mirror: http://m1\n  hostname: h1\n").replace("cloud_image: { path: ./disk.qcow2, checksum: none, format: qcow2 }", "iso: { path: ./disk.qcow2, checksum: none }").replace("qemu: {}\n  virtualbox: {}", "qemu: { disk_size: 1G }").replace("stages:", 'http: { content: { /ks.cfg: { file: ./ks.cfg } } }\nboot: { command: ["linux ks=${http.url}/ks.cfg host=${var.hostname}<enter>"] }\nstages:'),
+    );
+    const a = await k(await base());
+    // -var output_dir=… (not named by the rendered text) is not a rebuild; a variable the answer file
+    // or the boot command reads is; so is a change of the answer file itself.
+    expect(await k(await base(undefined, { out: "/elsewhere" }))).toBe(a);
+    expect(await k(await base(undefined, { mirror: "http://m2" }))).not.toBe(a);
+    expect(await k(await base(undefined, { hostname: "h2" }))).not.toBe(a);
+    await writeFile(join(dir, "t", "ks.cfg"), "url --url=${var.mirror}\nreboot\n");
+    expect(await k(await base())).not.toBe(a);
+  });
+
   it("stableJson sorts keys and drops undefined", () => {
     expect(stableJson({ b: 1, a: [undefined, { d: undefined, c: 2 }] })).toBe('{"a":[null,{"c":2}],"b":1}');
   });

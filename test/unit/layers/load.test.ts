@@ -133,6 +133,19 @@ describe("from:", () => {
     expect(await problems(await write("c.yaml", `${head}from: ./base.yaml\n`))).toHaveProperty("source");
   });
 
+  it("from: through a symlink to itself is a cycle; a FIFO, a device or a file too large to be a template is refused at from:", async () => {
+    const { symlink } = await import("node:fs/promises");
+    const { execFileSync } = await import("node:child_process");
+    await write("self.yaml", child("./link.yaml"));
+    await symlink(join(dir, "self.yaml"), join(dir, "link.yaml"));
+    expect((await problems(join(dir, "self.yaml"))).from).toBe("cycle: self.yaml → self.yaml");
+    execFileSync("mkfifo", [join(dir, "pipe.yaml")]);
+    expect((await problems(await write("c.yaml", child("./pipe.yaml")))).from).toBe(`${join(dir, "pipe.yaml")} is not a regular file`);
+    expect((await problems(await write("c.yaml", child("/dev/zero")))).from).toBe("/dev/zero is not a regular file");
+    await write("big.yaml", `name: big\n# ${"x".repeat(2 ** 20)}\n`);
+    expect((await problems(await write("c.yaml", child("./big.yaml")))).from).toMatch(/big\.yaml: larger than 1 MiB/);
+  });
+
   it("a problem in the base template names the base file", async () => {
     await write("base.yaml", `${head}stages:\n  - name: x\n    provision: 3\n`);
     try {
@@ -143,5 +156,43 @@ describe("from:", () => {
       expect((err as Error).message).toMatch(/base\.yaml/);
       expect((err as TemplateError).problems.map((p) => p.path)).toEqual(["stages[0].provision"]);
     }
+  });
+
+  it("on vSphere a later stage's source is a clone (of the template the stage before keeps); the example validates", async () => {
+    const vs = `name: v
+source:
+  iso: { path: ./disk.qcow2, checksum: none }
+drivers:
+  vsphere: { url: "https://vc.invalid", username: u, password: secretpw, cluster: C, datastore: D, disk_size: 4G }
+stages:
+  - name: base
+  - name: app
+output: { formats: [ova] }
+`;
+    const p = await plan(await write("v.yaml", vs));
+    expect(p.stages.map((s) => [s.label, s.spec.source.kind])).toEqual([
+      ["base", "iso"],
+      ["app", "clone"],
+    ]);
+    const example = await loadBuild(join(import.meta.dirname, "../../../fixtures/examples/vsphere-iso-clone-ova.yaml"), { env: { VSPHERE_USERNAME: "u", VSPHERE_PASSWORD: "secretpw" } });
+    expect(example.kind).toBe("layered");
+    if (example.kind === "layered") expect(example.plan.stages.map((s) => [s.label, s.spec.source.kind, s.generalizes])).toEqual([["base", "iso", false], ["appliance", "clone", true]]);
+  });
+
+  it("drivers that take different kinds of stage source (a disk file, a kept VM) in one layered template: one clear problem", async () => {
+    const mixed = `name: m
+source:
+  iso: { path: ./disk.qcow2, checksum: none }
+drivers:
+  qemu: { disk_size: 4G }
+  vsphere: { url: "https://vc.invalid", username: u, password: secretpw, cluster: C, datastore: D, disk_size: 4G }
+stages:
+  - name: base
+  - name: app
+`;
+    expect(await problems(await write("m.yaml", mixed))).toEqual({ drivers: expect.stringMatching(/take different kinds; give a layered template drivers of one kind$/) });
+    // A real problem in a later stage is still reported as itself, not hidden by the placeholder.
+    const bad = mixed.replace("  qemu: { disk_size: 4G }\n", "").replace("  - name: app\n", "  - name: app\n    provision: [ { shell: { script: ./missing.sh } } ]\n");
+    expect(Object.keys(await problems(await write("b.yaml", bad)))).toEqual(["stages[1].provision[0].shell.script"]);
   });
 });
