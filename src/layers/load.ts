@@ -17,6 +17,7 @@ import { TemplateError, UserError, type Problem } from "../errors.js";
 import { loadTemplateText, specFromObject, type LoadOptions } from "../template/load.js";
 import { InputError, parseText, readInput } from "../template/parse.js";
 import type { BuildSpec } from "../template/spec.js";
+import { STAGE_NAME_PATTERN } from "../template/schema.js";
 
 export interface StagePlan {
   /** "base", or "<template name>/<stage>" for a stage of a `from:` template. */
@@ -40,7 +41,6 @@ export interface LayeredPlan {
 export type LoadedBuild = { kind: "plain"; spec: BuildSpec } | { kind: "layered"; plan: LayeredPlan };
 
 const STAGE_KEYS = new Set(["name", "from", "provision", "generalize"]);
-const STAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 /** Sections that drive an installer: they belong to the first stage only. */
 const INSTALL_SECTIONS = ["boot", "install", "install_media"];
 /** Deeper than any real chain; stops a runaway (a generated chain, a loop through symlinks). */
@@ -165,7 +165,7 @@ async function addTemplate(abs: string, display: string, doc: unknown, opts: Loa
         for (const k of Object.keys(s)) if (!STAGE_KEYS.has(k)) problems.push({ path: `${at}.${k}`, message: `unknown field (a stage has: ${[...STAGE_KEYS].join(", ")})` });
         let name = `#${i}`;
         if (typeof s.name !== "string") problems.push({ path: `${at}.name`, message: s.name === undefined ? "required" : "expected a string" });
-        else if (!STAGE_NAME.test(s.name)) problems.push({ path: `${at}.name`, message: "letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 63)" });
+        else if (!STAGE_NAME_PATTERN.test(s.name)) problems.push({ path: `${at}.name`, message: "letters, digits, '.', '_' and '-' only, starting with a letter or digit (at most 63)" });
         else if (stages.some((o) => o.name === s.name)) problems.push({ path: `${at}.name`, message: `a stage named "${s.name}" comes before this one` });
         else name = s.name;
         let from: string | undefined;

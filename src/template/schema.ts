@@ -880,9 +880,50 @@ export const templateSchema = z
 /** The schema's output: validated, units converted, still snake_case and without defaults. */
 export type RawTemplate = z.output<typeof templateSchema>;
 
+/** A stage's name (layered templates, src/layers/load.ts): what labels, logs and `from:` use. */
+export const STAGE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+const stage = z
+  .strictObject(
+    {
+      name: z.string({ error: expecting("a string") }).regex(STAGE_NAME_PATTERN).meta({ description: "The stage's name: letters, digits, '.', '_', '-' (at most 63), unique in the template." }),
+      from: nonEmpty("The earlier stage this one is built on (default: the stage before; the first stage is built on source, or on the from: template).").optional(),
+      provision: z
+        .array(provisioner, { error: expecting("a list of provisioners") })
+        .nullable()
+        .optional()
+        .meta({ description: "This stage's steps in the guest." }),
+      generalize: generalize.optional().meta({ description: "Generalize this stage's result. Default: only the last stage generalizes (a base is not generalized twice)." }),
+    },
+    { error: expecting("a mapping (name, provision, generalize, from)") },
+  )
+  .meta({ description: "One stage: built on the one before (its disk, or on vSphere a clone of its kept template), cached under a key of everything it reads." });
+
+/**
+ * What `vmkiln schema` prints: the template, plus the layered-template fields src/layers/load.ts reads
+ * before the rest is validated as a template (issue 17): `from:` instead of `source:`, `stages:`
+ * instead of `provision:`.
+ */
+const documentedSchema = templateSchema
+  .extend({
+    source: source.optional().meta({ description: "Where the first disk comes from: exactly one of cloud_image, iso or clone. Required unless from: names the template this one builds on." }),
+    from: nonEmpty("Build on another template (a path relative to this file): its last stage, built first when missing or stale and then taken from the stage cache, is this template's source. Not with source:.").optional(),
+    stages: z
+      .array(stage, { error: expecting("a list of stages") })
+      .min(1)
+      .optional()
+      .meta({ description: "Named stages, each built on the one before and cached (layered builds): the last one's outputs go to output.directory. Not with a top-level provision:." }),
+  })
+  .meta({
+    title: "vmkiln template",
+    description: "A vmkiln build template.",
+    anyOf: [{ required: ["source"] }, { required: ["from"] }],
+    allOf: [{ not: { required: ["source", "from"] } }, { not: { required: ["stages", "provision"] } }],
+  });
+
 /** JSON Schema of the template as users write it (input side of transforms), for editors. */
 export function templateJsonSchema(): object {
-  return z.toJSONSchema(templateSchema, {
+  return z.toJSONSchema(documentedSchema, {
     io: "input",
     unrepresentable: "any",
     target: "draft-2020-12",

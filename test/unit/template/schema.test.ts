@@ -19,7 +19,7 @@ describe("templateJsonSchema", () => {
       $schema: "https://json-schema.org/draft/2020-12/schema",
       title: "vmkiln template",
       type: "object",
-      required: ["name", "source", "drivers"],
+      required: ["name", "drivers"],
       additionalProperties: false,
     });
     for (const key of ["name", "variables", "source", "drivers", "ssh", "cloud_init", "provision", "generalize", "shutdown", "output"])
@@ -40,6 +40,25 @@ describe("templateJsonSchema", () => {
     const items = at(schema, "properties.provision.anyOf.0.items");
     expect(Object.keys(at(items, "properties") as object)).toEqual(["shell", "file", "wait_cloud_init", "ansible", "ansible_local", "shell_local", "restart", "breakpoint"]);
     expect(items).toMatchObject({ minProperties: 1, maxProperties: 1, additionalProperties: false });
+  });
+
+  it("describes layered templates: from: or source: (one of them), stages: (not with provision:), per-stage generalize", () => {
+    expect(schema).toMatchObject({
+      anyOf: [{ required: ["source"] }, { required: ["from"] }],
+      allOf: [{ not: { required: ["source", "from"] } }, { not: { required: ["stages", "provision"] } }],
+    });
+    expect(at(schema, "properties.source.description")).toMatch(/Required unless from:/);
+    expect(at(schema, "properties.from")).toMatchObject({ type: "string", minLength: 1 });
+    expect(at(schema, "properties.from.description")).toMatch(/another template \(a path relative to this file\)/);
+    expect(at(schema, "properties.stages")).toMatchObject({ type: "array", minItems: 1 });
+    const item = at(schema, "properties.stages.items") as Record<string, unknown>;
+    expect(item).toMatchObject({ type: "object", additionalProperties: false, required: ["name"] });
+    expect(Object.keys(at(item, "properties") as object)).toEqual(["name", "from", "provision", "generalize"]);
+    expect(at(item, "properties.name.pattern")).toBe("^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$");
+    expect(at(item, "properties.generalize.description")).toMatch(/only the last stage generalizes/);
+    expect(at(item, "properties.generalize.anyOf.1.properties.machine_id")).toBeDefined();
+    // The top-level generalize keeps its own text.
+    expect(at(schema, "properties.generalize.description")).toMatch(/^Make the image look as if it had never booted/);
   });
 
   it("is plain JSON", () => {
