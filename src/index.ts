@@ -25,9 +25,16 @@ export type {
   Firmware,
 } from "./template/spec.js";
 
+// Layered templates (from:, stages:) and the stage cache: loadBuild gives a plain spec or a plan of
+// stages; buildLayeredImage builds a plan, each stage only when its cache entry is missing or stale.
+export { loadBuild, type LoadedBuild, type LayeredPlan, type StagePlan } from "./layers/load.js";
+export type { LayeredBuildResult, StageOutcome } from "./layers/build.js";
+
 // Builds, OVA packing and checking.
 export {
   buildImage,
+  buildLayeredImage,
+  type BuildLayeredImageOptions,
   builtinDrivers,
   builtinDriverGc,
   packOva,
@@ -70,6 +77,8 @@ export type {
   DiskFormat,
   ApplianceFiles,
   KeyEvent,
+  KeptResult,
+  StageHandoff,
 } from "./pipeline/driver.js";
 export type { Journal, JournalEntry } from "./pipeline/journal.js";
 export { escalatePowerOff, ASK_GRACE_MS, FORCE_GRACE_MS, type PowerOffPrimitives, type PowerOffOptions } from "./pipeline/power-off.js";

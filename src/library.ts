@@ -10,6 +10,8 @@ import { packOva as packOvaFiles, type PackOvaResult } from "./artifact/pack-ova
 import { verifyOva as verifyOvaFile, type VerifyResult } from "./artifact/verify-ova.js";
 import type { DriverFactory, DriverGc } from "./pipeline/driver.js";
 import type { BuildSpec, DriverName } from "./template/spec.js";
+import { buildLayered, type LayeredBuildResult } from "./layers/build.js";
+import type { LayeredPlan } from "./layers/load.js";
 
 export type { BuildResult, PackOvaResult, VerifyResult };
 
@@ -80,6 +82,47 @@ export async function buildImage(spec: BuildSpec, opts: BuildImageOptions = {}):
     events,
     signal: opts.signal ?? new AbortController().signal,
     options: { force: opts.force ?? false, onError, debug: opts.debug ?? false },
+  });
+  events.emit(
+    r.ok
+      ? { type: "build-end", ok: true, durationMs: r.durationMs, outputDir: r.outputDir }
+      : { type: "build-end", ok: false, durationMs: r.durationMs, error: r.error?.message ?? "failed" },
+  );
+  if (!r.ok) throw r.error ?? new BuildError("BUILD_FAILED", `build ${r.buildId} failed`);
+  return r;
+}
+
+export interface BuildLayeredImageOptions extends BuildImageOptions {
+  /** The cache root (stage entries under <cacheDir>/stages); default: $VMKILN_CACHE_DIR, else ~/.cache/vmkiln. */
+  cacheDir?: string;
+  /** Build every stage again and replace its cache entry (`--no-cache`). */
+  noCache?: boolean;
+  /** Refuse every network access; a source missing from the cache is an error naming it (`--offline`). */
+  offline?: boolean;
+}
+
+/**
+ * Builds a layered template (`loadBuild` → `kind: "layered"`): each stage is looked up in the stage
+ * cache and built only when missing or stale, the last one into its output.directory (`vmkiln build`
+ * on a template with from: or stages:). Resolves with the result, which lists per stage whether it
+ * was a cache hit; rejects like buildImage.
+ */
+export async function buildLayeredImage(plan: LayeredPlan, opts: BuildLayeredImageOptions = {}): Promise<LayeredBuildResult> {
+  const final = plan.stages[plan.final];
+  if (!final) throw new UserError("BAD_OPTION", "plan: it has no last stage (pass what loadBuild returned as `plan`)");
+  const { name, factory } = chooseDriver(final.spec, opts.drivers ?? driverRegistry, opts.only);
+  const onError = opts.onError ?? "cleanup";
+  if (onError !== "cleanup" && onError !== "abort") throw new UserError("BAD_OPTION", `onError: expected cleanup or abort, got ${String(onError)}`);
+  const events = busFor(opts.onEvent);
+  const r = await buildLayered({
+    plan,
+    driverName: name,
+    driverFactory: factory,
+    events,
+    signal: opts.signal ?? new AbortController().signal,
+    options: { force: opts.force ?? false, onError, debug: opts.debug ?? false, ...(opts.offline ? { offline: true } : {}) },
+    ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
+    ...(opts.noCache ? { noCache: true } : {}),
   });
   events.emit(
     r.ok

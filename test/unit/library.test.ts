@@ -87,3 +87,50 @@ describe("LoadOptions.redactor", () => {
     expect(redactor.text("pw=lib-s3cret-9")).toBe("pw=***");
   });
 });
+
+describe("layered builds from the public entry", () => {
+  /** A driver whose plan writes the disk a stage exports (and lists it), without a VM. */
+  function writesDisk(seen: string[]): DriverFactory {
+    return () =>
+      ({
+        name: "qemu",
+        capabilities: { sources: ["cloud-image"], keystrokes: false, exports: ["qcow2"] },
+        plan: () => [
+          {
+            name: "write disk",
+            run: async (ctx: BuildContext) => {
+              seen.push(`${ctx.spec.output.basename} from ${ctx.spec.source.location.split("/").slice(-1)[0]}`);
+              const { mkdirSync, writeFileSync: write } = await import("node:fs");
+              mkdirSync(ctx.spec.output.directory, { recursive: true });
+              const name = `${ctx.spec.output.basename}.qcow2`;
+              write(join(ctx.spec.output.directory, name), `disk of ${ctx.spec.output.basename}`);
+              ctx.artifacts.push({ name, path: join(ctx.spec.output.directory, name), size: 1, sha256: "0".repeat(64), format: "qcow2" });
+            },
+          },
+        ],
+      }) as unknown as Driver;
+  }
+
+  it("loadBuild gives the plan; buildLayeredImage builds each stage once, then hits the cache", async () => {
+    const api = await import("../../src/index.js");
+    const t = join(dir, "layered.yaml");
+    writeFileSync(t, `name: lay\nvariables: { out: ./lay-out }\nsource: { cloud_image: { path: ./disk.qcow2, checksum: none, format: qcow2 } }\ndrivers: { qemu: {} }\nstages:\n  - name: base\n  - name: app\noutput: { directory: "\${var.out}", formats: [qcow2] }\n`);
+    const loaded: import("../../src/index.js").LoadedBuild = await api.loadBuild(t, { env: {} });
+    if (loaded.kind !== "layered") throw new Error("layered expected");
+    const plan: import("../../src/index.js").LayeredPlan = loaded.plan;
+    expect(plan.stages.map((s: import("../../src/index.js").StagePlan) => s.label)).toEqual(["base", "app"]);
+    const seen: string[] = [];
+    const events: string[] = [];
+    const opts: import("../../src/index.js").BuildLayeredImageOptions = { drivers: { qemu: writesDisk(seen) }, cacheDir: join(dir, "cache"), onEvent: (e) => events.push(e.type) };
+    const r: import("../../src/index.js").LayeredBuildResult = await api.buildLayeredImage(plan, opts);
+    expect(r.stages.map((s: import("../../src/index.js").StageOutcome) => [s.label, s.hit])).toEqual([["base", false], ["app", false]]);
+    expect(seen).toEqual(["disk from disk.qcow2", "lay from disk.qcow2"]);
+    expect(events.at(-1)).toBe("build-end");
+    const second = await api.loadBuild(t, { env: {}, vars: { out: "./lay-out2" } });
+    if (second.kind !== "layered") throw new Error("layered expected");
+    const again = await api.buildLayeredImage(second.plan, opts);
+    expect(again.stages.map((s) => s.hit)).toEqual([true, true]);
+    expect(seen).toHaveLength(2);
+    await expect(api.buildLayeredImage({ stages: [], final: 0 }, opts)).rejects.toMatchObject({ code: "BAD_OPTION", exitCode: 2 });
+  });
+});
