@@ -18,6 +18,8 @@ import type { Artifact, BuildOptions } from "../pipeline/context.js";
 import type { DriverFactory, StageHandoff } from "../pipeline/driver.js";
 import { withLock } from "../source/cache.js";
 import { resolveSource } from "../source/fetch.js";
+import { preflightPublish, push } from "../publish/push.js";
+import { offlinePublish } from "../steps/prepare.js";
 import { stagingDirFor } from "../steps/export.js";
 import { MANIFEST_JSON, preflightOutput, replaceOutput } from "../steps/output-guard.js";
 import type { BuildSpec, DriverName } from "../template/spec.js";
@@ -39,6 +41,8 @@ export interface LayeredBuildRequest {
   noCache?: boolean;
   /** The build of one stage; tests replace it to exercise the cache without a VM. */
   runBuild?: (req: BuildRequest) => Promise<BuildResult>;
+  /** The registry push of output.publish after a cache hit (src/publish/push.ts); tests replace it. */
+  push?: typeof push;
 }
 
 /** What a stage's disk is handed to the next stage as, in order of preference. */
@@ -67,6 +71,10 @@ export async function buildLayered(req: LayeredBuildRequest): Promise<LayeredBui
   try {
     // The output directory is checked before any stage runs: a refusal costs nothing.
     await preflightOutput(final.spec, { force: req.options.force });
+    // A full cache hit runs no stage, so no stage's prepare step would say it (src/steps/prepare.ts).
+    if (req.options.offline && final.spec.output.publish.length > 0) throw offlinePublish();
+    // Registry credentials and CA files, as the prepare step checks them (no network here).
+    for (const p of final.spec.output.publish) await preflightPublish(p, signal);
     await removeStaleTmp(dirs);
     const chain: number[] = [];
     for (let i: number | undefined = plan.final; i !== undefined; i = plan.stages[i]!.parent) chain.unshift(i);
@@ -80,6 +88,7 @@ export async function buildLayered(req: LayeredBuildRequest): Promise<LayeredBui
     const finalHit = hits.get(plan.final)!;
     const artifacts = await materialize(finalHit, out, buildId, signal);
     for (const a of artifacts) events.emit({ type: "artifact", name: a.name, path: a.path, size: a.size, sha256: a.sha256 });
+    if (outcomes.at(-1)?.hit) await afterFinalHit(final.spec, out, req);
     await capSize(dirs, new Set(outcomes.map((o) => o.key)), events);
     return { ok: true, artifacts, outputDir: out, durationMs: Date.now() - startedAt, buildId, stages: outcomes };
   } catch (err) {
@@ -94,7 +103,7 @@ async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, p
   const { events, signal } = req;
   const handoff = req.driverFactory.stageHandoff;
   const from = parent ? parentSource(parent, st, handoff) : undefined;
-  const spec: BuildSpec = from ? from.spec : st.spec;
+  const spec: BuildSpec = onlyFinal(from ? from.spec : st.spec, isFinal);
   const digest = from ? from.digest : await sourceDigest(spec, req);
   const { key, shownSpec, inputs } = await stageKey(spec, req.driverName, digest, signal);
   const note = (hit: boolean) => {
@@ -190,6 +199,18 @@ async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, p
       throw err;
     }
   });
+}
+
+/**
+ * Stages share the template's output section and test:, which are about the result: only the last
+ * stage pushes (output.publish) and boots its artifacts (test:). An earlier stage would push its
+ * intermediate disk under the final tag, or fail on a test format it does not export; and neither
+ * belongs in its key (a new tag must not rebuild the base).
+ */
+function onlyFinal(spec: BuildSpec, isFinal: boolean): BuildSpec {
+  if (isFinal || (spec.output.publish.length === 0 && spec.test === undefined)) return spec;
+  const { test: _test, ...rest } = spec;
+  return { ...rest, output: { ...spec.output, publish: [] } };
 }
 
 /**
@@ -289,6 +310,39 @@ async function restoreMtimes(staging: string): Promise<void> {
     if (typeof a.name !== "string" || typeof a.mtime_ns !== "string" || !/^\d{1,30}$/.test(a.mtime_ns) || a.name.includes("/")) continue;
     const seconds = Number(BigInt(a.mtime_ns) / 1000n) / 1e6;
     await utimes(join(staging, a.name), seconds, seconds).catch(() => undefined);
+  }
+}
+
+/**
+ * What the last stage's own build would have done after its export, when that build was a cache
+ * hit and did not run:
+ *   - output.publish: pushed from the copied artifacts (the same bytes, so the same digests); a
+ *     requested push is never skipped because the image did not change. manifest.json then records
+ *     the new push (published[].pushed_at), the only byte that differs from the entry's copy.
+ *   - test: not run again, and said so: the entry exists only because its build's test passed, on
+ *     these bytes with these checks (the test section and its gossfiles are part of the key);
+ *     --no-cache builds and tests it again.
+ */
+async function afterFinalHit(spec: BuildSpec, out: string, req: LayeredBuildRequest): Promise<void> {
+  const { events, signal } = req;
+  if (spec.test) {
+    let recorded: { ok?: unknown } | undefined;
+    try {
+      recorded = (JSON.parse(await readFile(join(out, MANIFEST_JSON), "utf8")) as { test?: { ok?: unknown } }).test;
+    } catch {
+      recorded = undefined;
+    }
+    events.info(
+      recorded?.ok === true
+        ? "test: not run again: the last stage is a cache hit, and its artifacts are the bytes that passed the test when it was built (manifest.json \"test\"); --no-cache builds and tests it again"
+        : "test: not run again: the last stage is a cache hit, but its entry records no passed test; run vmkiln test on the output, or build with --no-cache",
+      "cache",
+    );
+  }
+  if (spec.output.publish.length > 0) events.info(`publish: the last stage is a cache hit; pushing its artifacts from ${out}`, "cache");
+  for (const p of spec.output.publish) {
+    const r = await (req.push ?? push)({ artifact: out, to: p.to, layout: p.layout, caFile: p.caFile, insecure: p.insecure, events, signal });
+    events.info(`published ${r.pinned} (${p.layout})`, "publish");
   }
 }
 

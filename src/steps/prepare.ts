@@ -17,6 +17,7 @@ export const prepareStep: Step = {
     if (ctx.options.offline && ctx.driver.capabilities.remote) {
       throw new UserError("OFFLINE_NETWORK", `--offline: the ${ctx.driver.name} driver reaches its hypervisor over the network`);
     }
+    if (ctx.options.offline && ctx.spec.output.publish.length > 0) throw offlinePublish();
     // Before anything is fetched or created: a file, `..`, the template's or the source's
     // directory, or any directory vmkiln did not write would be lost when the output is replaced.
     await preflightOutput(ctx.spec, { force: ctx.options.force, outputInCache: ctx.options.outputInCache ?? false });
@@ -29,6 +30,11 @@ export const prepareStep: Step = {
     for (const p of ctx.spec.output.publish) await preflightPublish(p, signal);
   },
 };
+
+/** --offline refuses every network access, and output.publish pushes to a registry. */
+export function offlinePublish(): UserError {
+  return new UserError("OFFLINE_NETWORK", "--offline: output.publish pushes to a registry over the network; build without --offline, or push later with vmkiln push");
+}
 
 export async function makeBuildDir(buildId: string): Promise<string> {
   const base = process.env.VMKILN_TMPDIR ?? tmpdir();

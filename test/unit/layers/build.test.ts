@@ -249,3 +249,125 @@ describe("layered build: a driver that keeps a stage's VM (StageHandoff)", () =>
     expect((await readdir(join(dir, "cache", "stages"))).filter((n) => /^[0-9a-f]{64}$/.test(n))).toEqual([]);
   });
 });
+
+describe("layered build: the last stage's publish and test: when it is a cache hit", () => {
+  type PushReq = Parameters<typeof import("../../../src/publish/push.js").push>[0];
+  let pushes: PushReq[];
+  beforeEach(async () => {
+    pushes = [];
+    const text = await readFile(join(dir, "t.yaml"), "utf8");
+    await writeFile(
+      join(dir, "t.yaml"),
+      text.replace('output: { directory: "${var.out}", formats: [qcow2] }', 'output:\n  directory: "${var.out}"\n  formats: [qcow2]\n  publish: [ { to: "oci://127.0.0.1:9/vm/t:1", insecure: true } ]\n'),
+    );
+  });
+
+  /** fakeBuild, and the publish step a real last stage runs after its export. */
+  const publishingBuild = (req: BuildRequest) =>
+    fakeBuild()(req).then((r) => {
+      if (req.spec.output.publish.length > 0) pushes.push({ artifact: req.spec.output.directory, to: req.spec.output.publish[0]!.to } as PushReq);
+      return r;
+    });
+
+  async function runPub(out: string, extra: { offline?: boolean; test?: boolean } = {}) {
+    const l = await loadBuild(join(dir, "t.yaml"), { vars: { out: join(dir, out) } });
+    if (l.kind !== "layered") throw new Error("layered expected");
+    const events = new EventBus();
+    const logs: string[] = [];
+    events.subscribe((e) => e.type === "log" && logs.push(e.message.replace(/ \(key.*$/, "")));
+    const r = await buildLayered({
+      plan: l.plan,
+      driverName: "qemu",
+      driverFactory: () => {
+        throw new Error("no driver in this test");
+      },
+      events,
+      signal: new AbortController().signal,
+      options: { force: false, onError: "cleanup", debug: false, ...(extra.offline ? { offline: true } : {}) },
+      cacheDir: join(dir, "cache"),
+      runBuild: publishingBuild,
+      push: async (p) => {
+        pushes.push(p);
+        return { pinned: `127.0.0.1:9/vm/t@sha256:${"d".repeat(64)}` } as Awaited<ReturnType<typeof import("../../../src/publish/push.js").push>>;
+      },
+    });
+    return { r, logs };
+  }
+
+  it("a full cache hit still pushes, from the copied artifacts in the output directory; a miss pushes once, in the stage's own build", async () => {
+    const first = await runPub("o1");
+    expect(first.r.ok, first.r.error?.message).toBe(true);
+    expect(pushes.map((p) => p.artifact)).toEqual([expect.stringMatching(/stages\/\.tmp\/[0-9a-f]{64}\.\d+\.[0-9a-f]{8}\/files$/)]);
+    pushes = [];
+    const again = await runPub("o2");
+    expect(again.r.ok).toBe(true);
+    expect(again.r.stages.map((s) => s.hit)).toEqual([true, true]);
+    expect(pushes.map((p) => [p.artifact, p.to, p.insecure])).toEqual([[join(dir, "o2"), "oci://127.0.0.1:9/vm/t:1", true]]);
+    expect(again.logs).toContain(`publish: the last stage is a cache hit; pushing its artifacts from ${join(dir, "o2")}`);
+    expect(again.logs).toContain(`published 127.0.0.1:9/vm/t@sha256:${"d".repeat(64)} (containerdisk)`);
+  });
+
+  it("only the last stage pushes and is tested; a new tag or test does not rebuild the base", async () => {
+    const seen: Array<{ name: string; publish: number; test: boolean }> = [];
+    const watch = (req: BuildRequest) => {
+      seen.push({ name: req.spec.output.basename, publish: req.spec.output.publish.length, test: req.spec.test !== undefined });
+      return publishingBuild(req);
+    };
+    const go = async (out: string) => {
+      const l = await loadBuild(join(dir, "t.yaml"), { vars: { out: join(dir, out) } });
+      if (l.kind !== "layered") throw new Error("layered expected");
+      const r = await buildLayered({ plan: l.plan, driverName: "qemu", driverFactory: (() => ({})) as never, events: new EventBus(), signal: new AbortController().signal, options: { force: false, onError: "cleanup", debug: false }, cacheDir: join(dir, "cache"), runBuild: watch, push: async () => ({ pinned: "x" }) as never });
+      if (!r.ok) throw r.error;
+      return r.stages.map((x) => x.hit);
+    };
+    await writeFile(join(dir, "goss.yaml"), "file: {}\n");
+    const text = await readFile(join(dir, "t.yaml"), "utf8");
+    await writeFile(join(dir, "t.yaml"), `${text}test: { checks: [./goss.yaml], formats: [qcow2] }\n`);
+    expect(await go("o1")).toEqual([false, false]);
+    expect(seen).toEqual([
+      { name: "disk", publish: 0, test: false },
+      { name: "t", publish: 1, test: true },
+    ]);
+    await writeFile(join(dir, "t.yaml"), (await readFile(join(dir, "t.yaml"), "utf8")).replace("vm/t:1", "vm/t:2"));
+    expect(await go("o2")).toEqual([true, false]);
+  });
+
+  it("test: on a full hit is not run again, and the log says why", async () => {
+    await writeFile(join(dir, "goss.yaml"), "file: {}\n");
+    const text = await readFile(join(dir, "t.yaml"), "utf8");
+    await writeFile(join(dir, "t.yaml"), `${text}test: { checks: [./goss.yaml], formats: [qcow2] }\n`);
+    await runPub("o1");
+    // What the real test step leaves in the entry's manifest.json: the summary of a passed test.
+    const root = join(dir, "cache", "stages");
+    for (const k of (await readdir(root)).filter((n) => /^[0-9a-f]{64}$/.test(n))) {
+      const m = join(root, k, "files", "manifest.json");
+      const entry = join(root, k, "entry.json");
+      const e = JSON.parse(await readFile(entry, "utf8")) as { files: Array<{ name: string; size: number; sha256: string; verified?: unknown }> };
+      const f = e.files.find((x) => x.name === "manifest.json");
+      if (!f) continue;
+      const { chmod } = await import("node:fs/promises");
+      await chmod(m, 0o644);
+      const body = JSON.stringify({ ...JSON.parse(await readFile(m, "utf8")), test: { ok: true, artifacts: [] } });
+      await writeFile(m, body);
+      Object.assign(f, { size: Buffer.byteLength(body), sha256: sha(body) });
+      delete f.verified;
+      await chmod(entry, 0o644);
+      await writeFile(entry, JSON.stringify(e));
+    }
+    const again = await runPub("o2");
+    expect(again.r.stages.map((s) => s.hit)).toEqual([true, true]);
+    expect(again.logs).toContain(
+      'test: not run again: the last stage is a cache hit, and its artifacts are the bytes that passed the test when it was built (manifest.json "test"); --no-cache builds and tests it again',
+    );
+  });
+
+  it("--offline with output.publish is refused before anything, hit or miss (exit 2)", async () => {
+    await runPub("o1");
+    pushes = [];
+    const r = await runPub("o2", { offline: true });
+    expect(r.r.ok).toBe(false);
+    expect(r.r.error).toMatchObject({ code: "OFFLINE_NETWORK", exitCode: 2 });
+    expect(r.r.error?.message).toMatch(/^--offline: output\.publish pushes to a registry/);
+    expect(pushes).toEqual([]);
+  });
+});
