@@ -94,11 +94,11 @@ describe("vSphere layered chain on vcsim: iso → template → clone → OVA", (
   const files = (dir: string) => Object.fromEntries(readdirSync(dir).sort().map((n) => [n, createHash("sha256").update(readFileSync(join(dir, n))).digest("hex")]));
 
   /** The example, pointed at vcsim, the stand-in sshd, a small ISO and short waits. */
-  function template(file: string, out: string, appliance: (stage: { provision: Array<{ shell: { inline: string[] } }> }) => void = () => undefined): string {
+  function template(file: string, out: string, appliance: (stage: { provision: Array<{ shell: { inline: string[] } }> }) => void = () => undefined, vsphere: Record<string, unknown> = {}): string {
     const doc = parse(readFileSync(EXAMPLE, "utf8")) as Record<string, any>;
     doc.source = { iso: { path: join(work, "installer.iso"), checksum: "none" } };
     doc.variables.output_dir = join(work, out);
-    Object.assign(doc.drivers.vsphere, { url: vc.url, cluster: "DC0_C0", datastore: "LocalDS_0", network: "VM Network", ca_file: vc.caFile, disk_size: "64M", ssh_port: sshd.port, ip_wait_timeout: "1m" });
+    Object.assign(doc.drivers.vsphere, { url: vc.url, cluster: "DC0_C0", datastore: "LocalDS_0", network: "VM Network", ca_file: vc.caFile, disk_size: "64M", ssh_port: sshd.port, ip_wait_timeout: "1m", ...vsphere });
     doc.http.content["/ks.cfg"].file = join(REPO, "fixtures/kickstart", "el9-vsphere.ks");
     doc.boot = { ...doc.boot, wait: "0s", key_interval: "1ms" };
     doc.shutdown = { timeout: "1s" };
@@ -254,5 +254,19 @@ describe("vSphere layered chain on vcsim: iso → template → clone → OVA", (
     const kept = entries().filter((e) => e.stage === "base");
     expect(kept.map((e) => e.kept!.location)).toEqual([created[0]!.path]);
     expect(await vmNames()).toEqual([created[0]!.path.split("/").pop()]);
+  }, 120_000);
+
+  it("stage_clone: linked — the base template gets a snapshot and the appliance is a linked clone of it", async () => {
+    await build("linked", template(join(work, "chain.yaml"), "out5", undefined, { stage_clone: "linked" }), true);
+    const { res, created } = runs.linked!;
+    expect(res.code, res.stderr.slice(-3000)).toBe(0);
+    // stage_clone is in the base's key (the base is kept differently): a new base, then a linked clone.
+    expect(stages(res)).toEqual(["stage base: built", "stage appliance: built"]);
+    const [base] = created;
+    expect(logged(res, /^cloning /)).toEqual([`cloning ${base!.path} (${base!.ref}) as a linked clone`]);
+    const props = await s.props(new MoRef("VirtualMachine", base!.ref), ["config.template", "snapshot.currentSnapshot"], signal);
+    expect(props.get("config.template")?.text).toBe("true");
+    expect(refOf(props.get("snapshot.currentSnapshot"))?.type).toBe("VirtualMachineSnapshot");
+    expect(readdirSync(join(work, "out5"))).toContain("rocky-9-appliance.ova");
   }, 120_000);
 });
