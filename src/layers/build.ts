@@ -2,7 +2,10 @@
 // stage cache by its key and built only on a miss, by the ordinary pipeline, into a private directory
 // that becomes the entry. A derived stage's source is its parent's disk: on QEMU that qcow2 is the
 // read-only backing file of the stage's overlay (diskMode overlay), and the stage's export flattens
-// it, so every entry stands alone. The last stage's entry holds the whole output (artifacts,
+// it, so every entry stands alone. A driver whose factory carries a StageHandoff (vSphere) keeps an
+// earlier stage's VM on the hypervisor instead (a template), the entry records it, and the next
+// stage is built from it (a clone); a hit on such an entry is trusted only once the driver has found
+// it there still (docs/architecture.md "Layered builds and the stage cache"). The last stage's entry holds the whole output (artifacts,
 // SHA256SUMS, manifest.json), and the output directory is always a byte copy of it: a rebuild that
 // hits writes exactly the bytes the first build wrote, manifest.json included (its build_id, created
 // and step timings are those of the build that made the entry).
