@@ -5,10 +5,10 @@
 // it, so every entry stands alone. A driver whose factory carries a StageHandoff (vSphere) keeps an
 // earlier stage's VM on the hypervisor instead (a template), the entry records it, and the next
 // stage is built from it (a clone); a hit on such an entry is trusted only once the driver has found
-// it there still (docs/architecture.md "Layered builds and the stage cache"). The last stage's entry holds the whole output (artifacts,
-// SHA256SUMS, manifest.json), and the output directory is always a byte copy of it: a rebuild that
-// hits writes exactly the bytes the first build wrote, manifest.json included (its build_id, created
-// and step timings are those of the build that made the entry).
+// it there still (docs/architecture.md "Layered builds and the stage cache"). The last stage's entry
+// holds the whole output (artifacts, SHA256SUMS, manifest.json), and the output directory is always a
+// byte copy of it: a rebuild that hits writes exactly the bytes the first build wrote, manifest.json
+// included (its build_id, created and step timings are those of the build that made the entry).
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { chmod, copyFile, mkdir, readFile, rm, utimes } from "node:fs/promises";
@@ -120,6 +120,8 @@ async function stage(req: LayeredBuildRequest, dirs: StageDirs, st: StagePlan, p
     if (req.noCache) return undefined;
     const hit = await lookupStage(dirs, key, signal, warn ? (why) => events.warn(`stage ${st.label}: cache entry ${key.slice(0, 16)}… not used: ${why}`, "cache") : undefined);
     if (!hit?.entry.kept) return hit;
+    // Checking it means asking the hypervisor, over the network.
+    if (req.options.offline) throw new UserError("OFFLINE_NETWORK", `--offline: stage ${st.label} is kept on ${hit.entry.kept.driver} (${hit.entry.kept.location}), which is reached over the network`);
     const why = handoff ? await handoff.verifyKept(spec, hit.entry.kept, events, signal) : `the ${req.driverName} driver cannot use a kept ${hit.entry.kept.driver} result`;
     if (why === undefined) return hit;
     if (warn) events.warn(`stage ${st.label}: cache entry ${key.slice(0, 16)}… not used: ${why}`, "cache");

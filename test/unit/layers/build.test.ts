@@ -238,6 +238,15 @@ describe("layered build: a driver that keeps a stage's VM (StageHandoff)", () =>
     expect(inventory.get("/DC0/vm/tpl-2")).toBe("someone-else");
   });
 
+  it("--offline: a kept stage is not checked (that would reach the hypervisor) but refused, naming it", async () => {
+    await runKept("o1");
+    const l = await loadBuild(join(dir, "t.yaml"), { vars: { out: join(dir, "o2") } });
+    if (l.kind !== "layered") throw new Error("layered expected");
+    const r = await buildLayered({ plan: l.plan, driverName: "qemu", driverFactory: factory, events: new EventBus(), signal: new AbortController().signal, options: { force: false, onError: "cleanup", debug: false, offline: true }, cacheDir: join(dir, "cache"), runBuild: keepingBuild });
+    expect(r.error).toMatchObject({ code: "OFFLINE_NETWORK", exitCode: 2, message: "--offline: stage base is kept on vsphere (/DC0/vm/tpl-1), which is reached over the network" });
+    expect(verified).toEqual([]);
+  });
+
   it("a kept stage whose build keeps nothing fails with STAGE_NOT_KEPT, and no entry appears", async () => {
     const noKeep = async (req: BuildRequest): Promise<BuildResult> => ({ ok: true, artifacts: [], outputDir: req.spec.output.directory, durationMs: 1, buildId: "x" });
     const l = await loadBuild(join(dir, "t.yaml"), { vars: { out: join(dir, "o1") } });
