@@ -176,7 +176,18 @@ output: { formats: [ova] }
     ]);
     const example = await loadBuild(join(import.meta.dirname, "../../../fixtures/examples/vsphere-iso-clone-ova.yaml"), { env: { VSPHERE_USERNAME: "u", VSPHERE_PASSWORD: "secretpw" } });
     expect(example.kind).toBe("layered");
-    if (example.kind === "layered") expect(example.plan.stages.map((s) => [s.label, s.spec.source.kind, s.generalizes])).toEqual([["base", "iso", false], ["appliance", "clone", true]]);
+    if (example.kind !== "layered") return;
+    expect(example.plan.stages.map((s) => [s.label, s.spec.source.kind, s.generalizes])).toEqual([["base", "iso", false], ["appliance", "clone", true]]);
+    // Its kickstart renders completely, reboots into the installed system and installs open-vm-tools.
+    const base = example.plan.stages[0]!.spec;
+    const { renderEntry } = await import("../../../src/http/render.js");
+    const ks = await renderEntry(base.http!.content["/ks.cfg"]!, { variables: base.variables, env: {}, name: base.name, values: { "http.ip": "192.0.2.1", "http.port": "8080", "http.url": "http://192.0.2.1:8080/p", "ssh.public_key": "ssh-ed25519 AAAAC3Nz build" } }, "/ks.cfg");
+    expect(ks).not.toMatch(/\$\{(var|env|http|ssh)\./);
+    expect(ks).toMatch(/^reboot --eject$/m);
+    expect(ks).not.toMatch(/^poweroff/m);
+    expect(ks).toMatch(/^open-vm-tools$/m);
+    expect(ks).toContain('sshkey --username=builder "ssh-ed25519 AAAAC3Nz build"');
+    expect(base.http!.expect).toEqual(["/ks.cfg"]);
   });
 
   it("drivers that take different kinds of stage source (a disk file, a kept VM) in one layered template: one clear problem", async () => {
