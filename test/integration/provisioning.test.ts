@@ -78,8 +78,8 @@ describe("provisioning: ansible, reboot, retries, download (one build)", () => {
 
   it("reboots mid-build, reconnects with the same pinned host key, and provisions on", () => {
     const msgs = logs(res).map((e) => String(e.message));
-    expect(msgs.some((m) => /provision\[2\] reboot: the guest is going down \(expect_disconnect\)/.test(m))).toBe(true);
-    expect(msgs.some((m) => /provision\[2\] reboot: the guest is back/.test(m))).toBe(true);
+    expect(msgs.some((m) => /provision\[3\] reboot: the guest is going down \(expect_disconnect\)/.test(m))).toBe(true);
+    expect(msgs.some((m) => /provision\[3\] reboot: the guest is back/.test(m))).toBe(true);
     expect(msgs.filter((m) => /matches the pinned key/.test(m)).length).toBeGreaterThanOrEqual(1);
     expect(msgs.some((m) => /HOST_KEY_CHANGED|host key changed/.test(m))).toBe(false);
   });
@@ -101,7 +101,7 @@ describe("provisioning: ansible, reboot, retries, download (one build)", () => {
     expect(outputOf(res, /host glue/).some((l) => /^glue reached /.test(l))).toBe(true);
     const msgs = logs(res).map((e) => String(e.message));
     expect(msgs.some((m) => /virtualbox only: skipped for the qemu driver/.test(m))).toBe(true);
-    expect(msgs.some((m) => /breakpoint #8: not pausing in CI/.test(m))).toBe(true);
+    expect(msgs.some((m) => /breakpoint #9: not pausing in CI/.test(m))).toBe(true);
   });
 
   it("puts the downloaded file into the output dir, SHA256SUMS and manifest.json", () => {
