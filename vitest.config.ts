@@ -1,11 +1,10 @@
 import { defineConfig } from "vitest/config";
 
-// Two tiers (docs/architecture.md "Tests: tiers and doubles"). Unit tests: two files at once even on
-// a 2-core machine (vitest's default is cores - 1, one worker here; many unit files wait on child
-// processes and timers). Integration files: two at once, each in a lane of its own (TMPDIR, state
-// dir, leak checks: test/helpers/integration-lane.ts). A single file keeps a 2-core machine about
-// 55-65% busy (TCG guests wait on the network, SSH and cloud-init's single thread), so a second file
-// fills the idle time; more than two would only slow every guest down.
+// Two tiers (docs/architecture.md "Tests: tiers and doubles"): unit tests run in parallel; anything
+// that boots a VM runs one file at a time, because two TCG guests on 2 cores slow each other down
+// more than they overlap (measured: two integration files at once took 2.1-2.4x as long each as one
+// alone). Each integration file still gets a lane of its own (TMPDIR, state dir, leak scope:
+// test/helpers/integration-lane.ts), so files stay independent of each other and of what else runs.
 export default defineConfig({
   test: {
     projects: [
@@ -13,7 +12,6 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
-          maxWorkers: 2,
           testTimeout: 30_000,
         },
       },
@@ -22,7 +20,7 @@ export default defineConfig({
           name: "integration",
           include: ["test/integration/**/*.test.ts"],
           setupFiles: ["test/helpers/integration-lane.ts"],
-          maxWorkers: 2,
+          fileParallelism: false,
           testTimeout: 600_000,
           hookTimeout: 900_000,
         },

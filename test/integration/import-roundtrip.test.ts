@@ -16,6 +16,7 @@ import { bootImage } from "../helpers/boot.js";
 import { REPO, runCli } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuSnapshot } from "../helpers/processes.js";
+import { itFull } from "../helpers/tier.js";
 import { freePort } from "../../src/util/net.js";
 // @ts-expect-error: plain ESM module without types (the benchmark's templates)
 import { packerTemplate } from "../bench/lib/templates.mjs";
@@ -75,7 +76,9 @@ describe("vmkiln import → vmkiln build → boot", () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it("a qemu-builder HCL2 template, imported into another directory", async () => {
+  // Full tier (test/helpers/tier.ts): a build and a boot; the import is checked in the fast tier by
+  // the validate above and by the unit tier's importer tests.
+  itFull("a qemu-builder HCL2 template, imported into another directory", async () => {
     const dir = join(work, "hcl", "elsewhere");
     const out = join(work, "hcl", "output");
     const template = join(REPO, "test/fixtures/packer/roundtrip/qemu-cloud.pkr.hcl");

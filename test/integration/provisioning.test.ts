@@ -17,6 +17,7 @@ import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { GENERALIZE_DIRS, leftovers } from "../helpers/generalized.js";
 import { readImageTrees } from "../helpers/guestfs.js";
 import { qemuProcesses } from "../helpers/processes.js";
+import { itFull } from "../helpers/tier.js";
 
 const TEMPLATE = join(REPO, "test/integration/templates/provisioning.yaml");
 const K8S_EXAMPLE = join(REPO, "fixtures/examples/k8s-node.yaml");
@@ -169,7 +170,26 @@ describe("provisioning: ansible, reboot, retries, download (one build)", () => {
     });
   });
 
-  it("the exported image, booted again, has the package, the templated file, the system user and the post-reboot work", async () => {
+  it("offline, the image has the templated file, the system user and the work before and after the reboot", () => {
+    const conf = readFileSync(join(tree, "etc/k8s-node/node.conf"), "utf8");
+    expect(conf).toContain("environment=prod");
+    expect(conf).toContain("cluster=prod-cluster");
+    expect(conf).toContain("max_pods=42"); // extra_vars "@file" beat vars/prod.yml
+    expect(conf).toMatch(/build provisioning-it \(qemu\)/);
+    const agent = readFileSync(join(tree, "etc/passwd"), "utf8").split("\n").find((l) => l.startsWith("node-agent:"))!.split(":");
+    expect(Number(agent[2])).toBeLessThan(1000);
+    expect(agent[6]).toBe("/usr/sbin/nologin");
+    const before = readFileSync(join(tree, "etc/vmkiln-boot-before"), "utf8").trim();
+    const after = readFileSync(join(tree, "etc/vmkiln-boot-after"), "utf8").trim();
+    expect(after).toMatch(/^[0-9a-f-]{36}$/);
+    expect(after).not.toBe(before);
+    // Ansible's temp files and the build user are gone.
+    expect(existsSync(join(tree, "tmp/vmkiln-ansible"))).toBe(false);
+    expect(existsSync(join(tree, "home/builder"))).toBe(false);
+  });
+
+  // Full tier (test/helpers/tier.ts): the same facts as the offline check above, from a booted copy.
+  itFull("the exported image, booted again, has the package, the templated file, the system user and the post-reboot work", async () => {
     booted = await bootImage(join(out, "provisioning-it.qcow2"), { username: "tester", timeoutMs: 15 * 60_000 });
     const sh = booted.sh;
     expect((await sh("command -v tree jq")).trim().split("\n")).toHaveLength(2);
