@@ -6,15 +6,22 @@
 // are known to take; a manifest at the end is allowed by the OVF spec but not something we may rely
 // on importers to read), and the tar header needs the VMDK's exact size before its first byte. So
 // the OVA export runs the VMDK writer twice over the same open chain:
-//   pass 1 (measure): produces every byte and hashes it, writing nothing; copied clusters are
-//     inflated once for their exact length and Adler-32, which the CopyLedger keeps (12 bytes each);
+//   pass 1 (measure): produces every byte and hashes it; copied clusters are inflated once for
+//     their exact length and Adler-32, which the CopyLedger keeps (12 bytes each); the clusters the
+//     build changed are deflated once, and their deflated bytes and Adler-32 go to a spill file
+//     (qcow2/cluster-spill.ts: a temp file in the build dir, created with O_EXCL; 21 bytes of index
+//     per cluster in memory, the bytes on disk, so memory does not grow with the disk's changes);
 //   pass 2 (stream): produces the same bytes again straight into the tar; copied clusters are
-//     wrapped from the ledger without inflating; clusters the build changed are deflated a second
-//     time (deterministic: same zlib, same input, same parameters). writeOva hashes the member again
-//     and checks size and digest against pass 1, so a difference can never produce an OVA whose
-//     manifest lies: the partial OVA is removed and the build fails.
+//     wrapped from the ledger without inflating, changed clusters are read back from the spill
+//     file (1 MiB positional reads) without reading the guest bytes or deflating. writeOva hashes
+//     the member again and checks size and digest against pass 1, so a difference (a changed
+//     chain, a damaged spill file) can never produce an OVA whose manifest lies: the partial OVA is
+//     removed and the build fails.
 // Cost against one pass into a file: the source is read twice (hot in the page cache the second
-// time) and changed clusters are deflated twice; no VMDK file is written or read back.
+// time) and the changed clusters' compressed bytes are written to the spill file and read back
+// (page cache too); nothing is deflated twice and no VMDK file is written or read back. The spill
+// file is removed by MeasuredVmdk.close() on every way out (success, failure, abort); the build
+// dir's removal is the net behind it.
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdtemp, rename, rm } from "node:fs/promises";

@@ -12,7 +12,8 @@
 // The layout (format.ts) puts every table after the grains it indexes, so the bytes come out in
 // one pass and can go straight into the OVA's tar. The OVA needs the VMDK's size (tar header) and
 // SHA-256 (the .mf, which precedes the disk) before the first byte: see vmdk/export.ts for the
-// two-pass answer and what the CopyLedger below keeps between the passes.
+// two-pass answer, what the CopyLedger below keeps between the passes (copied clusters) and what
+// the spill file keeps (changed clusters, deflated once: the `reuse` option of produce()).
 import { BuildError, asAbortError, throwIfAborted } from "../../errors.js";
 import { FlattenJob, clampConcurrency, survey, type ClusterSink, type ClusterEncoding, type ClusterOutput, type ClusterReuse, type FlattenStats } from "../qcow2/flatten.js";
 import { COMPRESSION_ZLIB } from "../qcow2/format.js";
