@@ -164,9 +164,14 @@ export class ClusterSpill implements ClusterReuse {
 
   private async writeAll(buf: Buffer, at: number): Promise<void> {
     let done = 0;
-    while (done < buf.length) {
-      const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, at + done);
-      done += bytesWritten;
+    try {
+      while (done < buf.length) {
+        const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, at + done);
+        done += bytesWritten;
+      }
+    } catch (err) {
+      // A full disk says which file (the build dir's file system), not just "ENOSPC ... write".
+      throw new BuildError("SPILL_WRITE", `${this.path}: ${(err as Error).message}`, { cause: err });
     }
   }
 
