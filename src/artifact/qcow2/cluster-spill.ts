@@ -8,6 +8,11 @@
 // go to the file (written 1 MiB at a time, two buffers) and only a compact index stays in memory,
 // like the CopyLedger's: 21 bytes per rebuilt cluster (~3.4 MB for 10 GiB of changed data).
 //
+// A spill that cannot be written (the build dir's file system full, a quota, an I/O error) gives up
+// instead of failing the export: it drops its index and truncates the file, and the second pass
+// deflates the changed clusters again, as before the spill existed (`gaveUp` says why, for the log).
+// The spill is a saving, never a new way for a build to fail.
+//
 // The spill knows nothing of formats: it stores a cluster output's kind, bytes and checksum. It
 // does not check what it reads back; the caller's digest cross-check does (writeOva compares the
 // second pass's SHA-256 with the first's, so damaged spill bytes fail the export, never ship).
@@ -41,6 +46,8 @@ export class ClusterSpill implements ClusterReuse {
   private n = 0;
   private recording = true;
   private closed = false;
+  /** Set by the first failed write: nothing more is kept, and seal() forgets what was. */
+  private failure: BuildError | undefined;
 
   /** Bytes of the file, those handed to the write buffer included. */
   private size = 0;
@@ -84,8 +91,14 @@ export class ClusterSpill implements ClusterReuse {
     return this.size;
   }
 
+  /** Why the spill gave up (a write failed), or undefined when it kept everything it was offered. */
+  get gaveUp(): string | undefined {
+    return this.failure?.message;
+  }
+
   async keep(g: number, o: ClusterOutput): Promise<void> {
     if (!this.recording) throw new BuildError("SPILL_INTERNAL", `cluster ${g} kept after the spill was sealed`);
+    if (this.failure) return;
     if (this.n === this.guest.length) this.grow();
     const data = o.kind === "zero" ? undefined : o.data;
     if (o.kind !== "zero" && !data) throw new BuildError("SPILL_INTERNAL", `cluster ${g}: a ${o.kind} output without data`);
@@ -105,6 +118,14 @@ export class ClusterSpill implements ClusterReuse {
     await this.writing;
     this.recording = false;
     this.wbuf = this.wspare = Buffer.alloc(0);
+    if (this.failure) {
+      // Nothing is taken back: pass 2 finds no cluster here and deflates them all. The bytes that
+      // did reach the disk go at once (a full file system gets its space back).
+      this.n = 0;
+      this.size = 0;
+      await this.fh.truncate(0).catch(() => undefined);
+      return;
+    }
     this.sort();
     if (this.n > 0) this.window = Buffer.allocUnsafe(IO_BYTES);
   }
@@ -134,13 +155,14 @@ export class ClusterSpill implements ClusterReuse {
 
   private async append(data: Buffer): Promise<void> {
     if (this.fill + data.length > this.wbuf.length) await this.flush();
+    if (this.failure) return;
     if (data.length > this.wbuf.length) {
       // Never with 64 KiB clusters; written on its own, after what precedes it.
       await this.writing;
       const at = this.flushedTo;
       this.flushedTo += data.length;
       this.size += data.length;
-      await this.writeAll(data, at);
+      await this.writeAll(data, at).catch((err: unknown) => this.giveUp(err));
       return;
     }
     data.copy(this.wbuf, this.fill);
@@ -157,9 +179,12 @@ export class ClusterSpill implements ClusterReuse {
     this.flushedTo += this.fill;
     [this.wbuf, this.wspare] = [this.wspare, this.wbuf];
     this.fill = 0;
-    this.writing = this.writeAll(full, at);
-    // Seen by the next flush or seal; this only keeps an early failure from being "unhandled".
-    this.writing.catch(() => undefined);
+    this.writing = this.writeAll(full, at).catch((err: unknown) => this.giveUp(err));
+  }
+
+  private giveUp(err: unknown): void {
+    this.failure ??= err instanceof BuildError ? err : new BuildError("SPILL_WRITE", String(err));
+    this.fill = 0;
   }
 
   private async writeAll(buf: Buffer, at: number): Promise<void> {

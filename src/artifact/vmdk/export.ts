@@ -152,6 +152,7 @@ export async function measureStreamOptimizedVmdk(o: VmdkMeasureOptions): Promise
       { descriptor: descriptorOf(o), ledger, signal: o.signal, onProgress: (done) => progress.set(done), reuseChunks: true, reuse: file },
     );
     await file.seal();
+    if (file.gaveUp) o.events.warn(`the spill file could not be written (${file.gaveUp}): the second pass deflates the changed clusters again`, "export");
     ledger.rewind();
     let streamed = false;
     return {

@@ -71,24 +71,40 @@ describe("ClusterSpill", () => {
     await expect(spill.take(guests[0]!)).rejects.toThrow(/read after close/);
   });
 
-  it("a failed write is a BuildError naming the file, and close() still removes it", async () => {
+  it("a failed write (a full disk) gives up instead of failing: nothing is taken back, gaveUp names the file, close() still removes it", async () => {
     const spill = await ClusterSpill.create(t.dir, "full");
     const fh = (spill as unknown as { fh: { write: (...a: unknown[]) => Promise<unknown> } }).fh;
-    fh.write = () => Promise.reject(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" }));
-    let err: unknown;
+    const realWrite = fh.write.bind(fh);
+    let writes = 0;
+    // The first MiB reaches the disk, then the file system is full.
+    fh.write = (...a: unknown[]) => (writes++ === 0 ? realWrite(...(a as Parameters<typeof realWrite>)) : Promise.reject(Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" })));
     try {
-      for (let g = 0; g < 40; g++) await spill.keep(g, { kind: "raw", data: randomBytes(65536) });
+      for (let g = 0; g < 60; g++) await spill.keep(g, { kind: "raw", data: randomBytes(65536) });
+      await spill.keep(60, { kind: "zero" });
       await spill.seal();
-    } catch (e) {
-      err = e;
+      expect(spill.gaveUp).toContain(spill.path);
+      expect(spill.gaveUp).toContain("ENOSPC");
+      expect(writes).toBeGreaterThanOrEqual(2);
+      // Pass 2 deflates everything again: no cluster is offered back, and the file holds nothing.
+      for (let g = 0; g <= 60; g++) expect(spill.has(g)).toBe(false);
+      expect(spill.count).toBe(0);
+      expect(statSync(spill.path).size).toBe(0);
     } finally {
       await spill.close();
     }
-    expect(err).toBeInstanceOf(BuildError);
-    expect((err as BuildError).code).toBe("SPILL_WRITE");
-    expect((err as Error).message).toContain(spill.path);
-    expect((err as Error).message).toContain("ENOSPC");
     expect(readdirSync(t.dir).filter((f) => f.includes("full"))).toEqual([]);
+  });
+
+  it("a spill that wrote everything has not given up", async () => {
+    const spill = await ClusterSpill.create(t.dir, "fine");
+    try {
+      await spill.keep(0, { kind: "raw", data: randomBytes(65536) });
+      await spill.seal();
+      expect(spill.gaveUp).toBeUndefined();
+      expect(spill.has(0)).toBe(true);
+    } finally {
+      await spill.close();
+    }
   });
 
   it("an output without bytes is refused rather than kept as something else", async () => {
