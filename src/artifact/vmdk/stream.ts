@@ -12,9 +12,10 @@
 // The layout (format.ts) puts every table after the grains it indexes, so the bytes come out in
 // one pass and can go straight into the OVA's tar. The OVA needs the VMDK's size (tar header) and
 // SHA-256 (the .mf, which precedes the disk) before the first byte: see vmdk/export.ts for the
-// two-pass answer and what the CopyLedger below keeps between the passes.
+// two-pass answer, what the CopyLedger below keeps between the passes (copied clusters) and what
+// the spill file keeps (changed clusters, deflated once: the `reuse` option of produce()).
 import { BuildError, asAbortError, throwIfAborted } from "../../errors.js";
-import { FlattenJob, clampConcurrency, survey, type ClusterSink, type ClusterEncoding, type ClusterOutput, type FlattenStats } from "../qcow2/flatten.js";
+import { FlattenJob, clampConcurrency, survey, type ClusterSink, type ClusterEncoding, type ClusterOutput, type ClusterReuse, type FlattenStats } from "../qcow2/flatten.js";
 import { COMPRESSION_ZLIB } from "../qcow2/format.js";
 import { isUnsupported, openChain, unsupported, type Chain, type CompressedIndex, type Unsupported } from "../qcow2/read.js";
 import { OUT_CLUSTER_BITS, OUT_CLUSTER_SIZE } from "../qcow2/writer.js";
@@ -167,12 +168,17 @@ export class VmdkSource {
        * ~100 MB on the measuring pass's RSS.
        */
       reuseChunks?: boolean;
+      /**
+       * Where the first pass keeps what it deflated and the second takes it back (ClusterSpill):
+       * recording while `ledger` records, replaying once both are rewound.
+       */
+      reuse?: ClusterReuse;
     },
   ): Promise<VmdkStats> {
     const deflaters = new Deflaters(clampConcurrency(o.concurrency));
     const out = new GrainStream(emit, this.capacitySectors, { ...o.descriptor, capacitySectors: this.capacitySectors }, o.reuseChunks ?? false);
     const pool = o.ledger.recording ? new InflatePool(clampConcurrency(o.concurrency)) : undefined;
-    const encoding = vmdkEncoding(o.ledger, deflaters, pool);
+    const encoding = vmdkEncoding(o.ledger, deflaters, pool, o.reuse);
     try {
       await out.start();
       const job = new FlattenJob(this.chain, out, encoding, deflaters, this.copyable, this.indexes, o.signal, o.onProgress);
@@ -196,10 +202,11 @@ async function closed<T>(chain: Chain, r: T): Promise<T> {
 }
 
 /** The flattener's encoding for VMDK grains: copied clusters get their exact end and Adler-32. */
-function vmdkEncoding(ledger: CopyLedger, deflaters: Deflaters, pool: InflatePool | undefined): ClusterEncoding {
+function vmdkEncoding(ledger: CopyLedger, deflaters: Deflaters, pool: InflatePool | undefined, reuse: ClusterReuse | undefined): ClusterEncoding {
   return {
     deflateLimit: Infinity,
     trimToVisible: true,
+    ...(reuse ? { reuse } : {}),
     finishCopy: async (g, compressed, layerPath) => {
       if (!pool) {
         const { length, adler } = ledger.lookup(g);
@@ -221,10 +228,10 @@ function vmdkEncoding(ledger: CopyLedger, deflaters: Deflaters, pool: InflatePoo
  * A stream QEMU reads (it stops once the cluster is full) but that has no final block within the
  * bytes: not a valid zlib stream once wrapped, so it is inflated as QEMU reads it and deflated again.
  */
-async function recompress(compressed: Buffer, layerPath: string, deflaters: Deflaters): Promise<{ data: Buffer; adler: number }> {
+async function recompress(compressed: Buffer, layerPath: string, deflaters: Deflaters): Promise<{ data: Buffer; adler: number; deflated: true }> {
   const r = await inflateExact(compressed, OUT_CLUSTER_SIZE, layerPath, { keepData: true });
   const data = await deflaters.deflate(r.data!, Infinity);
-  return { data: data!, adler: r.adler };
+  return { data: data!, adler: r.adler, deflated: true };
 }
 
 /** Frames grains and tables and packs them into chunks for `emit`; tracks the file's sectors. */
