@@ -23,6 +23,7 @@ import { join } from "node:path";
 import { BuildError } from "../../errors.js";
 import type { ClusterOutput, ClusterReuse } from "./flatten.js";
 import { OUT_CLUSTER_SIZE } from "./writer.js";
+import { findKey, grownColumn, sortedByKey } from "./cluster-index.js";
 import { BufferPool } from "./zlib.js";
 
 /** Bytes written (and read back) per I/O. */
@@ -244,48 +245,21 @@ export class ClusterSpill implements ClusterReuse {
   }
 
   private find(g: number): number {
-    let lo = 0;
-    let hi = this.n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.guest[mid]! < g) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo < this.n && this.guest[lo] === g ? lo : -1;
+    return findKey(this.guest, this.n, g);
   }
 
   private grow(): void {
     const m = this.n * 2;
-    this.guest = grown(this.guest, new Uint32Array(m));
-    this.offset = grown(this.offset, new Float64Array(m));
-    this.length = grown(this.length, new Int32Array(m));
-    this.adler = grown(this.adler, new Uint32Array(m));
-    this.flags = grown(this.flags, new Uint8Array(m));
+    this.guest = grownColumn(this.guest, m);
+    this.offset = grownColumn(this.offset, m);
+    this.length = grownColumn(this.length, m);
+    this.adler = grownColumn(this.adler, m);
+    this.flags = grownColumn(this.flags, m);
   }
 
   /** Entries arrive in guest order from FlattenJob; sorted anyway when they do not. */
   private sort(): void {
-    let sorted = true;
-    for (let i = 1; i < this.n && sorted; i++) sorted = this.guest[i - 1]! < this.guest[i]!;
-    if (sorted) return;
-    const order = Array.from({ length: this.n }, (_, i) => i).sort((a, b) => this.guest[a]! - this.guest[b]!);
-    const g = new Uint32Array(this.n);
-    const o = new Float64Array(this.n);
-    const l = new Int32Array(this.n);
-    const a = new Uint32Array(this.n);
-    const f = new Uint8Array(this.n);
-    order.forEach((from, to) => {
-      g[to] = this.guest[from]!;
-      o[to] = this.offset[from]!;
-      l[to] = this.length[from]!;
-      a[to] = this.adler[from]!;
-      f[to] = this.flags[from]!;
-    });
-    [this.guest, this.offset, this.length, this.adler, this.flags] = [g, o, l, a, f];
+    const [g, o, l, a, f] = sortedByKey(this.guest, this.n, [this.offset, this.length, this.adler, this.flags]);
+    [this.guest, this.offset, this.length, this.adler, this.flags] = [g, o as Float64Array<ArrayBuffer>, l as Int32Array<ArrayBuffer>, a as Uint32Array<ArrayBuffer>, f as Uint8Array<ArrayBuffer>];
   }
-}
-
-function grown<T extends Uint32Array | Int32Array | Float64Array | Uint8Array>(from: T, to: T): T {
-  to.set(from as never);
-  return to;
 }

@@ -41,6 +41,7 @@ import {
   type DescriptorParams,
 } from "./format.js";
 import { inflateExact } from "./inflate.js";
+import { findKey, grownColumn, sortedByKey } from "../qcow2/cluster-index.js";
 import { InflatePool } from "./inflate-pool.js";
 
 /** Largest disk we write: with every grain incompressible the file stays below 2^32 sectors. */
@@ -70,9 +71,9 @@ export class CopyLedger {
 
   record(g: number, length: number, adler: number): void {
     if (this.n === this.guest.length) {
-      this.guest = grown(this.guest, new Uint32Array(this.n * 2));
-      this.length = grown(this.length, new Int32Array(this.n * 2));
-      this.adler = grown(this.adler, new Uint32Array(this.n * 2));
+      this.guest = grownColumn(this.guest, this.n * 2);
+      this.length = grownColumn(this.length, this.n * 2);
+      this.adler = grownColumn(this.adler, this.n * 2);
     }
     this.guest[this.n] = g;
     this.length[this.n] = length;
@@ -83,36 +84,15 @@ export class CopyLedger {
   /** Ends recording: sorts the entries by guest cluster for lookups. */
   rewind(): void {
     this.recording = false;
-    const order = Array.from({ length: this.n }, (_, i) => i).sort((a, b) => this.guest[a]! - this.guest[b]!);
-    const g = new Uint32Array(this.n);
-    const l = new Int32Array(this.n);
-    const a = new Uint32Array(this.n);
-    order.forEach((from, to) => {
-      g[to] = this.guest[from]!;
-      l[to] = this.length[from]!;
-      a[to] = this.adler[from]!;
-    });
-    this.guest = g;
-    this.length = l;
-    this.adler = a;
+    const [g, l, a] = sortedByKey(this.guest, this.n, [this.length, this.adler]);
+    [this.guest, this.length, this.adler] = [g, l as Int32Array<ArrayBuffer>, a as Uint32Array<ArrayBuffer>];
   }
 
   lookup(g: number): { length: number; adler: number } {
-    let lo = 0;
-    let hi = this.n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.guest[mid]! < g) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo >= this.n || this.guest[lo] !== g) throw new BuildError("VMDK_INTERNAL", `VMDK second pass: cluster ${g} was not copied in the first pass`);
-    return { length: this.length[lo]!, adler: this.adler[lo]! };
+    const i = findKey(this.guest, this.n, g);
+    if (i < 0) throw new BuildError("VMDK_INTERNAL", `VMDK second pass: cluster ${g} was not copied in the first pass`);
+    return { length: this.length[i]!, adler: this.adler[i]! };
   }
-}
-
-function grown<T extends Uint32Array | Int32Array>(from: T, to: T): T {
-  to.set(from);
-  return to;
 }
 
 /** An opened source: the chain (kept open across both passes of an OVA export) and what we know of it. */
