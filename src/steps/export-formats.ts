@@ -133,7 +133,9 @@ const exportOva: FormatExporter = async (ctx, dir, signal) => {
   const name = ctx.spec.output.basename;
   const disk = ctx.vm?.diskPath;
   if (!keepVmdk && disk) {
-    const m = await measureStreamOptimizedVmdk(vmdkOptions(ctx, disk, signal));
+    // The spill file of pass 1 (changed clusters' deflated bytes) goes into the build dir; m.close()
+    // removes it on every way out, and the build dir's own undo is the net behind that.
+    const m = await measureStreamOptimizedVmdk({ ...vmdkOptions(ctx, disk, signal), spillDir: ctx.buildDir });
     if (m.kind === "measured") {
       try {
         const started = performance.now();

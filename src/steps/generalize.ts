@@ -1,7 +1,7 @@
 // Generalize, part one: before anything is cleaned, cloud-init must be done with the current boot
 // and stay done. A template that reboots mid-provisioning starts all of cloud-init's stages again;
 // when the clean ran before the final stage (k8s-node example, issue 14; reproduced with
-// test/integration/templates/generalize-reboot.yaml on the old code), `cloud-init modules
+// the reboot in test/integration/templates/provisioning.yaml on the old code), `cloud-init modules
 // --mode=final` then found no cached datasource, fell back to DataSourceNone, wrote a new
 // instance's state (instances/iid-datasource-none/sem/*, data/result.json) and its logs back into
 // the image, and failed to write boot-finished (FileNotFoundError: the clean had removed the

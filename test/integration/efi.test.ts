@@ -132,6 +132,28 @@ describe("EFI: the GPT fixture built with firmware: efi, its export booted under
       expect(info).toMatchObject({ format: "qcow2", "virtual-size": DISK });
     });
 
+    // The qcow2 as a KVM/libvirt user boots it: OVMF without Secure Boot, its own copy of the VARS
+    // template (the build's NVRAM is not shipped, so the firmware must find GRUB through the ESP's
+    // fallback path, EFI/BOOT/BOOTX64.EFI, as on any new VM).
+    it("the exported qcow2 boots under OVMF (no Secure Boot): the build's file, a fresh instance, GPT intact", async () => {
+      let vm: BootedVm | undefined;
+      try {
+        vm = await bootImage(join(out, `${NAME}.qcow2`), { username: "qcowuser", format: "qcow2", firmware: "efi" });
+        const sh = vm.sh;
+        expect(vm.logs.join("\n")).toContain(`UEFI firmware ${ovmf.code} (${ovmf.origin})`);
+        expect((await sh("test -d /sys/firmware/efi && echo uefi")).trim()).toBe("uefi");
+        expect((await sh("cat /sys/kernel/security/lockdown")).trim()).toBe("[none] integrity confidentiality");
+        expect((await sh("cat /etc/vmkiln-efi")).trim()).toBe("efi-build");
+        // cloud-init ran as a new instance for this boot's user; the build user is gone.
+        expect((await sh("id -un")).trim()).toBe("qcowuser");
+        expect((await sh("getent passwd builder || echo none")).trim()).toBe("none");
+        expect(await sh("sudo sgdisk -v /dev/vda")).toMatch(/No problems found/);
+        expect((await sh("findmnt -n -o FSTYPE /boot/efi")).trim()).toBe("vfat");
+      } finally {
+        await vm?.stop();
+      }
+    });
+
     // With Secure Boot enforced (efi_secure_boot: the probe picks the enrolled-keys build, SMM on):
     // shim, GRUB and the kernel are Debian's signed ones, reinstalled by grub-install in the build.
     it("the OVA's disk boots under OVMF with Secure Boot enforced: provisioned, grown, GPT intact", async () => {

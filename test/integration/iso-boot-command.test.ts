@@ -10,8 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startCli } from "../helpers/cli.js";
 import { ensureNetbootIso, sha256Of } from "../helpers/netboot-iso.js";
 import { qemuProcesses } from "../helpers/processes.js";
+import { describeFull } from "../helpers/tier.js";
 
-describe("ISO install: boot command and HTTP server on a real installer", () => {
+// Full tier (test/helpers/tier.ts): a real installer boots from a netboot ISO; the boot command's
+// keystrokes and the HTTP server under its path prefix are checked in the fast tier by the vSphere
+// ISO build (keystrokes decoded from what vcsim recorded) and the unit tier's encoders.
+describeFull("ISO install: boot command and HTTP server on a real installer", () => {
   let work: string;
   let template: string;
   beforeAll(async () => {

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuSnapshot } from "../helpers/processes.js";
+import { itFull } from "../helpers/tier.js";
 
 const CONSUMER = join(REPO, "test/integration/library-consumer");
 const TSC = join(REPO, "node_modules/typescript/bin/tsc");
@@ -215,7 +216,9 @@ describe("the npm package, installed into another project", () => {
     });
   });
 
-  it("builds the package's own example on the fixture guest through a driver that wraps the shipped qemu driver", async () => {
+  // Full tier (test/helpers/tier.ts): the same example build qemu-build.test.ts runs in the fast tier,
+  // here through the installed package.
+  itFull("builds the package's own example on the fixture guest through a driver that wraps the shipped qemu driver", async () => {
     const image = await ensureFixtureGuest();
     const b = consumer("build", { VMKILN_FIXTURE_IMAGE: image });
     expect(b.stderr).toBe("");

@@ -12,6 +12,7 @@ import { bootImage } from "../helpers/boot.js";
 import { startCli } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuProcesses, qemuSnapshot } from "../helpers/processes.js";
+import { itFull } from "../helpers/tier.js";
 
 function template(name: string, output: string): Record<string, unknown> {
   return {
@@ -74,7 +75,9 @@ describe("two builds at once", () => {
     }
   });
 
-  it("both finish with their own port, build dir and artifact, and both artifacts boot", async () => {
+  // Full tier (test/helpers/tier.ts): two whole builds and two boots; the Ctrl-C test above runs two
+  // builds at once in the fast tier.
+  itFull("both finish with their own port, build dir and artifact, and both artifacts boot", async () => {
     const { files, outs } = templates("ok");
     const run = startCli(["build", ...files, "--parallel", "2", "--json"], { VMKILN_FIXTURE_IMAGE: image });
     const r = await run.done;

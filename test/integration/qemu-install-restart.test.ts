@@ -18,8 +18,11 @@ import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { ensureNetbootIso } from "../helpers/netboot-iso.js";
 import { qemuProcesses } from "../helpers/processes.js";
 import { TEST_QEMU_SPEC } from "../helpers/boot.js";
+import { describeFull } from "../helpers/tier.js";
 
-describe("QEMU driver: install completion", () => {
+// Full tier (test/helpers/tier.ts): an installer guest of its own; the ISO path's boot command and
+// HTTP server run in iso-boot-command.test.ts and the vSphere ISO build.
+describeFull("QEMU driver: install completion", () => {
   const name = `vmkiln-restart-${Date.now()}`;
   afterAll(() => expect(qemuProcesses(name)).toEqual([]));
 

@@ -5,8 +5,11 @@ import { afterEach, describe, expect, it } from "vitest";
 import { bootImage, type BootedVm } from "../helpers/boot.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuProcesses, qemuSnapshot } from "../helpers/processes.js";
+import { describeFull } from "../helpers/tier.js";
 
-describe("qemu: the power-off escalation on a real guest", () => {
+// Full tier (test/helpers/tier.ts): every build powers its guest off through phase 1 of the same
+// escalation; these two boots add the button and the forced power-off on a real guest.
+describeFull("qemu: the power-off escalation on a real guest", () => {
   const vms = qemuSnapshot();
   let booted: BootedVm | undefined;
 

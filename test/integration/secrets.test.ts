@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli, startCli, stopCli, REPO, type CliResult, type CliRun } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuProcesses } from "../helpers/processes.js";
+import { itFull } from "../helpers/tier.js";
 
 const TEMPLATE = join(REPO, "test/integration/templates/secrets.yaml");
 const TOKEN = "tok-5f3a9c1e-never-print-me";
@@ -55,7 +56,8 @@ describe("a sensitive variable through a real build", () => {
     expect(JSON.parse(readFileSync(manifest, "utf8")).vmkiln_version).toBe(JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")).version);
   });
 
-  it("vmkiln test: this image, built with generalize: false, fails the first-boot checks, each naming what it found (issue 16)", async () => {
+  // Full tier (test/helpers/tier.ts): a second boot; qemu-build.test.ts runs vmkiln test in the fast tier.
+  itFull("vmkiln test: this image, built with generalize: false, fails the first-boot checks, each naming what it found (issue 16)", async () => {
     const m = JSON.parse(readFileSync(join(out, "manifest.json"), "utf8"));
     const id = m.build_identity;
     expect(id).toMatchObject({ user: "builder", instance_id: `vmkiln-${m.build_id}` });

@@ -40,6 +40,7 @@ import { REPO, runCli, startCli, type CliResult } from "../helpers/cli.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuProcesses } from "../helpers/processes.js";
 import { qemuDriverOva } from "../helpers/qemu-ova.js";
+import { itFull } from "../helpers/tier.js";
 
 const DOUBLES = fileURLToPath(new URL("../doubles", import.meta.url));
 const VBOXMANAGE = join(DOUBLES, "VBoxManage");
@@ -202,7 +203,9 @@ describe("virtualbox on the VBoxManage double: cloud image → OVA", () => {
       expect(info["virtual-size"]).toBe(4 * 1024 ** 3);
     });
 
-    it("its disk boots on VirtualBox 7.0 without host-loopback access, typed scan codes reach the console, and a killed VM is aborted", async () => {
+    // Full tier (test/helpers/tier.ts), as the 6.1 import below: the build above already ran a guest on
+    // the VirtualBox 7.0 double (NAT to the host's loopback, SSH, export); these boot the exports again.
+    itFull("its disk boots on VirtualBox 7.0 without host-loopback access, typed scan codes reach the console, and a killed VM is aborted", async () => {
       const dir = join(work, "boot");
       mkdirSync(dir);
       const events = new EventBus();
@@ -303,7 +306,7 @@ describe("virtualbox on the VBoxManage double: cloud image → OVA", () => {
     expect(qemuProcesses(buildId)).toEqual([]);
   });
 
-  it("VirtualBox 6.1 imports the OVA vmkiln's QEMU driver writes; it boots, and there the guest reaches the host's loopback at 10.0.2.2", async () => {
+  itFull("VirtualBox 6.1 imports the OVA vmkiln's QEMU driver writes; it boots, and there the guest reaches the host's loopback at 10.0.2.2", async () => {
     const dir = join(work, "import61");
     const v61 = { VBOXMANAGE_DOUBLE_VERSION: V61, VBOXMANAGE_DOUBLE_STATE: join(dir, "double", "state.json") };
     const ova = await qemuDriverOva({ disk: image, dir: join(dir, "qemu"), name: "debian-12-node" });

@@ -31,6 +31,7 @@ import { libraryAdmin, type LibraryAdmin } from "../helpers/content-library.js";
 import { ensureFixtureGuest } from "../helpers/fixture.js";
 import { qemuProcesses } from "../helpers/processes.js";
 import { startVcsim, type Vcsim } from "../helpers/vcsim.js";
+import { itFull } from "../helpers/tier.js";
 
 // Upper case and punctuation travel as Shift flags, Ctrl as a held modifier (USB HID has no key-up);
 // ${http.url} is the build's HTTP server as the guest reaches it.
@@ -574,7 +575,8 @@ describe("vsphere driver against vcsim", () => {
       expect((await vmRefs()).map((v) => v.name).filter((n) => n.startsWith("vmkiln-2"))).toEqual([]);
     });
 
-    it("clone from a library OVF template: deployed, reconfigured, provisioned, exported", async () => {
+    // Full tier (test/helpers/tier.ts): the /api flavour of the same deploy runs in the fast tier.
+    itFull("clone from a library OVF template: deployed, reconfigured, provisioned, exported", async () => {
       const file = template("vs-lib-clone", { source: { clone: { content_library: "vmkiln-templates/vs-iso-ovf" } }, vsphere: { cpus: 2, memory: "2G" } });
       const run = startCli(["build", file, "--json"], env());
       const vm = await supplyGuest(run, { setIp: true });
@@ -643,7 +645,9 @@ describe("vsphere driver against vcsim", () => {
     expect(await s.findByInventoryPath("/DC0/vm/vmkiln-gc-leftover", signal)).toBeUndefined();
   });
 
-  it("the exported OVA's disk boots in QEMU", async () => {
+  // Full tier (test/helpers/tier.ts): a second boot of the fixture's disk, after its trip through
+  // vcsim; the VMDK reader checks (qemu-img, govmomi) run in the fast tier.
+  itFull("the exported OVA's disk boots in QEMU", async () => {
     await guest.stop(); // one TCG guest at a time
     const vmdk = join(work, "ova-x", "vs-iso-disk1.vmdk");
     expect(existsSync(vmdk)).toBe(true);

@@ -189,6 +189,8 @@ type CompressedPiece = Extract<Piece, { kind: "compressed" }>;
 type Planned =
   | { kind: "zero" }
   | { kind: "copy"; read: ReadRequest }
+  /** Taken from an earlier pass (ClusterEncoding.reuse): nothing to read. */
+  | { kind: "reuse" }
   /** Rebuild the guest bytes in `buf` (data pieces are read into it), then deflate. */
   | { kind: "assemble"; buf: Buffer; parts: Array<{ piece: CompressedPiece; cluster: Inflated }>; visible: number };
 
@@ -211,7 +213,8 @@ export interface ClusterOutput {
   /** Gives the buffers back once the sink has taken the bytes (the sink must copy what it keeps). */
   release?: () => void;
 }
-type Output = ClusterOutput;
+/** `rebuilt`: made here from the guest bytes (assemble(), or a copy finishCopy deflated): what ClusterReuse.keep is offered. */
+type Output = ClusterOutput & { rebuilt?: boolean };
 
 export interface ClusterSink {
   /** Called once per allocated guest cluster (never for zero ones), strictly in guest order. */
@@ -235,7 +238,25 @@ export interface ClusterEncoding {
   deflateLimit: number;
   /** Deflate only the bytes inside the disk, with their Adler-32 (vmdk). */
   trimToVisible: boolean;
-  finishCopy?: (guestCluster: number, compressed: Buffer, layerPath: string) => Promise<{ data: Buffer; adler: number }>;
+  /** `deflated`: the bytes were made here (the stream could not be wrapped as it is), as a rebuilt cluster's are. */
+  finishCopy?: (guestCluster: number, compressed: Buffer, layerPath: string) => Promise<{ data: Buffer; adler: number; deflated?: boolean }>;
+  /** What an earlier pass over the same chain produced for the clusters it rebuilt (see ClusterReuse). */
+  reuse?: ClusterReuse;
+}
+
+/**
+ * Outputs of rebuilt clusters (the ones deflated here, or found all-zero) kept by one pass and taken
+ * back by a later pass over the same, unchanged chain, so that pass neither reads their guest bytes
+ * nor deflates them again (vmdk/export.ts: the two passes of an OVA export). The job knows nothing
+ * of where the outputs are kept; the keeper knows nothing of the format.
+ */
+export interface ClusterReuse {
+  /** Offered every rebuilt cluster's output, in guest order, before the sink gets it (the bytes must be copied). */
+  keep?(guestCluster: number, o: ClusterOutput): Promise<void>;
+  /** Whether take() has this cluster: asked while planning, from metadata alone, before anything is read. */
+  has?(guestCluster: number): boolean;
+  /** The kept output (its kind, bytes and Adler-32 as they were kept), with a release() for its buffer. */
+  take?(guestCluster: number): Promise<ClusterOutput>;
 }
 
 export const QCOW2_ENCODING: ClusterEncoding = { deflateLimit: CS - 1, trimToVisible: false };
@@ -308,6 +329,7 @@ export class FlattenJob {
 
   private async write(guestCluster: number, o: Output): Promise<void> {
     this.clusters[o.kind === "copy" ? "copied" : o.kind]++;
+    if (o.rebuilt && this.encoding.reuse?.keep) await this.encoding.reuse.keep(guestCluster, o);
     if (o.kind === "zero") return;
     return this.sink.write(guestCluster, o);
   }
@@ -337,6 +359,7 @@ export class FlattenJob {
     }
     return planned.map((p, i) => {
       if (p.kind === "zero") return { kind: "zero" };
+      if (p.kind === "reuse") return this.track(this.encoding.reuse!.take!(first + i));
       if (p.kind === "copy") {
         const release = () => reads.release(p.read);
         const finish = this.encoding.finishCopy;
@@ -344,7 +367,7 @@ export class FlattenJob {
         const layer = this.chain.layers[p.read.layer]!;
         return this.track(
           finish(first + i, p.read.data!, layer.path).then(
-            (r) => ({ kind: "copy" as const, data: r.data, adler: r.adler, release }),
+            (r): Output => ({ kind: "copy", data: r.data, adler: r.adler, release, rebuilt: r.deflated === true }),
             (err: unknown) => {
               release();
               throw err;
@@ -358,6 +381,8 @@ export class FlattenJob {
 
   private plan(g: number, visible: number, pieces: Piece[], reads: ReadBatch, batchInflated: Map<string, Inflated>): Planned {
     if (pieces.every((p) => p.kind === "zero")) return { kind: "zero" };
+    // Rebuilt (or recompressed) by an earlier pass over this chain, which kept what it made of it.
+    if (this.encoding.reuse?.has?.(g / CS)) return { kind: "reuse" };
     const only = pieces.length === 1 ? pieces[0]! : undefined;
     // The whole visible cluster is one compressed cluster of a copyable layer, aligned with ours:
     // every layer above left it unallocated and is at least as large, so its bytes are ours.
@@ -407,19 +432,19 @@ export class FlattenJob {
     // buffer is completely zeroed" (qemu-img convert): an all-zero cluster is left unallocated.
     if (buf.equals(ZERO_CLUSTER)) {
       giveBack();
-      return { kind: "zero" };
+      return { kind: "zero", rebuilt: true };
     }
     const input = this.encoding.trimToVisible ? buf.subarray(0, p.visible) : buf;
     const adler = this.encoding.trimToVisible ? adler32(input) : undefined;
     // QEMU deflates into a cluster_size - 1 buffer; when the stream does not end there it writes
     // the cluster uncompressed (qcow2_co_pwritev_compressed_task, -ENOMEM).
     const data = await this.deflaters.deflate(input, this.encoding.deflateLimit);
-    if (!data) return { kind: "raw", data: buf, release: giveBack };
-    if (data.length > CS) return { kind: "compressed", data, adler, release: giveBack };
+    if (!data) return { kind: "raw", data: buf, release: giveBack, rebuilt: true };
+    if (data.length > CS) return { kind: "compressed", data, adler, release: giveBack, rebuilt: true };
     // The guest bytes are done with: keep the compressed bytes in the pooled buffer, so zlib's output
     // chunk dies young (a scavenge frees it) instead of waiting in the queue for a full GC.
     data.copy(buf);
-    return { kind: "compressed", data: buf.subarray(0, data.length), adler, release: giveBack };
+    return { kind: "compressed", data: buf.subarray(0, data.length), adler, release: giveBack, rebuilt: true };
   }
 }
 

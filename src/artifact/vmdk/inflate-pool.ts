@@ -80,9 +80,19 @@ export class InflatePool {
   private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
   private nextId = 0;
   private failed: Error | undefined;
+  /** Resolves once every worker has started (or died): from then on the process's V8 flags are as before. */
+  readonly started: Promise<void>;
 
   constructor(size: number) {
-    const started = exposeGcWhileStarting(size);
+    const gcStarted = exposeGcWhileStarting(size);
+    let left = size;
+    let allStarted!: () => void;
+    this.started = new Promise<void>((resolve) => (allStarted = resolve));
+    if (size === 0) allStarted();
+    const started = () => {
+      gcStarted();
+      if (--left === 0) allStarted();
+    };
     for (let i = 0; i < size; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true });
       let ready = false;

@@ -12,9 +12,10 @@
 // The layout (format.ts) puts every table after the grains it indexes, so the bytes come out in
 // one pass and can go straight into the OVA's tar. The OVA needs the VMDK's size (tar header) and
 // SHA-256 (the .mf, which precedes the disk) before the first byte: see vmdk/export.ts for the
-// two-pass answer and what the CopyLedger below keeps between the passes.
+// two-pass answer, what the CopyLedger below keeps between the passes (copied clusters) and what
+// the spill file keeps (changed clusters, deflated once: the `reuse` option of produce()).
 import { BuildError, asAbortError, throwIfAborted } from "../../errors.js";
-import { FlattenJob, clampConcurrency, survey, type ClusterSink, type ClusterEncoding, type ClusterOutput, type FlattenStats } from "../qcow2/flatten.js";
+import { FlattenJob, clampConcurrency, survey, type ClusterSink, type ClusterEncoding, type ClusterOutput, type ClusterReuse, type FlattenStats } from "../qcow2/flatten.js";
 import { COMPRESSION_ZLIB } from "../qcow2/format.js";
 import { isUnsupported, openChain, unsupported, type Chain, type CompressedIndex, type Unsupported } from "../qcow2/read.js";
 import { OUT_CLUSTER_BITS, OUT_CLUSTER_SIZE } from "../qcow2/writer.js";
@@ -40,6 +41,7 @@ import {
   type DescriptorParams,
 } from "./format.js";
 import { inflateExact } from "./inflate.js";
+import { findKey, grownColumn, sortedByKey } from "../qcow2/cluster-index.js";
 import { InflatePool } from "./inflate-pool.js";
 
 /** Largest disk we write: with every grain incompressible the file stays below 2^32 sectors. */
@@ -69,9 +71,9 @@ export class CopyLedger {
 
   record(g: number, length: number, adler: number): void {
     if (this.n === this.guest.length) {
-      this.guest = grown(this.guest, new Uint32Array(this.n * 2));
-      this.length = grown(this.length, new Int32Array(this.n * 2));
-      this.adler = grown(this.adler, new Uint32Array(this.n * 2));
+      this.guest = grownColumn(this.guest, this.n * 2);
+      this.length = grownColumn(this.length, this.n * 2);
+      this.adler = grownColumn(this.adler, this.n * 2);
     }
     this.guest[this.n] = g;
     this.length[this.n] = length;
@@ -82,36 +84,15 @@ export class CopyLedger {
   /** Ends recording: sorts the entries by guest cluster for lookups. */
   rewind(): void {
     this.recording = false;
-    const order = Array.from({ length: this.n }, (_, i) => i).sort((a, b) => this.guest[a]! - this.guest[b]!);
-    const g = new Uint32Array(this.n);
-    const l = new Int32Array(this.n);
-    const a = new Uint32Array(this.n);
-    order.forEach((from, to) => {
-      g[to] = this.guest[from]!;
-      l[to] = this.length[from]!;
-      a[to] = this.adler[from]!;
-    });
-    this.guest = g;
-    this.length = l;
-    this.adler = a;
+    const [g, l, a] = sortedByKey(this.guest, this.n, [this.length, this.adler]);
+    [this.guest, this.length, this.adler] = [g, l as Int32Array<ArrayBuffer>, a as Uint32Array<ArrayBuffer>];
   }
 
   lookup(g: number): { length: number; adler: number } {
-    let lo = 0;
-    let hi = this.n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.guest[mid]! < g) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo >= this.n || this.guest[lo] !== g) throw new BuildError("VMDK_INTERNAL", `VMDK second pass: cluster ${g} was not copied in the first pass`);
-    return { length: this.length[lo]!, adler: this.adler[lo]! };
+    const i = findKey(this.guest, this.n, g);
+    if (i < 0) throw new BuildError("VMDK_INTERNAL", `VMDK second pass: cluster ${g} was not copied in the first pass`);
+    return { length: this.length[i]!, adler: this.adler[i]! };
   }
-}
-
-function grown<T extends Uint32Array | Int32Array>(from: T, to: T): T {
-  to.set(from);
-  return to;
 }
 
 /** An opened source: the chain (kept open across both passes of an OVA export) and what we know of it. */
@@ -167,12 +148,17 @@ export class VmdkSource {
        * ~100 MB on the measuring pass's RSS.
        */
       reuseChunks?: boolean;
+      /**
+       * Where the first pass keeps what it deflated and the second takes it back (ClusterSpill):
+       * recording while `ledger` records, replaying once both are rewound.
+       */
+      reuse?: ClusterReuse;
     },
   ): Promise<VmdkStats> {
     const deflaters = new Deflaters(clampConcurrency(o.concurrency));
     const out = new GrainStream(emit, this.capacitySectors, { ...o.descriptor, capacitySectors: this.capacitySectors }, o.reuseChunks ?? false);
     const pool = o.ledger.recording ? new InflatePool(clampConcurrency(o.concurrency)) : undefined;
-    const encoding = vmdkEncoding(o.ledger, deflaters, pool);
+    const encoding = vmdkEncoding(o.ledger, deflaters, pool, o.reuse);
     try {
       await out.start();
       const job = new FlattenJob(this.chain, out, encoding, deflaters, this.copyable, this.indexes, o.signal, o.onProgress);
@@ -196,10 +182,11 @@ async function closed<T>(chain: Chain, r: T): Promise<T> {
 }
 
 /** The flattener's encoding for VMDK grains: copied clusters get their exact end and Adler-32. */
-function vmdkEncoding(ledger: CopyLedger, deflaters: Deflaters, pool: InflatePool | undefined): ClusterEncoding {
+function vmdkEncoding(ledger: CopyLedger, deflaters: Deflaters, pool: InflatePool | undefined, reuse: ClusterReuse | undefined): ClusterEncoding {
   return {
     deflateLimit: Infinity,
     trimToVisible: true,
+    ...(reuse ? { reuse } : {}),
     finishCopy: async (g, compressed, layerPath) => {
       if (!pool) {
         const { length, adler } = ledger.lookup(g);
@@ -221,10 +208,10 @@ function vmdkEncoding(ledger: CopyLedger, deflaters: Deflaters, pool: InflatePoo
  * A stream QEMU reads (it stops once the cluster is full) but that has no final block within the
  * bytes: not a valid zlib stream once wrapped, so it is inflated as QEMU reads it and deflated again.
  */
-async function recompress(compressed: Buffer, layerPath: string, deflaters: Deflaters): Promise<{ data: Buffer; adler: number }> {
+async function recompress(compressed: Buffer, layerPath: string, deflaters: Deflaters): Promise<{ data: Buffer; adler: number; deflated: true }> {
   const r = await inflateExact(compressed, OUT_CLUSTER_SIZE, layerPath, { keepData: true });
   const data = await deflaters.deflate(r.data!, Infinity);
-  return { data: data!, adler: r.adler };
+  return { data: data!, adler: r.adler, deflated: true };
 }
 
 /** Frames grains and tables and packs them into chunks for `emit`; tracks the file's sectors. */

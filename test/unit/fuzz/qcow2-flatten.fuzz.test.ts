@@ -5,14 +5,17 @@
 // within seconds (no hang) as one of: a finished export, "unsupported" (the caller falls back to
 // qemu-img), or a VmkilnError; never a TypeError/RangeError, never a .partial file left behind,
 // and the process's memory stays bounded. What vmkiln does export must read, through qemu-img, the
-// same as the damaged chain whenever qemu-img can read that chain at all.
+// same as the damaged chain whenever qemu-img can read that chain at all. The OVA path's two passes
+// (measure, then stream with the changed clusters taken back from the spill file) must end the same
+// way as the one-pass writer, with the same bytes, and leave no spill file.
+import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flattenToCompressedQcow2 } from "../../../src/artifact/qcow2/flatten.js";
-import { writeStreamOptimizedVmdk } from "../../../src/artifact/vmdk/export.js";
+import { measureStreamOptimizedVmdk, writeStreamOptimizedVmdk } from "../../../src/artifact/vmdk/export.js";
 import { VmkilnError } from "../../../src/errors.js";
 import { EventBus } from "../../../src/log/events.js";
 import { fuzzParams, fuzzTimeoutMs } from "../../helpers/fuzz.js";
@@ -98,6 +101,23 @@ async function within<T>(p: Promise<T>, what: string): Promise<T> {
   }
 }
 
+/** The OVA path: pass 1 measures (keeping changed clusters in a spill file in `spillDir`), pass 2 streams. */
+async function twoPass(src: string, spillDir: string, signal: AbortSignal, events: EventBus): Promise<{ kind: "unsupported" } | { kind: "streamed"; size: number; sha256: string; measured: string }> {
+  const m = await measureStreamOptimizedVmdk({ src, fileName: "out.vmdk", signal, events, spillDir });
+  if (m.kind !== "measured") return { kind: "unsupported" };
+  try {
+    const h = createHash("sha256");
+    let size = 0;
+    for await (const c of m.stream(signal)) {
+      h.update(c);
+      size += c.length;
+    }
+    return { kind: "streamed", size, sha256: h.digest("hex"), measured: m.sha256 };
+  } finally {
+    await m.close();
+  }
+}
+
 /** A clean outcome: a result, or a VmkilnError (anything else is a bug). */
 async function outcome<T>(p: Promise<T>, what: string): Promise<{ ok: T } | { error: VmkilnError }> {
   try {
@@ -111,7 +131,7 @@ async function outcome<T>(p: Promise<T>, what: string): Promise<{ ok: T } | { er
 describe("fuzz: damaged qcow2 chains into the flattener and the VMDK writer", () => {
   let layers: Layer[];
   let n = 0;
-  const tally = { written: 0, unsupported: 0, errors: 0, qemuRefused: 0 };
+  const tally = { written: 0, unsupported: 0, errors: 0, qemuRefused: 0, twoPass: 0 };
 
   beforeAll(() => {
     const raw = makeRawBase(t.dir, "base.raw", 16 * MiB);
@@ -144,8 +164,19 @@ describe("fuzz: damaged qcow2 chains into the flattener and the VMDK writer", ()
             const vmdk = join(dir, "out.vmdk");
             const v = await outcome(writeStreamOptimizedVmdk(vmdk, { src, fileName: "out.vmdk", signal, events }), "VMDK writer");
             const q = await outcome(flattenToCompressedQcow2({ src, dst: join(dir, "out.qcow2"), signal }), "flattener");
+            const spillDir = join(dir, "spill");
+            mkdirSync(spillDir);
+            const two = await outcome(twoPass(src, spillDir, signal, events), "VMDK writer, two passes");
             expect(process.memoryUsage().rss).toBeLessThan(RSS_LIMIT);
             expect(readdirSync(dir).filter((f) => f.endsWith(".partial"))).toEqual([]);
+            expect(readdirSync(spillDir), "spill file left behind").toEqual([]);
+            // Same chain, same writer: the two-pass path ends as the one-pass path does, byte for byte.
+            if ("error" in v) expect("error" in two, `one pass failed (${v.error.message}), two passes did not`).toBe(true);
+            else if (v.ok.kind === "unsupported") expect("ok" in two && two.ok.kind).toBe("unsupported");
+            else {
+              expect("ok" in two ? two.ok : two.error.message).toEqual({ kind: "streamed", size: v.ok.size, sha256: v.ok.sha256, measured: v.ok.sha256 });
+              tally.twoPass++;
+            }
             for (const [r, out, fmt] of [
               [v, vmdk, "vmdk"],
               [q, join(dir, "out.qcow2"), "qcow2"],
