@@ -1,6 +1,7 @@
 import { defineConfig } from "vitest/config";
 
-// Two tiers (docs/architecture.md "Tests: tiers and doubles"): unit tests run in parallel; anything
+// Two tiers (docs/architecture.md "Tests: tiers and doubles"): unit tests run two files at a time
+// (vitest's default is one fewer than the cores: one here, which left a core idle); anything
 // that boots a VM runs one file at a time, because two TCG guests on 2 cores slow each other down
 // more than they overlap (measured: two integration files at once took 2.1-2.4x as long each as one
 // alone). Each integration file still gets a lane of its own (TMPDIR, state dir, leak scope:
@@ -12,6 +13,7 @@ export default defineConfig({
         test: {
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
+          maxWorkers: 2,
           testTimeout: 30_000,
         },
       },
