@@ -83,13 +83,7 @@ export async function buildImage(spec: BuildSpec, opts: BuildImageOptions = {}):
     signal: opts.signal ?? new AbortController().signal,
     options: { force: opts.force ?? false, onError, debug: opts.debug ?? false },
   });
-  events.emit(
-    r.ok
-      ? { type: "build-end", ok: true, durationMs: r.durationMs, outputDir: r.outputDir }
-      : { type: "build-end", ok: false, durationMs: r.durationMs, error: r.error?.message ?? "failed" },
-  );
-  if (!r.ok) throw r.error ?? new BuildError("BUILD_FAILED", `build ${r.buildId} failed`);
-  return r;
+  return finished(events, r);
 }
 
 export interface BuildLayeredImageOptions extends BuildImageOptions {
@@ -124,13 +118,7 @@ export async function buildLayeredImage(plan: LayeredPlan, opts: BuildLayeredIma
     ...(opts.cacheDir !== undefined ? { cacheDir: opts.cacheDir } : {}),
     ...(opts.noCache ? { noCache: true } : {}),
   });
-  events.emit(
-    r.ok
-      ? { type: "build-end", ok: true, durationMs: r.durationMs, outputDir: r.outputDir }
-      : { type: "build-end", ok: false, durationMs: r.durationMs, error: r.error?.message ?? "failed" },
-  );
-  if (!r.ok) throw r.error ?? new BuildError("BUILD_FAILED", `build ${r.buildId} failed`);
-  return r;
+  return finished(events, r);
 }
 
 export interface PackOvaOptions {
@@ -162,4 +150,15 @@ function busFor(onEvent: EventCallback | undefined): EventBus {
   const bus = new EventBus();
   if (onEvent) bus.subscribe(onEvent);
   return bus;
+}
+
+/** Reports a build's end on its bus, then returns its result or throws its typed error. */
+function finished<T extends { ok: boolean; durationMs: number; outputDir: string; buildId: string; error?: Error | undefined }>(events: EventBus, r: T): T {
+  events.emit(
+    r.ok
+      ? { type: "build-end", ok: true, durationMs: r.durationMs, outputDir: r.outputDir }
+      : { type: "build-end", ok: false, durationMs: r.durationMs, error: r.error?.message ?? "failed" },
+  );
+  if (!r.ok) throw r.error ?? new BuildError("BUILD_FAILED", `build ${r.buildId} failed`);
+  return r;
 }
