@@ -306,6 +306,21 @@ describe("virtualbox on the VBoxManage double: cloud image → OVA", () => {
     expect(qemuProcesses(buildId)).toEqual([]);
   });
 
+  // Fast tier: issue 19's VMDK writer read by the double's import (VirtualBox's OVF reader rules), no
+  // boot; the full-tier test below boots what it imported.
+  it("VirtualBox 6.1 imports the OVA vmkiln's QEMU driver writes: the imported disk holds the same bytes as the source", async () => {
+    const dir = join(work, "import61-fast");
+    const v61 = { VBOXMANAGE_DOUBLE_VERSION: V61, VBOXMANAGE_DOUBLE_STATE: join(dir, "double", "state.json") };
+    const ova = await qemuDriverOva({ disk: image, dir: join(dir, "qemu"), name: "debian-12-node" });
+    const imported = vbox(["import", ova, "--vsys", "0", "--vmname", "imported-fast", "--basefolder", join(dir, "vms")], v61);
+    expect(imported.trim().split("\n").pop()).toBe("Successfully imported the appliance.");
+    const info = parseVmInfo(vbox(["showvminfo", "imported-fast", "--machinereadable"], v61));
+    const disk = info.attachments["SCSI-0-0"]!;
+    expect(execFileSync("qemu-img", ["compare", image, disk], { encoding: "utf8" })).toMatch(/Images are identical/);
+    vbox(["unregistervm", "imported-fast", "--delete"], v61);
+    expect(existsSync(disk)).toBe(false);
+  });
+
   itFull("VirtualBox 6.1 imports the OVA vmkiln's QEMU driver writes; it boots, and there the guest reaches the host's loopback at 10.0.2.2", async () => {
     const dir = join(work, "import61");
     const v61 = { VBOXMANAGE_DOUBLE_VERSION: V61, VBOXMANAGE_DOUBLE_STATE: join(dir, "double", "state.json") };
