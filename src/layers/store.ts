@@ -17,6 +17,7 @@ import { throwIfAborted } from "../errors.js";
 import { cacheDirs, storedIdentity, type StoredIdentity } from "../source/cache.js";
 import { fsyncDir, writeFileAtomic } from "../util/atomic.js";
 import type { KeptResult } from "../pipeline/driver.js";
+import { pidAlive } from "../pipeline/journal.js";
 
 export interface StageDirs {
   root: string;
@@ -219,15 +220,6 @@ export async function removeStaleTmp(dirs: StageDirs): Promise<string[]> {
     removed.push(n);
   }
   return removed;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 export interface PruneOptions {

@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll } from "vitest";
+import { pidAlive } from "../../src/pipeline/journal.js";
 
 // The TMPDIR vitest was started with (a worker process may run several files: the previous file's
 // lane is gone by now).
@@ -17,7 +18,7 @@ const shared = (process.env.VMKILN_IT_SHARED_TMP ??= tmpdir());
 // lanes of workers that are gone.
 for (const name of readdirSync(shared)) {
   const pid = /^vmkiln-lane-(\d+)-/.exec(name)?.[1];
-  if (pid && Number(pid) !== process.pid && !alive(Number(pid))) rmSync(join(shared, name), { recursive: true, force: true });
+  if (pid && Number(pid) !== process.pid && !pidAlive(Number(pid))) rmSync(join(shared, name), { recursive: true, force: true });
 }
 const lane = mkdtempSync(join(shared, `vmkiln-lane-${process.pid}-`));
 mkdirSync(join(lane, "state"));
@@ -32,12 +33,3 @@ afterAll(removeLane);
 // A file whose tests are all skipped (the full tier's, under npm test) runs no afterAll: the lane
 // goes when the worker exits.
 process.once("exit", removeLane);
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-}

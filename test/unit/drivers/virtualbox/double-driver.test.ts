@@ -13,28 +13,13 @@ import { EventBus } from "../../../../src/log/events.js";
 import { Journal } from "../../../../src/pipeline/journal.js";
 import type { VmSpec } from "../../../../src/pipeline/driver.js";
 import type { BuildSpec, HttpSpec, VirtualBoxSpec } from "../../../../src/template/spec.js";
+import { testVboxSpec } from "./spec.js";
 
 const DOUBLE = fileURLToPath(new URL("../../../doubles/VBoxManage", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "vmkiln-vbox-unit-"));
 process.env.VMKILN_STATE_DIR = join(work, "state");
 
-const spec = (over: Partial<VirtualBoxSpec> = {}): VirtualBoxSpec => ({
-  cpus: 1,
-  memory: 256,
-  diskSize: undefined,
-  firmware: "bios",
-  diskFormat: "vdi",
-  headless: true,
-  guestOsType: "Debian_64",
-  graphicsController: "vmsvga",
-  diskController: "sata",
-  nicType: "82540EM",
-  ovfVersion: "1.0",
-  vboxmanage: [],
-  binary: DOUBLE,
-  sshHostPort: undefined,
-  ...over,
-});
+const spec = (over: Partial<VirtualBoxSpec> = {}) => testVboxSpec(DOUBLE, over);
 
 function vbox(...args: string[]): string {
   return execFileSync(DOUBLE, args, { encoding: "utf8" });

@@ -15,7 +15,7 @@ import { parseVmInfo } from "../../../../drivers/virtualbox/machinereadable.js";
 import { EventBus } from "../../../../src/log/events.js";
 import { Journal } from "../../../../src/pipeline/journal.js";
 import type { VmSpec } from "../../../../src/pipeline/driver.js";
-import type { VirtualBoxSpec } from "../../../../src/template/spec.js";
+import { testVboxSpec } from "./spec.js";
 
 const DOUBLE = fileURLToPath(new URL("../../../doubles/VBoxManage", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "vmkiln-vbox-stage-"));
@@ -32,22 +32,7 @@ function recordingBinary(): { bin: string; calls: () => string[][] } {
   return { bin, calls: () => readFileSync(log, "utf8").split("\n").filter(Boolean).map((l) => l.split("\x1f").slice(0, -1)) };
 }
 
-const spec = (binary: string): VirtualBoxSpec => ({
-  cpus: 1,
-  memory: 256,
-  diskSize: undefined,
-  firmware: "bios",
-  diskFormat: "vdi",
-  headless: true,
-  guestOsType: "Debian_64",
-  graphicsController: "vmsvga",
-  diskController: "sata",
-  nicType: "82540EM",
-  ovfVersion: "1.0",
-  vboxmanage: [],
-  binary,
-  sshHostPort: undefined,
-});
+const spec = (binary: string) => testVboxSpec(binary);
 
 const sha = (f: string) => createHash("sha256").update(readFileSync(f)).digest("hex");
 const signal = new AbortController().signal;
