@@ -112,6 +112,8 @@ export interface BuildContext {
   timings: StepTiming[];
   /** Extra durations (convert, pack) for the manifest. */
   durations: Record<string, number>;
+  /** The distribution's default user as read on the host (generalize step); undefined: not read. */
+  defaultUser?: string;
   /** What each generalize operation did (shutdown step), for the log and manifest.json. */
   generalized?: OperationReport[];
   /** The build's machine-id, host keys, user and key fingerprint (manifest.json build_identity). */

@@ -8,8 +8,10 @@
 // `instance` link): that is the FAIL the second boot reported. The cleaning itself runs in the
 // power-off command (steps/shutdown.ts) so that it is the last write.
 import { BuildError } from "../errors.js";
+import type { BuildContext } from "../pipeline/context.js";
 import type { Step } from "../pipeline/step.js";
 import { parseResultJson } from "../provision/cloud-init.js";
+import { cloudConfigDumpScript, defaultUserFromDump } from "../provision/default-user.js";
 import { CLOUD_INIT_IDLE, cloudInitSettleScript, planOperations } from "../provision/generalize.js";
 import { shq } from "../ssh/session.js";
 import { recordBuildIdentity } from "./build-identity.js";
@@ -25,27 +27,53 @@ export const generalizeStep: Step = {
     const plan = planOperations(ctx.spec.generalize);
     const runs = plan.filter((p) => p.state === "run").map((p) => p.name);
     ctx.events.info(runs.length ? `operations: ${runs.join(", ")} (run as root in the power-off command)` : "every operation is switched off", "generalize");
-    if (!ctx.spec.generalize.cloudInit) return;
-    const out: string[] = [];
-    const r = await ctx.ssh!.exec(`sh -c ${shq(cloudInitSettleScript())}`, {
-      signal,
-      timeoutMs: SETTLE_TIMEOUT_MS,
-      onLine: (s, line) => {
-        if (s === "stdout") out.push(line);
-      },
-    });
-    if (r.exitCode === CLOUD_INIT_IDLE) {
-      ctx.events.info("cloud-init is not installed or did not run in this boot: nothing to wait for", "generalize");
-      return;
-    }
-    if (r.exitCode !== 0) {
-      throw new BuildError("CLOUD_INIT_FAILED", `generalize: waiting for cloud-init to finish this boot ended with ${r.exitCode ?? r.signal ?? "a dropped connection"}`);
-    }
-    const result = parseResultJson(out.join("\n"));
-    const errors = result ? [...result.errors, ...result.recoverable] : [];
-    // The build's own wait_cloud_init provisioner fails on errors; here the boot is only being
-    // finished before the clean, so its errors are reported and the clean goes on.
-    if (errors.length) ctx.events.warn(`cloud-init finished this boot with errors (the clean removes its state anyway): ${errors.slice(-3).join(" | ")}`, "generalize");
-    else ctx.events.info("cloud-init finished this boot; no stage is running", "generalize");
+    if (ctx.spec.generalize.cloudInit) await settleCloudInit(ctx, signal);
+    if (runs.includes("default_user")) await readDefaultUser(ctx, signal);
   },
 };
+
+/**
+ * Reads cloud-init's configuration files and finds the default user on the host (after
+ * provisioning, which may have changed them); when it cannot tell, the cleaning asks the guest.
+ */
+async function readDefaultUser(ctx: BuildContext, signal: AbortSignal): Promise<void> {
+  const out: string[] = [];
+  const r = await ctx.ssh!.exec(`sh -c ${shq(cloudConfigDumpScript())}`, {
+    signal,
+    timeoutMs: 60_000,
+    onLine: (s, line) => {
+      if (s === "stdout") out.push(line);
+    },
+  });
+  const name = r.exitCode === 0 ? defaultUserFromDump(out.join("\n")) : undefined;
+  if (name === undefined) {
+    ctx.events.info("the default user is left to cloud-init's own reader in the guest (its configuration needs more than this reader models)", "generalize");
+    return;
+  }
+  ctx.defaultUser = name;
+  ctx.events.info(name ? `cloud-init's default user is ${name}` : "cloud-init's configuration names no default user", "generalize");
+}
+
+async function settleCloudInit(ctx: BuildContext, signal: AbortSignal): Promise<void> {
+  const out: string[] = [];
+  const r = await ctx.ssh!.exec(`sh -c ${shq(cloudInitSettleScript())}`, {
+    signal,
+    timeoutMs: SETTLE_TIMEOUT_MS,
+    onLine: (s, line) => {
+      if (s === "stdout") out.push(line);
+    },
+  });
+  if (r.exitCode === CLOUD_INIT_IDLE) {
+    ctx.events.info("cloud-init is not installed or did not run in this boot: nothing to wait for", "generalize");
+    return;
+  }
+  if (r.exitCode !== 0) {
+    throw new BuildError("CLOUD_INIT_FAILED", `generalize: waiting for cloud-init to finish this boot ended with ${r.exitCode ?? r.signal ?? "a dropped connection"}`);
+  }
+  const result = parseResultJson(out.join("\n"));
+  const errors = result ? [...result.errors, ...result.recoverable] : [];
+  // The build's own wait_cloud_init provisioner fails on errors; here the boot is only being
+  // finished before the clean, so its errors are reported and the clean goes on.
+  if (errors.length) ctx.events.warn(`cloud-init finished this boot with errors (the clean removes its state anyway): ${errors.slice(-3).join(" | ")}`, "generalize");
+  else ctx.events.info("cloud-init finished this boot; no stage is running", "generalize");
+}

@@ -29,12 +29,14 @@ export function finalCommand(opts: {
   username: string;
   generalize: GeneralizeSpec;
   buildPublicKey?: string | undefined;
+  defaultUser?: string | undefined;
   shutdown: Pick<ShutdownSpec, "mode" | "command">;
 }): string {
   const parts: string[] = [];
   const clean = cleaningScript(opts.generalize, {
     username: opts.username,
     ...(opts.buildPublicKey !== undefined ? { buildPublicKey: opts.buildPublicKey } : {}),
+    defaultUser: opts.defaultUser,
   });
   // Exits CLEANING_FAILED before the power-off when an operation failed: nothing half-cleaned is exported.
   if (clean) parts.push(clean);
@@ -53,7 +55,8 @@ export function describeReport(r: OperationReport): string {
   const shown = r.changes.slice(0, 6).join("; ");
   const more = r.changes.length > 6 ? ` (and ${r.changes.length - 6} more)` : "";
   const what = r.changes.length ? `: ${shown}${more}` : r.status === "done" ? ": nothing to do" : "";
-  return `${r.operation} ${r.status}${what}`;
+  const took = r.ms === undefined ? "" : ` in ${(r.ms / 1000).toFixed(1)} s`;
+  return `${r.operation} ${r.status}${took}${what}`;
 }
 
 export const shutdownStep: Step = {
@@ -65,9 +68,11 @@ export const shutdownStep: Step = {
       username: spec.ssh.username,
       generalize: spec.generalize,
       buildPublicKey: ctx.sshKey?.publicKey,
+      defaultUser: ctx.defaultUser,
       shutdown: spec.shutdown,
     });
     const lines: string[] = [];
+    const t0 = performance.now();
     const r = await ctx.ssh!.exec(cmd, { signal, timeoutMs: 300_000, onLine: (stream, line) => {
       if (collector.line(stream, line)) return;
       lines.push(line);
@@ -91,7 +96,11 @@ export const shutdownStep: Step = {
     if (r.exitCode !== 0 && !r.disconnected) {
       ctx.events.warn(`shutdown command exited with ${r.exitCode}: ${lines.slice(-2).join(" | ")}; asking the VM to power off`, "shutdown");
     }
+    const t1 = performance.now();
     await ctx.ssh!.close();
     await ctx.driver.shutdown(ctx.vm!, { timeoutMs: spec.shutdown.timeoutMs, guestInitiated: r.exitCode === 0 || r.disconnected }, signal);
+    // Where the step's seconds go (issue 19): the guest's own work, then the power-off itself.
+    const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+    ctx.events.info(`power-off command ran ${secs(t1 - t0)} in the guest; the VM was off ${secs(performance.now() - t1)} later`, "shutdown");
   },
 };

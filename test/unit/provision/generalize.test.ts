@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   CLOUD_INIT_IDLE,
+  CLOUD_INIT_RUNNING_FN,
   cleaningScript,
   cloudInitSettleScript,
   HOSTS_FILTER_AWK,
@@ -287,6 +288,20 @@ describe("cleaningScript against a built guest", () => {
     expect(Date.now() - t0).toBeGreaterThanOrEqual(1000);
   });
 
+  it("a default user the host read is removed without asking cloud-init's reader in the guest", async () => {
+    const t = await tools();
+    const r = await run(cleaningScript({ ...ALL }, { username: "builder", root, tools: t, defaultUser: "debian" }));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.reports.get("default_user")!.changes[0]).toMatch(/^removed user debian \(uid 1001\)/);
+    expect(await readFile(calls, "utf8")).not.toContain("python3");
+    // "" from the host: the configuration names none, and debian stays.
+    await layOutBuiltGuest();
+    const none = await run(cleaningScript({ ...ALL, buildUser: false }, { username: "builder", root, tools: t, defaultUser: "" }));
+    expect(none.reports.get("default_user")!.changes).toEqual(["cloud-init's configuration names no default user"]);
+    expect(await read("etc/passwd")).toContain("\ndebian:x:1001:");
+    expect(await readFile(calls, "utf8")).not.toContain("python3");
+  });
+
   it("a removed user's home is removed only when the user owns it", async () => {
     await put("etc/passwd", "root:x:0:0:root:/root:/bin/bash\nbuilder:x:1000:1000::/srv:/bin/bash\n");
     await put("srv/data", "keep");
@@ -310,8 +325,10 @@ describe("cleaningScript against a built guest", () => {
 
 describe("ReportCollector", () => {
   it("folds begin/changes/ok, attributes stderr, and says what was never reached", () => {
-    const c = new ReportCollector(planOperations({ ...ALL, dhcp: false }));
+    let t = 1000;
+    const c = new ReportCollector(planOperations({ ...ALL, dhcp: false }), () => t);
     expect(c.line("stdout", `${REPORT_MARK} build_user begin`)).toBe(true);
+    t = 3250.4;
     c.line("stdout", `${REPORT_MARK} build_user - removed /home/builder`);
     expect(c.line("stdout", "sed: oops")).toBe(true); // printed by the operation: part of its report
     expect(c.line("stderr", "sudo: unable to resolve host")).toBe(false);
@@ -319,10 +336,47 @@ describe("ReportCollector", () => {
     expect(c.line("stdout", "outside any operation")).toBe(false);
     c.line("stdout", `${REPORT_MARK} tmp begin`);
     const reps = new Map(c.list().map((r) => [r.operation, r] as const));
-    expect(reps.get("build_user")).toEqual({ operation: "build_user", status: "done", changes: ["removed /home/builder", "output: sed: oops"] });
+    expect(reps.get("build_user")).toEqual({ operation: "build_user", status: "done", changes: ["removed /home/builder", "output: sed: oops"], ms: 2250 });
+    expect(reps.get("tmp")!.ms).toBeUndefined(); // began, never ended
     expect(reps.get("tmp")!.status).toBe("failed");
     expect(reps.get("dhcp")).toEqual({ operation: "dhcp", status: "off", changes: [] });
     expect(reps.get("logs")).toMatchObject({ status: "skipped", changes: ["not reached: the cleaning stopped before it"] });
+  });
+});
+
+describe("ci_running", () => {
+  /** Runs ci_running against the scratch root; noGrepZ: a grep that refuses -z, as BusyBox's may. */
+  async function running(opts: { noGrepZ?: boolean } = {}) {
+    let path = process.env.PATH ?? "";
+    if (opts.noGrepZ) {
+      await writeFile(join(stubs, "grep"), '#!/bin/sh\nfor a in "$@"; do case "$a" in -*z*) echo "grep: invalid option -- z" >&2; exit 2;; esac; done\nexec /bin/grep "$@"\n');
+      await chmod(join(stubs, "grep"), 0o755);
+      path = `${stubs}:${path}`;
+    }
+    return new Promise<string>((resolve, reject) => {
+      execFile("sh", ["-c", `R='${root}'\n${CLOUD_INIT_RUNNING_FN}\nif ci_running; then echo yes; else echo no; fi`], { env: { ...process.env, PATH: path }, encoding: "utf8" }, (err, stdout) =>
+        err ? reject(err) : resolve(stdout.trim()));
+    });
+  }
+
+  it.each([false, true])("finds cloud-init as argv[0] or as the interpreter's script, nothing else (grep without -z: %s)", async (noGrepZ) => {
+    expect(await running({ noGrepZ })).toBe("no"); // no /proc at all
+    await put("proc/10/cmdline", "sh\0-c\0cloud-init clean --logs\0"); // a script naming it
+    await put("proc/11/cmdline", "sudo\0-n\0/usr/bin/cloud-init\0status\0"); // argv[2]
+    await put("proc/12/cmdline", "/usr/bin/cloud-init-wrapper\0"); // another program
+    await put("proc/13/cmdline", "bash\0-c\0echo\ncloud-init\0"); // a line of argv[2] ends with it
+    await put("proc/14/cmdline", ""); // a kernel thread
+    expect(await running({ noGrepZ })).toBe("no");
+    await put("proc/20/cmdline", "/usr/bin/python3\0/usr/bin/cloud-init\0modules\0--mode=final\0");
+    expect(await running({ noGrepZ })).toBe("yes");
+    await rm(join(root, "proc/20"), { recursive: true });
+    await put("proc/21/cmdline", "cloud-init\0init\0");
+    expect(await running({ noGrepZ })).toBe("yes");
+  });
+
+  it("one matching process is found too (grep names the file only with -H)", async () => {
+    await put("proc/5/cmdline", "/usr/bin/python3\0/usr/bin/cloud-init\0init\0");
+    expect(await running()).toBe("yes");
   });
 });
 

@@ -70,8 +70,9 @@ describe("shutdown step", () => {
     await shutdownStep.run(ctx, signal);
     expect(commands[0]).toMatch(/^sudo -n sh -c /);
     expect(outputs()).toEqual(["fstrim noise"]);
-    expect(logs()).toContain("info: generalize build_user done: removed user builder");
-    expect(logs()).toContain("info: generalize trim done: /: 1 GiB trimmed");
+    expect(logs()).toContain("info: generalize build_user done in 0.0 s: removed user builder");
+    expect(logs()).toContain("info: generalize trim done in 0.0 s: /: 1 GiB trimmed");
+    expect(logs().some((l) => /^info: power-off command ran \d+\.\d s in the guest; the VM was off \d+\.\d s later$/.test(l))).toBe(true);
     expect(logs()).toContain("info: generalize cloud_init off");
     expect(logs()).toContain("info: generalize network skipped: cloud_init is off, so the first boot would not write it again");
     expect(shutdowns).toEqual([{ timeoutMs: 300_000, guestInitiated: true }]);
@@ -104,7 +105,7 @@ describe("shutdown step", () => {
     expect(err).toBeInstanceOf(BuildError);
     expect((err as BuildError).code).toBe("GENERALIZE_FAILED");
     expect((err as Error).message).toBe("generalize: cloud_init failed (output: clean: permission denied)");
-    expect(logs()).toContain("warn: generalize cloud_init failed: output: clean: permission denied");
+    expect(logs()).toContain("warn: generalize cloud_init failed in 0.0 s: output: clean: permission denied");
     expect(shutdowns).toEqual([]); // the runner's undo destroys the VM (or --on-error=abort keeps it)
   });
 
@@ -130,9 +131,35 @@ describe("generalize step", () => {
     const { ssh, commands } = scripted([{ lines: ['{"v1": {"datasource": "NoCloud", "errors": []}}'], exitCode: 0 }]);
     const { ctx, logs } = context({}, ssh);
     await generalizeStep.run(ctx, signal);
-    expect(commands).toHaveLength(1);
+    expect(commands).toHaveLength(2); // the wait, then the default user's configuration
     expect(commands[0]).toContain("result.json");
     expect(logs()).toContain("info: cloud-init finished this boot; no stage is running");
+  });
+
+  it("reads the default user on the host and hands it to the cleaning; an unreadable answer leaves it to the guest", async () => {
+    const dump = ["vmkiln-files", "/etc/cloud/cloud.cfg", "vmkiln-lines", "/etc/cloud/cloud.cfg:system_info:", "/etc/cloud/cloud.cfg:  default_user: {name: debian}"];
+    const { ssh, commands } = scripted([{ lines: ['{"v1": {"errors": []}}'], exitCode: 0 }, { lines: dump, exitCode: 0 }, { lines: [], exitCode: 0 }]);
+    const { ctx, logs } = context({}, ssh);
+    await generalizeStep.run(ctx, signal);
+    expect(commands[1]).toContain("cloud.cfg.d");
+    expect(ctx.defaultUser).toBe("debian");
+    expect(logs()).toContain("info: cloud-init's default user is debian");
+    await shutdownStep.run(ctx, signal);
+    expect(commands[2]).toContain("DEFAULT_USER_KNOWN=1");
+    expect(commands[2]).toMatch(/\nDEFAULT_USER=[^\n]*debian/);
+
+    const odd = scripted([{ lines: ['{"v1": {"errors": []}}'], exitCode: 0 }, { lines: [...dump, "/etc/cloud/cloud.cfg:merge_how: dict(replace)"], exitCode: 0 }, { lines: [], exitCode: 0 }]);
+    const c2 = context({}, odd.ssh);
+    await generalizeStep.run(c2.ctx, signal);
+    expect(c2.ctx.defaultUser).toBeUndefined();
+    expect(c2.logs().some((l) => l.startsWith("info: the default user is left to cloud-init's own reader in the guest"))).toBe(true);
+    await shutdownStep.run(c2.ctx, signal);
+    expect(odd.commands[2]).toContain("DEFAULT_USER_KNOWN=0");
+
+    // keep_default_user: nothing to read.
+    const kept = scripted([{ lines: ['{"v1": {"errors": []}}'], exitCode: 0 }]);
+    await generalizeStep.run(context({ generalize: { keep_default_user: true } }, kept.ssh).ctx, signal);
+    expect(kept.commands).toHaveLength(1);
   });
 
   it("reports the boot's cloud-init errors as a warning and goes on", async () => {
@@ -153,6 +180,6 @@ describe("generalize step", () => {
   it("does not wait when cloud_init is off", async () => {
     const { ssh, commands } = scripted([]);
     await generalizeStep.run(context({ generalize: { cloud_init: false } }, ssh).ctx, signal);
-    expect(commands).toEqual([]);
+    expect(commands.filter((c) => c.includes("result.json"))).toEqual([]);
   });
 });
