@@ -167,6 +167,9 @@ describe("provisioning: ansible, reboot, retries, download (one build)", () => {
       expect(by.get("dhcp")!.join("\n")).toMatch(/removed \/var\/lib\/dhcp\/dhclient\.eth0\.leases/);
       expect(by.get("machine_id")!.join("\n")).toMatch(/removed \/var\/log\/journal\/[0-9a-f]{32}/);
       for (const op of OPERATIONS) expect(messages().some((l) => l.startsWith(`generalize ${op} done`)), op).toBe(true);
+      // The host read the default user (cloud.cfg + the build's drop-in) as the guest's cloud-init does.
+      expect(outputOf(res, /after reboot/)).toContain("default user per cloud-init: debian");
+      expect(messages()).toContain("cloud-init's default user is debian");
     });
   });
 
