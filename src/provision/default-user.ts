@@ -19,18 +19,28 @@ const FILES = "vmkiln-files";
 const LINES = "vmkiln-lines";
 const NO_CFG = "vmkiln-no-cloud-cfg";
 const UNREADABLE = "vmkiln-unreadable";
+const GREP_EXIT = "vmkiln-grep-exit";
 
-/** Prints the list of files, marks an unreadable one, then every line prefixed by its file (grep -H). */
+/**
+ * Prints the regular files cloud-init would read (marking an unreadable one), then every line of
+ * them prefixed by its file (grep -H), then grep's exit status: a grep that failed (one without -a
+ * or -H, a file it could not read) must not pass for files with nothing in them.
+ */
 export function cloudConfigDumpScript(root = ""): string {
   return `R=${shq(root)}
 f="$R/etc/cloud/cloud.cfg"
 [ -e "$f" ] || { echo ${NO_CFG}; exit 0; }
 echo ${FILES}
-printf '%s\\n' "$f" "$R"/etc/cloud/cloud.cfg.d/*.cfg
-for g in "$f" "$R"/etc/cloud/cloud.cfg.d/*.cfg; do [ ! -f "$g" ] || [ -r "$g" ] || echo "${UNREADABLE} $g"; done
+set --
+for g in "$f" "$R"/etc/cloud/cloud.cfg.d/*.cfg; do
+  [ -f "$g" ] || continue
+  printf '%s\\n' "$g"
+  [ -r "$g" ] || echo "${UNREADABLE} $g"
+  set -- "$@" "$g"
+done
 echo ${LINES}
-grep -a -H -s '' "$f" "$R"/etc/cloud/cloud.cfg.d/*.cfg
-exit 0
+grep -a -H '' "$@"
+echo "${GREP_EXIT} $?"
 `;
 }
 
@@ -60,11 +70,15 @@ export function defaultUserFromDump(output: string, root = ""): string | undefin
     const name = p.slice(dir.length);
     // A name the line prefixes could not tell apart: ask cloud-init.
     if (!p.startsWith(dir) || !name.endsWith(".cfg") || name.includes("/") || name.includes(":")) return undefined;
-    if (name !== "*.cfg") dropIns.push(p);
+    dropIns.push(p);
   }
+  const rest = lines.slice(linesAt + 1);
+  while (rest.length && rest.at(-1) === "") rest.pop(); // the output's last newline
+  // grep: 0 lines found, 1 none (every file empty); anything else, or no status: it failed.
+  const status = rest.pop();
+  if (status !== `${GREP_EXIT} 0` && status !== `${GREP_EXIT} 1`) return undefined;
   const content = new Map<string, string[]>([[base, []], ...dropIns.map((p) => [p, []] as [string, string[]])]);
-  for (const l of lines.slice(linesAt + 1)) {
-    if (l === "") continue; // the output's last newline
+  for (const l of rest) {
     const colon = l.startsWith(dir) ? l.indexOf(":", dir.length) : l.startsWith(base + ":") ? base.length : -1;
     const body = colon < 0 ? undefined : content.get(l.slice(0, colon));
     if (!body) return undefined;

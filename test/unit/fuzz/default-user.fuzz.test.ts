@@ -20,7 +20,7 @@ const dropIn = fc.record({ name: fc.oneof(fc.constantFrom("50.cfg", "99-z.cfg", 
 function render(base: string[], drops: { name: string; lines: string[] }[]): string {
   const files = [BASE, ...drops.map((d) => `${BASE}.d/${d.name}`)];
   const lines = [...base.map((l) => `${BASE}:${l}`), ...drops.flatMap((d) => d.lines.map((l) => `${BASE}.d/${d.name}:${l}`))];
-  return ["vmkiln-files", ...files, "vmkiln-lines", ...lines, ""].join("\n");
+  return ["vmkiln-files", ...files, "vmkiln-lines", ...lines, "vmkiln-grep-exit 0", ""].join("\n");
 }
 
 describe("defaultUserFromDump (fuzz)", () => {

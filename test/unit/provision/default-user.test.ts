@@ -129,13 +129,27 @@ describe("the default user read on the host", () => {
       expect(out).toContain(`vmkiln-unreadable ${root}/etc/cloud/cloud.cfg.d/50.cfg`);
       expect(defaultUserFromDump(out, root)).toBeUndefined();
     }
-    expect(defaultUserFromDump(`vmkiln-files\n${root}/etc/cloud/cloud.cfg\nvmkiln-unreadable ${root}/etc/cloud/cloud.cfg.d/50.cfg\nvmkiln-lines\n`, root)).toBeUndefined();
+    expect(defaultUserFromDump(`vmkiln-files\n${root}/etc/cloud/cloud.cfg\nvmkiln-unreadable ${root}/etc/cloud/cloud.cfg.d/50.cfg\nvmkiln-lines\nvmkiln-grep-exit 0\n`, root)).toBeUndefined();
   });
 
   it("output that is not the dump's: cannot tell", () => {
     for (const out of ["", "garbage", "vmkiln-files\n", "vmkiln-files\n/etc/cloud/cloud.cfg\n", "vmkiln-files\n/etc/other\nvmkiln-lines\n", "vmkiln-files\n/etc/cloud/cloud.cfg\nvmkiln-lines\n/etc/passwd:root:x\n"]) {
       expect(defaultUserFromDump(out)).toBeUndefined();
     }
-    expect(defaultUserFromDump("vmkiln-files\n/etc/cloud/cloud.cfg\nvmkiln-lines\n/etc/cloud/cloud.cfg:system_info: {default_user: {name: debian}}\n")).toBe("debian");
+    const ok = "vmkiln-files\n/etc/cloud/cloud.cfg\nvmkiln-lines\n/etc/cloud/cloud.cfg:system_info: {default_user: {name: debian}}\n";
+    expect(defaultUserFromDump(`${ok}vmkiln-grep-exit 0\n`)).toBe("debian");
+    for (const status of ["", "vmkiln-grep-exit 2\n", "vmkiln-grep-exit\n", "vmkiln-grep-exit 0 \n"]) expect(defaultUserFromDump(ok + status), status).toBeUndefined();
+  });
+
+  it("a grep that fails (no -a, as some BusyBox builds) cannot pass for empty files", async () => {
+    await put("etc/cloud/cloud.cfg", DEBIAN_CFG);
+    const bin = join(root, "bin");
+    await put("bin/grep", '#!/bin/sh\nfor a in "$@"; do [ "$a" = -a ] && { echo "grep: unrecognized option: a" >&2; exit 2; }; done\nexec /bin/grep "$@"\n');
+    await chmod(join(bin, "grep"), 0o755);
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile("sh", ["-c", cloudConfigDumpScript(root)], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    expect(out).toContain("vmkiln-grep-exit 2");
+    expect(defaultUserFromDump(out, root)).toBeUndefined();
   });
 });

@@ -137,7 +137,7 @@ describe("generalize step", () => {
   });
 
   it("reads the default user on the host and hands it to the cleaning; an unreadable answer leaves it to the guest", async () => {
-    const dump = ["vmkiln-files", "/etc/cloud/cloud.cfg", "vmkiln-lines", "/etc/cloud/cloud.cfg:system_info:", "/etc/cloud/cloud.cfg:  default_user: {name: debian}"];
+    const dump = ["vmkiln-files", "/etc/cloud/cloud.cfg", "vmkiln-lines", "/etc/cloud/cloud.cfg:system_info:", "/etc/cloud/cloud.cfg:  default_user: {name: debian}", "vmkiln-grep-exit 0"];
     const { ssh, commands } = scripted([{ lines: ['{"v1": {"errors": []}}'], exitCode: 0 }, { lines: dump, exitCode: 0 }, { lines: [], exitCode: 0 }]);
     const { ctx, logs } = context({}, ssh);
     await generalizeStep.run(ctx, signal);
@@ -148,7 +148,7 @@ describe("generalize step", () => {
     expect(commands[2]).toContain("DEFAULT_USER_KNOWN=1");
     expect(commands[2]).toMatch(/\nDEFAULT_USER=[^\n]*debian/);
 
-    const odd = scripted([{ lines: ['{"v1": {"errors": []}}'], exitCode: 0 }, { lines: [...dump, "/etc/cloud/cloud.cfg:merge_how: dict(replace)"], exitCode: 0 }, { lines: [], exitCode: 0 }]);
+    const odd = scripted([{ lines: ['{"v1": {"errors": []}}'], exitCode: 0 }, { lines: [...dump.slice(0, -1), "/etc/cloud/cloud.cfg:merge_how: dict(replace)", "vmkiln-grep-exit 0"], exitCode: 0 }, { lines: [], exitCode: 0 }]);
     const c2 = context({}, odd.ssh);
     await generalizeStep.run(c2.ctx, signal);
     expect(c2.ctx.defaultUser).toBeUndefined();
