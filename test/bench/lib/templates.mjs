@@ -26,7 +26,11 @@ export const GUEST = { cpus: 2, memoryMiB: 1024, diskSize: "4G", diskSizeMiB: 40
 export function vmkilnTemplate(o) {
   const generalize = o.defaults
     ? true
-    : { cloud_init: false, machine_id: false, ssh_host_keys: false, build_user: false, logs: false, trim: true };
+    : {
+        // Every operation off but trim (the later ones default to on, keep_default_user to off).
+        cloud_init: false, keep_default_user: true, build_user: false, passwd_backups: false, network: false, hostname: false, dhcp: false,
+        machine_id: false, random_seed: false, ssh_host_keys: false, tmp: false, shell_history: false, package_cache: false, logs: false, trim: true,
+      };
   return {
     name: o.name,
     source: { cloud_image: { path: o.image, checksum: "none", format: "qcow2" } },
