@@ -360,25 +360,31 @@ remove_user() {
   # else is in it, its name in other groups' member lists, its sudoers lines (and the drop-in when
   # nothing else is left in it), home, mail and crontab. Never restores /etc/passwd- backups,
   # which would drop users that packages created during the build.
+  # Few program starts (each ~50 ms under TCG): one sed for the four files, one awk for both group files.
   u=$1
-  ent=$(grep "^$u:" "$R/etc/passwd" || true)
+  ent=$(grep -m 1 "^$u:" "$R/etc/passwd" || true)
   if [ -z "$ent" ]; then say "no user $u"; return 0; fi
-  uid=$(echo "$ent" | cut -d: -f3); home=$(echo "$ent" | cut -d: -f6)
-  for f in "$R/etc/passwd" "$R/etc/shadow" "$R/etc/subuid" "$R/etc/subgid"; do [ -f "$f" ] && sed -i "/^$u:/d" "$f"; done
-  for f in "$R/etc/group" "$R/etc/gshadow"; do
-    [ -f "$f" ] || continue
-    awk -F: -v OFS=: -v u="$u" -v gs="$([ "$f" = "$R/etc/gshadow" ] && echo 1)" '
+  # name:password:uid:gid:gecos:home:shell, split by the shell itself.
+  ru_ifs=$IFS; IFS=:; set -f; set -- $ent; set +f; IFS=$ru_ifs
+  uid=$3; home=$6
+  set --
+  for f in "$R/etc/passwd" "$R/etc/shadow" "$R/etc/subuid" "$R/etc/subgid"; do [ -f "$f" ] && set -- "$@" "$f"; done
+  sed -i "/^$u:/d" "$@"
+  set --
+  for f in "$R/etc/group" "$R/etc/gshadow"; do [ -f "$f" ] && set -- "$@" "$f" && : > "$f.vmkiln"; done
+  if [ "$#" -gt 0 ]; then
+    awk -F: -v OFS=: -v u="$u" -v gsf="$R/etc/gshadow" '
       function strip(list,   n, a, i, out) { n = split(list, a, ","); out = ""; for (i = 1; i <= n; i++) if (a[i] != u && a[i] != "") out = out (out == "" ? "" : ",") a[i]; return out }
-      { if ($1 == u && strip($4) == "") next; $4 = strip($4); if (gs) $3 = strip($3); print }' "$f" > "$f.vmkiln"
-    cat "$f.vmkiln" > "$f"; rm -f "$f.vmkiln"
-  done
+      FNR == 1 { out = FILENAME ".vmkiln"; gs = (FILENAME == gsf) }
+      { if ($1 == u && strip($4) == "") next; $4 = strip($4); if (gs) $3 = strip($3); print > (out) }' "$@"
+    for f in "$@"; do cat "$f.vmkiln" > "$f"; done
+    rm -f "$R/etc/group.vmkiln" "$R/etc/gshadow.vmkiln"
+  fi
   say "removed user $u (uid $uid) from passwd, shadow, group, gshadow, subuid, subgid"
-  for f in "$R"/etc/sudoers.d/*; do
+  grep -l "^$u[[:space:]]" "$R"/etc/sudoers.d/* 2>/dev/null | while IFS= read -r f; do
     [ -f "$f" ] || continue
-    if grep -q "^$u[[:space:]]" "$f"; then
-      sed -i "/^$u[[:space:]]/d; /^# User rules for $u\\$/d" "$f"; say "removed $u's lines from \${f#"$R"}"
-      if ! grep -q '^[^#[:space:]]' "$f"; then rm -f "$f"; say "removed \${f#"$R"} (nothing else left in it)"; fi
-    fi
+    sed -i "/^$u[[:space:]]/d; /^# User rules for $u\\$/d" "$f"; say "removed $u's lines from \${f#"$R"}"
+    if ! grep -q '^[^#[:space:]]' "$f"; then rm -f "$f"; say "removed \${f#"$R"} (nothing else left in it)"; fi
   done
   # Only a home the user owns: never a shared directory such as / or /var/lib/something.
   if [ -n "$home" ] && [ "$home" != / ] && [ -d "$R$home" ] && [ "$(stat -c %u "$R$home")" = "$uid" ]; then rmf "$R$home"; fi
