@@ -28,6 +28,7 @@ import { eventsToText } from "../../src/bootcommand/text.js";
 import { REPO, runCli, startCli, stopCli, type CliResult, type CliRun } from "../helpers/cli.js";
 import { startVcsim, type Vcsim } from "../helpers/vcsim.js";
 import { describeFull } from "../helpers/tier.js";
+import { generateEd25519 } from "../../src/ssh/keys.js";
 
 const EXAMPLE = join(REPO, "fixtures/examples/vsphere-iso-clone-ova.yaml");
 const signal = new AbortController().signal;
@@ -50,7 +51,7 @@ interface Exec {
 
 /** The guest's sshd, played: any key is accepted, every command recorded (with its stdin) and exits 0. */
 async function startStandInSshd(): Promise<{ port: number; execs: Exec[]; close(): Promise<void> }> {
-  const hostKey = ssh2.utils.generateKeyPairSync("ed25519");
+  const hostKey = generateEd25519();
   const execs: Exec[] = [];
   const server = new ssh2.Server({ hostKeys: [hostKey.private] }, (client) => {
     client.on("authentication", (ctx) => (ctx.method === "publickey" ? ctx.accept() : ctx.reject(["publickey"])));

@@ -5,11 +5,12 @@ import ssh2 from "ssh2";
 import { afterEach, describe, expect, it } from "vitest";
 import { EventBus } from "../../../src/log/events.js";
 import { HostKeyMismatchError } from "../../../src/ssh/session.js";
+import { generateEd25519 } from "../../../src/ssh/keys.js";
 import { readBanner, waitForSsh } from "../../../src/ssh/wait.js";
 
-const clientKey = ssh2.utils.generateKeyPairSync("ed25519");
-const hostKeyA = ssh2.utils.generateKeyPairSync("ed25519");
-const hostKeyB = ssh2.utils.generateKeyPairSync("ed25519");
+const clientKey = generateEd25519();
+const hostKeyA = generateEd25519();
+const hostKeyB = generateEd25519();
 
 interface FakeSshd {
   port: number;
