@@ -94,6 +94,8 @@ export async function waitForSsh(o: WaitSshOptions): Promise<WaitSshResult> {
           if (err instanceof HostKeyMismatchError) throw err;
           if (local.signal.aborted) continue;
           lastError = (err as Error).message;
+          // The client's own key is unusable (ssh2 parses it before connecting): no retry helps.
+          if (/^Cannot parse privateKey/.test(lastError)) throw new BuildError("SSH_KEY_UNUSABLE", `the SSH client cannot use the build's private key: ${lastError}`);
           authFailures++;
           // sshd restarts once cloud-init has written its config and keys; fall back to the banner.
           if (/ECONNREFUSED|ECONNRESET|handshake|banner|timed out/i.test(lastError)) stage = "banner";

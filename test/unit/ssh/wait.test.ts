@@ -55,6 +55,18 @@ afterEach(async () => {
 });
 
 describe("waitForSsh", () => {
+  it("a private key the client cannot parse fails at once (it would never log in), not after the timeout", async () => {
+    const sshd = await startSshd(hostKeyA.private, 0);
+    closers.push(() => sshd.close());
+    // ssh2 1.17's generator made this one with a 31-byte public key (mscdex/ssh2#1390).
+    const stripped = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMgAAAAtz\nc2gtZWQyNTUxOQAAAB8PKytp012mZOqIFvE9ljAD/MtRGy1EnqBigzDEj+sCAAAA\nkJD9ktGQ/ZLRAAAAC3NzaC1lZDI1NTE5AAAAHw8rK2nTXaZk6ogW8T2WMAP8y1Eb\nLUSeoGKDMMSP6wIAAAA/X9tx3H8VrI2mj1NQ+Zrj8C86YkbF6alLfaDBUlaGCfkP\nKytp012mZOqIFvE9ljAD/MtRGy1EnqBigzDEj+sCAAAAC2JhZC1leGFtcGxlAQID\nBA==\n-----END OPENSSH PRIVATE KEY-----\n";
+    const t0 = Date.now();
+    const err = await waitForSsh({ target: { host: "127.0.0.1", port: sshd.port, username: "u", privateKey: stripped }, timeoutMs: 60_000, events: new EventBus(), signal: new AbortController().signal }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe("SSH_KEY_UNUSABLE");
+    expect((err as Error).message).toMatch(/^the SSH client cannot use the build's private key: Cannot parse privateKey/);
+    expect(Date.now() - t0).toBeLessThan(30_000);
+  });
+
   it("waits through refused logins, then pins the host key", async () => {
     const sshd = await startSshd(hostKeyA.private, 2);
     closers.push(() => sshd.close());
