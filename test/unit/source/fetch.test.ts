@@ -146,7 +146,7 @@ describe("resolveSource over HTTP", () => {
 
   it("resumes an interrupted download with Range + If-Range", async () => {
     const cut = 200_000;
-    server.routes.set("/img/disk.img", { body: BODY, etag: '"v1"', cutAfter: cut });
+    server.routes.set("/img/disk.img", { body: BODY, etag: '"v1"', cutAfter: cut, cutWhenPartIn: join(cacheDir, "sources", "partial") });
     const url = server.url("/img/disk.img");
     const first = await resolveSource(spec(url, sha256()), opts()).catch((e) => e);
     expect(first).toBeInstanceOf(BuildError);
@@ -163,7 +163,7 @@ describe("resolveSource over HTTP", () => {
   });
 
   it("retries within one call, resuming where the connection was cut", async () => {
-    server.routes.set("/img/disk.img", { body: BODY, lastModified: "Mon, 01 Jan 2024 00:00:00 GMT", cutAfter: 100_000, cutTimes: 2 });
+    server.routes.set("/img/disk.img", { body: BODY, lastModified: "Mon, 01 Jan 2024 00:00:00 GMT", cutAfter: 100_000, cutTimes: 2, cutWhenPartIn: join(cacheDir, "sources", "partial") });
     const r = await resolveSource(spec(server.url("/img/disk.img"), sha256()), opts({ download: { retries: 3, retryDelayMs: 10 } }));
     expect(r.sha256).toBe(SHA256);
     expect(server.seen.map((s) => s.range)).toEqual([undefined, "bytes=100000-", "bytes=200000-"]);

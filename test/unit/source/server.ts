@@ -2,7 +2,9 @@
 // a connection cut after N bytes, stalls, redirects, and a log of every request it saw.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { readdir, stat } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 
 export interface Route {
   body?: Buffer;
@@ -13,12 +15,26 @@ export interface Route {
   /** Cut the connection after this many body bytes, on the next `cutTimes` requests (default 1). */
   cutAfter?: number;
   cutTimes?: number;
+  /** With cutAfter: cut only once a `.part` file in this directory holds every byte sent (else after 30 ms). */
+  cutWhenPartIn?: string;
   /** Send this many bytes, then hold the connection open without sending more. */
   stallAfter?: number;
   /** Delay between 16 KiB chunks, to keep a download in flight for a while. */
   chunkDelayMs?: number;
   redirectTo?: string;
   status?: number;
+}
+
+/** Resolves when a `.part` file in `dir` has at least `bytes` bytes (polled; at most 10 s), or after 30 ms without `dir`. */
+async function waitForPart(dir: string | undefined, bytes: number): Promise<void> {
+  if (!dir) return new Promise((ok) => setTimeout(ok, 30));
+  for (let i = 0; i < 1000; i++) {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const n of names.filter((x) => x.endsWith(".part"))) {
+      if (((await stat(join(dir, n)).catch(() => undefined))?.size ?? 0) >= bytes) return;
+    }
+    await new Promise((ok) => setTimeout(ok, 10));
+  }
 }
 
 export interface SeenRequest {
@@ -98,8 +114,10 @@ export async function startServer(): Promise<TestServer> {
       if (res.destroyed) return;
       if (pos >= limit) {
         if (cut) {
-          // Let the bytes reach the client before the socket goes away.
-          setTimeout(() => res.socket?.destroy(), 30);
+          // The socket goes away once the client has the bytes: with `cutWhenPartIn`, when its part
+          // file holds them (a fixed 30 ms was too short on a loaded machine: the client had not
+          // consumed them yet, lost them with the connection, and resumed before the cut).
+          void waitForPart(route.cutWhenPartIn, limit).then(() => res.socket?.destroy());
         } else if (!stall) {
           res.end();
         }
