@@ -16,6 +16,9 @@ import { CLOUD_INIT_IDLE, cloudInitSettleScript, planOperations } from "../provi
 import { shq } from "../ssh/session.js";
 import { recordBuildIdentity } from "./build-identity.js";
 
+/** What the host reads of cloud-init's configuration files at most (the dump, one line per line). */
+export const MAX_CLOUD_CONFIG_BYTES = 4 * 1024 * 1024;
+
 /** Generous: a boot whose final stage installs packages (runcmd, packages:) can take long under TCG. */
 export const SETTLE_TIMEOUT_MS = 30 * 60_000;
 
@@ -38,14 +41,18 @@ export const generalizeStep: Step = {
  */
 async function readDefaultUser(ctx: BuildContext, signal: AbortSignal): Promise<void> {
   const out: string[] = [];
+  let bytes = 0;
   const r = await ctx.ssh!.exec(`sh -c ${shq(cloudConfigDumpScript())}`, {
     signal,
     timeoutMs: 60_000,
     onLine: (s, line) => {
-      if (s === "stdout") out.push(line);
+      if (s !== "stdout") return;
+      // Configuration files are a few KiB; past the cap the guest's own reader decides.
+      bytes += line.length + 1;
+      if (bytes <= MAX_CLOUD_CONFIG_BYTES) out.push(line);
     },
   });
-  const name = r.exitCode === 0 ? defaultUserFromDump(out.join("\n")) : undefined;
+  const name = r.exitCode === 0 && bytes <= MAX_CLOUD_CONFIG_BYTES ? defaultUserFromDump(out.join("\n")) : undefined;
   if (name === undefined) {
     ctx.events.info("the default user is left to cloud-init's own reader in the guest (its configuration needs more than this reader models)", "generalize");
     return;

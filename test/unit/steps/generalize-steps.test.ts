@@ -156,6 +156,12 @@ describe("generalize step", () => {
     await shutdownStep.run(c2.ctx, signal);
     expect(odd.commands[2]).toContain("DEFAULT_USER_KNOWN=0");
 
+    // A dump over the cap: not read (memory stays bounded), the guest decides.
+    const huge = scripted([{ lines: ['{"v1": {"errors": []}}'], exitCode: 0 }, { lines: [...dump.slice(0, -1), ...Array.from({ length: 5000 }, () => `/etc/cloud/cloud.cfg:# ${"x".repeat(1000)}`), "vmkiln-grep-exit 0"], exitCode: 0 }]);
+    const c3 = context({}, huge.ssh);
+    await generalizeStep.run(c3.ctx, signal);
+    expect(c3.ctx.defaultUser).toBeUndefined();
+
     // keep_default_user: nothing to read.
     const kept = scripted([{ lines: ['{"v1": {"errors": []}}'], exitCode: 0 }]);
     await generalizeStep.run(context({ generalize: { keep_default_user: true } }, kept.ssh).ctx, signal);
