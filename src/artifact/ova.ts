@@ -8,13 +8,13 @@
 // vmkiln computed it itself (when the VMDK was produced, see vmdk.ts for why it must exist
 // beforehand) the file's identity (inode, size, mtime, ctime) is compared before and after packing;
 // a digest from elsewhere (pack-ova trusting a source manifest) is checked by hashing the disk again
-// on the fly. A mismatch means the file changed since: the partial OVA is deleted. stream.pipeline gives backpressure,
-// so memory stays flat (~1 MiB chunks) whatever the disk size.
+// on the fly. A mismatch means the file changed since: the partial OVA is deleted. Each chunk is
+// written before the next is read or produced, so memory stays flat (~1 MiB chunks) whatever the
+// disk size.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, rm, stat } from "node:fs/promises";
+import { lstat, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename } from "node:path";
-import { pipeline } from "node:stream/promises";
 import { BuildError, asAbortError, throwIfAborted } from "../errors.js";
 import { progressReporter, type EventBus } from "../log/events.js";
 import { READ_CHUNK, fileIdentity, sameIdentity, sha256Hex, type FileIdentity } from "./digest.js";
@@ -32,6 +32,8 @@ export interface OvaDisk {
    * The disk's bytes produced while packing (vmkiln's VMDK writer, vmdk/export.ts): no file exists.
    * `size` and `sha256` were computed by an earlier pass over the same bytes, so the member is
    * hashed again as it is packed and its length counted: any difference deletes the partial OVA.
+   * A chunk's bytes are written to the OVA before the next chunk is asked for, so the producer may
+   * reuse a chunk's buffer from then on (vmdk/stream.ts ChunkPool).
    */
   stream?: (signal: AbortSignal) => AsyncIterable<Buffer>;
   /** Lowercase hex SHA-256 of the file, known before packing (goes into the .mf). */
@@ -181,7 +183,17 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
     // symlink is never written through) and only published once complete.
     const ova = await createTempBeside(out);
     temps.push(ova.path);
-    await pipeline(archive(), ova.fh.createWriteStream(), { signal });
+    // Written here rather than through a write stream: each buffer is on disk (in the page cache)
+    // before the next is asked for, which is what lets a disk's producer reuse its chunk buffers.
+    try {
+      let at = 0;
+      for await (const buf of archive()) {
+        throwIfAborted(signal);
+        at += await writeAll(ova.fh, buf, at);
+      }
+    } finally {
+      await ova.fh.close();
+    }
     const sha256 = ovaHash.digest("hex");
     const sum = await createTempBeside(sumFile);
     temps.push(sum.path);
@@ -205,6 +217,17 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
   } finally {
     progress.end();
   }
+}
+
+/** Writes all of `buf` at `position` (a regular file takes it in one write; a short write is continued). */
+async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<number> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+    if (bytesWritten === 0) throw new BuildError("OVA_WRITE", "writing the OVA made no progress");
+    done += bytesWritten;
+  }
+  return done;
 }
 
 async function checkIdentity(d: OvaDisk, hashed: FileIdentity): Promise<void> {

@@ -33,7 +33,7 @@ import { progressReporter, type EventBus } from "../../log/events.js";
 import { fileIdentity, type FileIdentity } from "../digest.js";
 import { ClusterSpill } from "../qcow2/cluster-spill.js";
 import { isUnsupported, type Unsupported } from "../qcow2/read.js";
-import { CopyLedger, VmdkSource, pullFrom, type VmdkStats } from "./stream.js";
+import { ChunkPool, CopyLedger, VmdkSource, pullFrom, type VmdkStats } from "./stream.js";
 
 export interface VmdkExportOptions {
   /** The build disk (qcow2, usually an overlay on the cached cloud image). */
@@ -166,7 +166,9 @@ export async function measureStreamOptimizedVmdk(o: VmdkMeasureOptions): Promise
       stream: (signal) => {
         if (streamed) throw new Error("internal: the VMDK stream was already taken");
         streamed = true;
-        return pullFrom((emit, s) => source.produce(emit, { descriptor: descriptorOf(o), ledger, signal: s, reuse: file }), signal);
+        // The consumer (writeOva) has written a chunk when it asks for the next: back to the pool.
+        const chunks = new ChunkPool();
+        return pullFrom((emit, s) => source.produce(emit, { descriptor: descriptorOf(o), ledger, signal: s, reuse: file, chunks }), signal, 4, (c) => chunks.give(c));
       },
       close: release,
     };

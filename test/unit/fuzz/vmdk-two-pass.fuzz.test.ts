@@ -93,7 +93,7 @@ describe("fuzz: the VMDK writer's two passes (spill file) against its one pass",
               });
               const chunks: Buffer[] = [];
               try {
-                for await (const c of m.stream(ac.signal)) chunks.push(c);
+                for await (const c of m.stream(ac.signal)) chunks.push(Buffer.from(c)); // a chunk is reused once the next is asked for
               } catch (err) {
                 expect(err).toBeInstanceOf(AbortError);
                 expect(ac.signal.aborted).toBe(true);

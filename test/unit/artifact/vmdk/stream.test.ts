@@ -116,8 +116,17 @@ async function writeAndCheck(src: string, dir: string): Promise<VmdkWritten> {
       expect(readdirSync(spillDir)).toHaveLength(1);
       deflate.mockClear();
       const chunks: Buffer[] = [];
-      for await (const c of m.stream(signal)) chunks.push(c);
+      const buffers = new Set<ArrayBufferLike>();
+      // A chunk's buffer is reused once the next chunk is asked for: keep a copy.
+      for await (const c of m.stream(signal)) {
+        chunks.push(Buffer.from(c));
+        buffers.add(c.buffer);
+      }
       expect(deflate, "pass 2 deflates").not.toHaveBeenCalled();
+      // Pass 2 reuses its chunk buffers (a new 1 MiB buffer per chunk put ~45 MB of late-collected
+      // garbage on the OVA export's peak RSS): at most the pool's 8 plus one.
+      expect(buffers.size).toBeLessThanOrEqual(Math.min(chunks.length, 9));
+      expect(chunks.length).toBeGreaterThanOrEqual(Math.floor(r.size / MiB));
       expect(Buffer.concat(chunks).equals(bytes), "pass 2's bytes are the one-pass file's").toBe(true);
     } finally {
       await m.close();
@@ -190,6 +199,16 @@ describe("streamOptimized VMDK writer", () => {
     qemuIo(top, [`write -P 0x83 ${69 * MiB} 1M`, "write -z 8M 64k"]);
     const r = await writeAndCheck(top, dir);
     expect(r.stats.clusters.copied).toBe(15); // the 1M written compressed into mid, less the zeroed grain
+  });
+
+  // Regression (issue 19, peak RSS): pass 2 allocated a new 1 MiB buffer per chunk; the garbage
+  // lives outside the V8 heap and is collected late, ~45 MB of the OVA export's peak RSS.
+  it("pass 2 of a 20 MiB VMDK reuses a handful of chunk buffers", async () => {
+    const dir = dirFor("chunks");
+    const top = overlay(makeRawBase(dir, "base.raw", 16 * MiB), "raw", join(dir, "top.qcow2"), 32 * MiB);
+    qemuIo(top, [`write -s ${randomFile(dir, "rnd", 20 * MiB)} 4M 20M`]);
+    const r = await writeAndCheck(top, dir);
+    expect(r.size).toBeGreaterThan(20 * MiB);
   });
 
   it("what it cannot write is reported, not guessed: a file name the descriptor cannot quote", async () => {
