@@ -1,28 +1,11 @@
-import { constants } from "node:fs";
-import { open } from "node:fs/promises";
 import ssh2 from "ssh2";
 import { UserError } from "../errors.js";
 import type { Step } from "../pipeline/step.js";
 import { generateBuildKey } from "../ssh/keys.js";
+import { readSmallFile } from "../util/small-file.js";
 
 /** Far above any private key (an RSA 16384 key is ~12 KiB); what is bigger is not one. */
 const MAX_KEY_BYTES = 64 * 1024;
-
-/** A regular file of at most MAX_KEY_BYTES, checked and read through one descriptor (a FIFO or /dev/zero is refused, not read forever). */
-async function readSmallFile(path: string, field: string): Promise<string> {
-  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch((err: NodeJS.ErrnoException) => {
-    throw new UserError("KEY_NOT_FOUND", `${field}: cannot read ${path} (${err.code ?? err.message})`);
-  });
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new UserError("KEY_INVALID", `${field}: ${path} is not a regular file`);
-    if (st.size > MAX_KEY_BYTES) throw new UserError("KEY_INVALID", `${field}: ${path} is ${st.size} bytes, too big for a private key (at most ${MAX_KEY_BYTES})`);
-    return await fh.readFile("utf8");
-  } finally {
-    await fh.close();
-  }
-}
 
 export const sshKeyStep: Step = {
   name: "ssh key",
@@ -30,14 +13,14 @@ export const sshKeyStep: Step = {
     const ssh = ctx.spec.ssh;
     ctx.events.addSecret(ssh.password);
     if (ssh.privateKeyFile) {
-      const key = await readSmallFile(ssh.privateKeyFile, "ssh.private_key_file");
+      const key = await readSmallFile(ssh.privateKeyFile, "ssh.private_key_file", "KEY_NOT_FOUND", MAX_KEY_BYTES);
       ctx.events.addSecret(key);
       // A key the SSH client cannot use would make the build wait out ssh.timeout for a login that
       // never succeeds: say so now (an encrypted key included: vmkiln has no passphrase to give).
       const parsed = ssh2.utils.parseKey(key);
       const why = parsed instanceof Error ? parsed.message : Array.isArray(parsed) || !parsed.isPrivateKey() ? "no private key in it" : undefined;
       if (why) throw new UserError("KEY_INVALID", `ssh.private_key_file: ${ssh.privateKeyFile} is not a private key vmkiln can use: ${why}`);
-      const pub = await readSmallFile(ssh.privateKeyFile + ".pub", "ssh.private_key_file (.pub)").catch(() => "");
+      const pub = await readSmallFile(ssh.privateKeyFile + ".pub", "ssh.private_key_file (.pub)", "KEY_NOT_FOUND", MAX_KEY_BYTES).catch(() => "");
       ctx.sshKey = { privateKey: key, publicKey: pub.trim(), privateKeyPath: ssh.privateKeyFile };
       return;
     }
