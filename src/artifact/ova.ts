@@ -13,7 +13,7 @@
 // disk size.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { lstat, rm, stat, type FileHandle } from "node:fs/promises";
+import { lstat, rm, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { BuildError, asAbortError, throwIfAborted } from "../errors.js";
 import { progressReporter, type EventBus } from "../log/events.js";
@@ -22,6 +22,7 @@ import { formatManifest } from "./manifest-mf.js";
 import { certName, certificateFileText, type OvaSigner } from "./ova-sign.js";
 import { END_OF_ARCHIVE, checkMemberName, encodeGnuHeader, paddingFor } from "./tar-header.js";
 import { DestinationExistsError, createTempBeside, publishFile } from "../util/atomic.js";
+import { writeAllAt } from "../util/write-all.js";
 
 export interface OvaDisk {
   /** Member name (bare basename, as in the OVF's File ovf:href). */
@@ -189,7 +190,8 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
       let at = 0;
       for await (const buf of archive()) {
         throwIfAborted(signal);
-        at += await writeAll(ova.fh, buf, at);
+        await writeAllAt(ova.fh, buf, at);
+        at += buf.length;
       }
     } finally {
       await ova.fh.close();
@@ -217,17 +219,6 @@ export async function writeOva(opts: WriteOvaOptions): Promise<WriteOvaResult> {
   } finally {
     progress.end();
   }
-}
-
-/** Writes all of `buf` at `position` (a regular file takes it in one write; a short write is continued). */
-async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<number> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
-    if (bytesWritten === 0) throw new BuildError("OVA_WRITE", "writing the OVA made no progress");
-    done += bytesWritten;
-  }
-  return done;
 }
 
 async function checkIdentity(d: OvaDisk, hashed: FileIdentity): Promise<void> {

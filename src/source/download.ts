@@ -10,6 +10,7 @@ import { EnvHttpProxyAgent, errors as undiciErrors, request, type Dispatcher } f
 import { asAbortError, BuildError, UserError, VmkilnError, messageOf } from "../errors.js";
 import { hashInto, MultiHash, type DigestAlgo, type Digests } from "./checksum.js";
 import { writeFileAtomic } from "./cache.js";
+import { writeAllAt } from "../util/write-all.js";
 
 export interface HttpOptions {
   signal: AbortSignal;
@@ -285,11 +286,7 @@ async function downloadOnce(opts: DownloadOptions): Promise<DownloadResult> {
   try {
     for await (const chunk of res.body as AsyncIterable<Buffer>) {
       hash.update(chunk);
-      let written = 0;
-      while (written < chunk.length) {
-        const { bytesWritten } = await fh.write(chunk, written, chunk.length - written, pos + written);
-        written += bytesWritten;
-      }
+      await writeAllAt(fh, chunk, pos);
       pos += chunk.length;
       report(pos, total);
     }

@@ -25,6 +25,7 @@ import type { ClusterOutput, ClusterReuse } from "./flatten.js";
 import { OUT_CLUSTER_SIZE } from "./writer.js";
 import { findKey, grownColumn, sortedByKey } from "./cluster-index.js";
 import { BufferPool } from "./zlib.js";
+import { writeAllAt } from "../../util/write-all.js";
 
 /** Bytes written (and read back) per I/O. */
 const IO_BYTES = 1024 * 1024;
@@ -189,12 +190,8 @@ export class ClusterSpill implements ClusterReuse {
   }
 
   private async writeAll(buf: Buffer, at: number): Promise<void> {
-    let done = 0;
     try {
-      while (done < buf.length) {
-        const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, at + done);
-        done += bytesWritten;
-      }
+      await writeAllAt(this.fh, buf, at);
     } catch (err) {
       // A full disk says which file (the build dir's file system), not just "ENOSPC ... write".
       throw new BuildError("SPILL_WRITE", `${this.path}: ${(err as Error).message}`, { cause: err });

@@ -21,6 +21,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { SECTOR, additionalSectorsFor, encodeCompressedEntry, encodeHeader, encodeL1Entry, encodeNormalEntry, maxAdditionalSectors } from "./format.js";
 import { RefcountCounter, encodeRefcountTable, planRefcounts } from "./refcount.js";
 import { BufferPool } from "./zlib.js";
+import { writeAllAt } from "../../util/write-all.js";
 
 export const OUT_CLUSTER_BITS = 16;
 export const OUT_CLUSTER_SIZE = 2 ** OUT_CLUSTER_BITS;
@@ -171,10 +172,10 @@ export class Qcow2Writer {
     if (blocks > L.refcountBlocksReserved) throw new Error(`internal: ${blocks} refcount blocks needed, ${L.refcountBlocksReserved} reserved`);
     this.refcounts.addClusters(L.refcountBlocksOffset, blocks);
     if (this.refcounts.length > clusters) throw new Error(`internal: refcounts reach cluster ${this.refcounts.length}, the file has ${clusters}`);
-    for (let b = 0; b < blocks; b++) await this.pwrite(this.refcounts.encodeBlock(b), L.refcountBlocksOffset + b * OUT_CLUSTER_SIZE);
+    for (let b = 0; b < blocks; b++) await writeAllAt(this.fh, this.refcounts.encodeBlock(b), L.refcountBlocksOffset + b * OUT_CLUSTER_SIZE);
     const table = encodeRefcountTable({ blocks, tableClusters: L.refcountTableClusters, totalClusters: clusters }, L.refcountBlocksOffset, OUT_CLUSTER_BITS);
-    await this.pwrite(table, L.refcountTableOffset);
-    if (L.l1Clusters > 0) await this.pwrite(this.l1, L.l1Offset);
+    await writeAllAt(this.fh, table, L.refcountTableOffset);
+    if (L.l1Clusters > 0) await writeAllAt(this.fh, this.l1, L.l1Offset);
     const header = Buffer.alloc(OUT_CLUSTER_SIZE);
     encodeHeader({
       clusterBits: OUT_CLUSTER_BITS,
@@ -185,7 +186,7 @@ export class Qcow2Writer {
       refcountTableOffset: L.refcountTableOffset,
       refcountTableClusters: L.refcountTableClusters,
     }).copy(header);
-    await this.pwrite(header, 0);
+    await writeAllAt(this.fh, header, 0);
     return fileSize;
   }
 
@@ -253,7 +254,7 @@ export class Qcow2Writer {
     const at = this.slots.get(this.l2Index)!;
     this.l1.writeBigUInt64BE(encodeL1Entry(at, OUT_CLUSTER_BITS), this.l2Index * 8);
     this.refcounts.add(at / OUT_CLUSTER_SIZE);
-    await this.pwrite(this.l2, at);
+    await writeAllAt(this.fh, this.l2, at);
     this.l2 = Buffer.alloc(OUT_CLUSTER_SIZE);
     this.l2Used = false;
   }
@@ -283,16 +284,8 @@ export class Qcow2Writer {
       }
       const { bytesWritten } = await this.fh.writev(run, at);
       // writev may write less than asked: finish the rest.
-      if (bytesWritten !== len) await this.pwrite(Buffer.concat(run).subarray(bytesWritten), at + bytesWritten);
+      if (bytesWritten !== len) await writeAllAt(this.fh, Buffer.concat(run).subarray(bytesWritten), at + bytesWritten);
       for (const b of run) this.pool.give(b);
-    }
-  }
-
-  private async pwrite(buf: Buffer, at: number): Promise<void> {
-    let done = 0;
-    while (done < buf.length) {
-      const { bytesWritten } = await this.fh.write(buf, done, buf.length - done, at + done);
-      done += bytesWritten;
     }
   }
 }
